@@ -1,0 +1,299 @@
+"""The ``leakhunter`` command line: parse, call the library, print.
+
+Settings come from the stage's config dataclass defaults, then ``--config FILE.toml``, then
+flags. Errors a user can fix (:class:`LeakhunterError`) print one line and exit 1; Ctrl-C
+and SIGTERM exit 130 and 143 after the library has removed its partial files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__, signals
+from .config import MULTICLASS_LABELS, BuildConfig, SynthConfig, from_dict, load_toml
+from .errors import LeakhunterError
+from .log import setup_logging
+
+log = logging.getLogger("leakhunter.cli")
+
+CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
+
+
+# --- building the parser --------------------------------------------------------------------
+
+def _default(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _option(parser: argparse.ArgumentParser, flags: Sequence[str], path: str, defaults: Any,
+            help: str, **kwargs: Any) -> None:
+    """A flag overriding config field ``path``; its help shows the dataclass default."""
+    kwargs.setdefault("type", type(_default(defaults, path)))
+    if kwargs.get("action") in ("store_true", "store_false"):
+        kwargs.pop("type")
+    elif "choices" not in kwargs:
+        kwargs.setdefault("metavar", flags[0].lstrip("-").upper().replace("-", "_"))
+    parser.add_argument(*flags, dest=CFG + path, default=argparse.SUPPRESS,
+                        help=f"{help} (default: {_show(_default(defaults, path))})", **kwargs)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "off") else float(text)
+
+
+def _log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-v/--debug/-q, accepted before and after the command name."""
+    kw = {} if default is None else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="count", **(kw or {"default": 0}),
+                        help="more log output (default: info; LEAKHUNTER_LOG_LEVEL sets it)")
+    parser.add_argument("--debug", action="store_true", **kw,
+                        help="debug log output (default: off)")
+    parser.add_argument("-q", "--quiet", action="store_true", **kw,
+                        help="warnings and errors only, no progress bars (default: off)")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="TOML file of settings for this command; flags override it "
+                             "(default: none)")
+    _log_flags(parser, argparse.SUPPRESS)
+
+
+def _add_synth(sub: Any) -> None:
+    p = sub.add_parser("synth", help="write synthetic labelled recordings (demos, tests)",
+                       description="Write synthetic hydrophone recordings, one folder per "
+                                   "label, named sensor~recording~timestamp~gain.wav.")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to create")
+    d = SynthConfig()
+    _option(p, ["--count"], "count", d, "recordings per label")
+    _option(p, ["--seed"], "seed", d, "random seed; the same seed writes identical files")
+    _option(p, ["--sample-rate"], "sample_rate", d, "sample rate in Hz")
+    _option(p, ["--duration"], "duration_s", d, "length of each recording in seconds")
+    _option(p, ["--labels"], "labels", d, "comma-separated label folders", type=_names)
+    p.add_argument("--multiclass", action="store_true",
+                   help=f"use the five labels {','.join(MULTICLASS_LABELS)} (default: off)")
+    _option(p, ["--difficulty"], "difficulty", d,
+            "0 = trivially separable, 1 = leak signature near the noise floor")
+    _option(p, ["--sensors"], "sensors_per_label", d, "sensors per label")
+    _option(p, ["--out-of-water"], "out_of_water", d,
+            "recordings per label written at gain 1 dB (sensor out of water)")
+    _option(p, ["--interference"], "interference", d,
+            "probability that a recording carries interference bursts")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the label folders of an existing OUT_DIR (default: refuse)")
+    _common(p)
+    p.set_defaults(func=_cmd_synth)
+
+
+def _add_build(sub: Any) -> None:
+    p = sub.add_parser(
+        "build", help="recordings -> TRAINING/VALIDATION/TESTING HDF5 datasets",
+        description="Build the three HDF5 split files from a folder of label folders, an "
+                    "already split folder (TRAINING/ VALIDATION/ TESTING/), or a CSV "
+                    "manifest (path,label[,split][,group]).")
+    p.add_argument("input", metavar="INPUT", help="folder of recordings or CSV manifest")
+    p.add_argument("--out", required=True, metavar="DATASET_DIR",
+                   help="folder to write the datasets into (required)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset already in DATASET_DIR (default: refuse)")
+    d = BuildConfig()
+    _option(p, ["--workers"], "workers", d, "worker processes; 0 = one per CPU core, "
+                                            "1 = no worker processes")
+    _option(p, ["--device"], "device", d, "where features are computed: cpu, cuda, cuda:N")
+    _option(p, ["--strict"], "strict", d, "fail when any recording has to be skipped",
+            action="store_true")
+    _option(p, ["--files-per-task"], "files_per_task", d, "recordings per worker task")
+    _option(p, ["--chunk-segments"], "chunk_segments", d, "HDF5 chunk length in segments")
+    g = p.add_argument_group("features")
+    _option(g, ["--sample-rate"], "feature.sample_rate", d, "feature sample rate in Hz; "
+                                                            "audio is resampled to it")
+    _option(g, ["--segment-seconds"], "feature.segment_s", d, "long segment length (s)")
+    _option(g, ["--segment-overlap"], "feature.segment_overlap", d,
+            "overlap of long segments (fraction)")
+    _option(g, ["--n-fft"], "feature.n_fft", d, "frame (short segment) length in samples")
+    _option(g, ["--frame-overlap"], "feature.frame_overlap", d, "overlap of frames (fraction)")
+    _option(g, ["--n-mels"], "feature.n_mels", d, "mel bands")
+    _option(g, ["--fmin"], "feature.fmin", d, "lowest mel frequency (Hz)")
+    _option(g, ["--fmax"], "feature.fmax", d, "highest mel frequency (Hz); none = Nyquist",
+            type=_optional_float)
+    _option(g, ["--top-db"], "feature.top_db", d,
+            "floor each segment's log-mel this many dB below its peak; none = off",
+            type=_optional_float)
+    g = p.add_argument_group("audio")
+    _option(g, ["--min-gain-db"], "audio.min_gain_db", d,
+            "exclude recordings whose name gives a gain at or below this (out of water)")
+    _option(g, ["--no-detrend"], "audio.detrend", d, "keep DC offset and linear trend",
+            action="store_false")
+    _option(g, ["--silence-rms"], "audio.silence_rms", d,
+            "RMS (full scale 1) at or below which a recording is silence")
+    g = p.add_argument_group("splitting (when the input does not fix the splits)")
+    _option(g, ["--split"], "split.fractions", d, "TRAINING,VALIDATION,TESTING fractions",
+            type=_floats)
+    _option(g, ["--split-seed"], "split.seed", d, "seed of the split")
+    _option(g, ["--group-by"], "split.group_by", d,
+            "keep each sensor's recordings in one split, or split per recording",
+            choices=["sensor", "recording"])
+    _common(p)
+    p.set_defaults(func=_cmd_build)
+
+
+def _add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="summarise a dataset folder and check its integrity",
+                       description="Splits, classes, segments, recordings, sensors, feature "
+                                   "config, and an integrity check of every split file.")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip reading every feature value (default: full check)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table "
+                                                       "(default: table)")
+    _common(p)
+    p.set_defaults(func=_cmd_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Recordings of water pipes in, leak decisions out.",
+        epilog="Run 'leakhunter COMMAND --help' for a command's flags.")
+    parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
+    _log_flags(parser, None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_synth, _add_build, _add_info):
+        add(sub)
+    return parser
+
+
+def _config(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """Dataclass ``cls`` from defaults, then ``--config`` TOML, then explicit flags."""
+    data: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        data.update(load_toml(args.config))
+    for dest, value in vars(args).items():
+        if dest.startswith(CFG):
+            node = data
+            *parents, leaf = dest[len(CFG):].split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return from_dict(cls, data)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import synthesize
+
+    base = {"labels": list(MULTICLASS_LABELS)} if args.multiclass else None
+    cfg = _config(SynthConfig, args, base)
+    summary = synthesize(args.out_dir, cfg, overwrite=args.overwrite)
+    print(f"wrote {summary.files} recordings ({summary.total_seconds / 60:.1f} min of audio) "
+          f"to {summary.out_dir}")
+    for label, n in summary.per_label.items():
+        print(f"  {label:<14} {n:>6} recordings, {len(summary.sensors[label])} sensors")
+    print(f"  {summary.out_of_water} out of water (gain 1 dB), "
+          f"{summary.with_interference} with interference bursts")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .dataset.build import build_dataset
+
+    cfg = _config(BuildConfig, args)
+    report = build_dataset(args.input, args.out, cfg, overwrite=args.overwrite)
+    _print_splits(report["splits"], report["labels"])
+    t = report["timings"]
+    print(f"{len(report['skipped'])} skipped, {len(report['excluded_out_of_water'])} out of "
+          f"water, {len(report['duplicates'])} duplicate sets; "
+          f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
+          f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
+    for item in report["skipped"][:10]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    if len(report["skipped"]) > 10:
+        print(f"  ... and {len(report['skipped']) - 10} more (see build_report.json)")
+    print(f"dataset written to {args.out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .dataset.info import inspect_dataset
+
+    info = inspect_dataset(args.dataset, check=not args.no_check)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"dataset {info['path']}")
+        print(f"labels: {', '.join(info['labels'])}; input shape "
+              f"{' x '.join(map(str, info['input_shape']))} (mels x frames)")
+        fc = info["feature_config"]
+        if fc:
+            print("features: " + ", ".join(f"{k}={v}" for k, v in fc.items()))
+        _print_splits(info["splits"], info["labels"])
+        if info["problems"]:
+            print(f"integrity: {len(info['problems'])} problem(s)")
+            for problem in info["problems"]:
+                print(f"  - {problem}")
+        else:
+            print("integrity: OK" if args.no_check is False else "integrity: not checked "
+                  "(--no-check)")
+    return 1 if info["problems"] else 0
+
+
+def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
+    head = f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}  per class (recordings)"
+    print(head)
+    for name, sp in splits.items():
+        sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
+        per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
+        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}  {per}")
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv``; returns the exit code (for tests and :func:`run`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(verbose=args.verbose, quiet=args.quiet, debug=args.debug)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except LeakhunterError as exc:
+        print(f"leakhunter: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        signals.clear()
+        code = exc.exit_code if isinstance(exc, signals.Interrupted) else 130
+        what = "terminated" if code == 128 + signal.SIGTERM else "interrupted"
+        print(f"leakhunter: {what}; partial output removed", file=sys.stderr)
+        return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    signals.install()
+    sys.exit(main())

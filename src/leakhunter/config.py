@@ -1,0 +1,229 @@
+"""Configuration: one frozen dataclass per stage, and the only place defaults live.
+
+Every artifact (dataset attributes, ``config.json``, later checkpoints and reports) carries
+the configuration that made it, serialised with :func:`to_dict` and read back with
+:func:`from_dict`. CLI flags and ``--config FILE.toml`` only ever override these defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+SPLITS = ("TRAINING", "VALIDATION", "TESTING")
+"""Split names, in order; also the folder names of an already-split input."""
+
+BINARY_LABELS = ("LEAK", "NOLEAK")
+MULTICLASS_LABELS = ("BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The log-mel front-end (two-stage temporal segmentation, Ma et al. 2025).
+
+    A recording at ``sample_rate`` Hz is cut into long segments of ``segment_s`` seconds
+    overlapping by ``segment_overlap``; each long segment is framed into ``n_fft``-point
+    Hann-windowed frames overlapping by ``frame_overlap`` (no centre padding), and each frame
+    becomes ``n_mels`` log-power mel bands (dB). One long segment is one model input of shape
+    ``[n_mels, frames_per_segment]``.
+    """
+
+    sample_rate: int = 8192
+    segment_s: float = 0.25
+    segment_overlap: float = 0.5
+    n_fft: int = 512
+    frame_overlap: float = 0.5
+    n_mels: int = 32
+    fmin: float = 0.0
+    fmax: float | None = None  # None: the Nyquist frequency
+    top_db: float | None = 80.0  # per-segment dynamic range floor, as librosa's power_to_db
+
+    def __post_init__(self) -> None:
+        _check(self.sample_rate > 0, "sample_rate must be positive")
+        _check(0.0 <= self.segment_overlap < 1.0, "segment_overlap must be in [0, 1)")
+        _check(0.0 <= self.frame_overlap < 1.0, "frame_overlap must be in [0, 1)")
+        _check(self.n_fft >= 8, "n_fft must be at least 8")
+        _check(self.n_mels >= 1, "n_mels must be at least 1")
+        _check(self.segment_samples >= self.n_fft,
+               f"a long segment ({self.segment_samples} samples) is shorter than one "
+               f"frame (n_fft={self.n_fft})")
+        _check(0.0 <= self.fmin < self.max_frequency <= self.sample_rate / 2,
+               "need 0 <= fmin < fmax <= sample_rate / 2")
+        _check(self.top_db is None or self.top_db > 0, "top_db must be positive or None")
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples in one long segment."""
+        return int(round(self.segment_s * self.sample_rate))
+
+    @property
+    def segment_hop(self) -> int:
+        """Samples between the starts of two long segments."""
+        return max(1, int(round(self.segment_samples * (1.0 - self.segment_overlap))))
+
+    @property
+    def frame_hop(self) -> int:
+        """Samples between the starts of two STFT frames."""
+        return max(1, int(round(self.n_fft * (1.0 - self.frame_overlap))))
+
+    @property
+    def frames_per_segment(self) -> int:
+        """STFT frames in one long segment: the model input's width."""
+        return 1 + (self.segment_samples - self.n_fft) // self.frame_hop
+
+    @property
+    def max_frequency(self) -> float:
+        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
+
+    def n_segments(self, n_samples: int) -> int:
+        """Long segments in a recording of ``n_samples`` samples (0 when too short)."""
+        if n_samples < self.segment_samples:
+            return 0
+        return 1 + (n_samples - self.segment_samples) // self.segment_hop
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How recordings are read and judged usable before features are computed."""
+
+    min_gain_db: float = 1.0  # recordings at or below this gain: sensor out of water
+    detrend: bool = True  # remove DC offset and linear trend
+    silence_rms: float = 1e-6  # RMS (full scale 1.0) at or below which a recording is silence
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How recordings are split when the input does not say."""
+
+    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)  # TRAINING, VALIDATION, TESTING
+    seed: int = 0
+    group_by: str = "sensor"  # "sensor": a sensor's recordings stay together; "recording"
+
+    def __post_init__(self) -> None:
+        _check(len(self.fractions) == 3 and all(f >= 0 for f in self.fractions),
+               "fractions must be three non-negative numbers")
+        _check(all(f > 0 for f in self.fractions),
+               "every split needs a positive fraction")
+        _check(math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6), "fractions must sum to 1")
+        _check(self.group_by in ("sensor", "recording"), "group_by must be sensor or recording")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything `leakhunter build` needs besides its input and output paths."""
+
+    feature: FeatureConfig = field(default_factory=FeatureConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    workers: int = 0  # 0: one per CPU core
+    files_per_task: int = 16  # recordings handed to a worker at once
+    device: str = "cpu"  # where features are computed: cpu, cuda, cuda:N
+    strict: bool = False  # any skipped recording fails the build
+    chunk_segments: int = 512  # HDF5 chunk length along the segment axis
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic recordings for demos and tests (`leakhunter synth`)."""
+
+    count: int = 100  # recordings per label
+    seed: int = 0
+    sample_rate: int = 4096
+    duration_s: float = 10.0
+    labels: tuple[str, ...] = BINARY_LABELS
+    difficulty: float = 0.5  # 0: trivially separable, 1: leak signature near the noise floor
+    sensors_per_label: int = 8
+    out_of_water: int = 2  # recordings per label written at gain 1 dB
+    interference: float = 0.35  # probability that a recording carries interference bursts
+
+    def __post_init__(self) -> None:
+        _check(self.count >= 1, "count must be at least 1")
+        _check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
+        _check(self.duration_s > 0, "duration must be positive")
+        _check(len(self.labels) >= 2, "need at least two labels")
+        _check(len(set(self.labels)) == len(self.labels), "labels must be distinct")
+        _check(0.0 <= self.difficulty <= 1.0, "difficulty must be in [0, 1]")
+        _check(self.sensors_per_label >= 1, "sensors_per_label must be at least 1")
+        _check(0 <= self.out_of_water <= self.count, "out_of_water must be in [0, count]")
+        _check(0.0 <= self.interference <= 1.0, "interference must be in [0, 1]")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+# --- serialisation -------------------------------------------------------------------------
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as plain JSON-able values (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild dataclass ``cls`` from :func:`to_dict` output, checking every key.
+
+    Missing keys take their defaults (so configs written by older versions still load);
+    unknown keys raise :class:`ConfigError` rather than being silently ignored.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{cls.__name__}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a value of the wrong kind reaching __post_init__
+        raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list")
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a ``--config`` TOML file; raises :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -1,0 +1,1 @@
+"""Datasets: finding recordings, splitting them, and the HDF5 split files."""

@@ -1,0 +1,231 @@
+"""The HDF5 split files: schema, an incremental writer, and a checked reader.
+
+Schema (version 1), one file per split (``TRAINING_DATASET.H5`` ...):
+
+=====================  ======================================  ==========================
+dataset                dtype, shape                            meaning
+=====================  ======================================  ==========================
+``mel``                float16 [segments, n_mels, frames]      log-mel of each long segment (dB)
+``label``              int16 [segments]                        class index (see ``labels``)
+``file_index``         int32 [segments]                        row in ``files/``
+``start_s``            float32 [segments]                      segment start in its recording (s)
+``files/path``         str [recordings]                        path as given to build
+``files/label``        int16 [recordings]                      class index
+``files/sensor_id``    str [recordings]                        from the name or manifest group
+``files/recording_id`` str, ``files/timestamp`` str            from the name ("" when unknown)
+``files/gain_db``      float32 [recordings]                    from the name (NaN when unknown)
+``files/duration_s``   float32 [recordings]                    original duration
+``files/sample_rate``  int32 [recordings]                      original sample rate (Hz)
+``files/first_segment`` int64, ``files/segment_count`` int32   the recording's rows in ``mel``
+``files/content_hash`` str [recordings]                        SHA-256 of the decoded audio
+=====================  ======================================  ==========================
+
+File attributes: ``schema_version``, ``split``, ``feature_config`` (JSON), ``labels`` (JSON
+list), ``build_config`` (JSON), ``created`` (ISO 8601 UTC), ``leakhunter_version``,
+``segments``, ``recordings``, and ``complete`` (set last, only when the file is finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..config import SPLITS, FeatureConfig, from_dict, to_dict
+from ..errors import DatasetError
+
+SCHEMA_VERSION = 1
+SPLIT_FILES = {split: f"{split}_DATASET.H5" for split in SPLITS}
+PARTIAL_SUFFIX = ".partial"
+
+_STR = h5py.string_dtype("utf-8")
+FILE_COLUMNS: dict[str, Any] = {
+    "path": _STR, "label": np.int16, "sensor_id": _STR, "recording_id": _STR,
+    "timestamp": _STR, "gain_db": np.float32, "duration_s": np.float32,
+    "sample_rate": np.int32, "first_segment": np.int64, "segment_count": np.int32,
+    "content_hash": _STR,
+}
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One recording's row in ``files/`` (``first_segment``/``segment_count`` are added by
+    the writer)."""
+
+    path: str
+    label: int
+    sensor_id: str
+    recording_id: str
+    timestamp: str
+    gain_db: float  # NaN when unknown
+    duration_s: float
+    sample_rate: int
+    content_hash: str
+
+
+class SplitWriter:
+    """Appends recordings to one split file, written under ``<name>.partial``.
+
+    :meth:`finish` marks the file complete and returns the temporary path; the caller renames
+    it (all splits together, once every split is finished). :meth:`abort` deletes it.
+    """
+
+    def __init__(self, path: str | Path, split: str, feature: FeatureConfig,
+                 labels: list[str], build_config: dict[str, Any], chunk_segments: int = 512,
+                 flush_rows: int = 1024):
+        self.final_path = Path(path)
+        self.temp_path = self.final_path.with_name(self.final_path.name + PARTIAL_SUFFIX)
+        shape = (feature.n_mels, feature.frames_per_segment)
+        self._h5 = h5py.File(self.temp_path, "w")
+        h5 = self._h5
+        h5.create_dataset("mel", shape=(0, *shape), maxshape=(None, *shape),
+                          dtype=np.float16, chunks=(chunk_segments, *shape),
+                          fletcher32=True)  # a checksum per chunk: corruption is detected
+        for name, dtype in (("label", np.int16), ("file_index", np.int32),
+                            ("start_s", np.float32)):
+            h5.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                              chunks=(max(chunk_segments, 1024),))
+        files = h5.create_group("files")
+        for name, dtype in FILE_COLUMNS.items():
+            files.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                 chunks=(flush_rows,))
+        h5.attrs.update({
+            "schema_version": SCHEMA_VERSION, "split": split,
+            "feature_config": json.dumps(to_dict(feature)), "labels": json.dumps(labels),
+            "build_config": json.dumps(build_config),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "leakhunter_version": __version__, "complete": False,
+        })
+        self.segments = 0
+        self.recordings = 0
+        self._flush_rows = flush_rows
+        self._rows: list[dict[str, Any]] = []
+
+    def append(self, record: FileRecord, mel: np.ndarray, start_s: np.ndarray) -> None:
+        """Add one recording: ``mel`` float16 ``[S, n_mels, frames]``, ``start_s`` ``[S]``."""
+        n = mel.shape[0]
+        h5 = self._h5
+        lo, hi = self.segments, self.segments + n
+        for name in ("mel", "label", "file_index", "start_s"):
+            h5[name].resize(hi, axis=0)
+        h5["mel"][lo:hi] = mel
+        h5["label"][lo:hi] = record.label
+        h5["file_index"][lo:hi] = self.recordings
+        h5["start_s"][lo:hi] = start_s
+        row = dict(record.__dict__, first_segment=lo, segment_count=n)
+        self._rows.append(row)
+        self.segments, self.recordings = hi, self.recordings + 1
+        if len(self._rows) >= self._flush_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        files = self._h5["files"]
+        lo = files["path"].shape[0]
+        hi = lo + len(self._rows)
+        for name in FILE_COLUMNS:
+            files[name].resize(hi, axis=0)
+            files[name][lo:hi] = [row[name] for row in self._rows]
+        self._rows.clear()
+
+    def finish(self) -> Path:
+        """Flush, mark complete, close; returns the temporary path to rename."""
+        self._flush()
+        self._h5.attrs.update({"segments": self.segments, "recordings": self.recordings})
+        self._h5.attrs["complete"] = True  # last write: a file without it is unfinished
+        self._h5.close()
+        return self.temp_path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file."""
+        try:
+            self._h5.close()
+        finally:
+            self.temp_path.unlink(missing_ok=True)
+
+
+@dataclass
+class SplitInfo:
+    """What :func:`read_split_info` learns of one split file."""
+
+    path: Path
+    split: str
+    schema_version: int
+    feature: FeatureConfig
+    labels: list[str]
+    segments: int
+    recordings: int
+    created: str
+    version: str
+    files: dict[str, np.ndarray]  # the files/ columns, strings decoded
+
+
+def open_split(path: str | Path) -> h5py.File:
+    """Open a split file read-only after checking it is a finished leakhunter dataset.
+
+    Raises :class:`DatasetError` naming the file when it is missing, not HDF5, corrupted,
+    unfinished, or of an unknown schema version.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: dataset file missing")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
+    try:
+        attrs = h5.attrs
+        if "schema_version" not in attrs:
+            raise DatasetError(f"{path}: not a leakhunter dataset (no schema_version)")
+        if int(attrs["schema_version"]) != SCHEMA_VERSION:
+            raise DatasetError(f"{path}: schema version {attrs['schema_version']} is not "
+                               f"supported (this leakhunter reads {SCHEMA_VERSION})")
+        if not bool(attrs.get("complete", False)):
+            raise DatasetError(f"{path}: unfinished dataset file (interrupted build?)")
+        missing = [n for n in ("mel", "label", "file_index", "start_s", "files") if n not in h5]
+        missing += [f"files/{n}" for n in FILE_COLUMNS if "files" in h5 and n not in h5["files"]]
+        if missing:
+            raise DatasetError(f"{path}: missing {', '.join(missing)}")
+    except DatasetError:
+        h5.close()
+        raise
+    except Exception as exc:  # h5py raises several types on damaged metadata
+        h5.close()
+        raise DatasetError(f"{path}: corrupted dataset file ({exc})") from None
+    return h5
+
+
+def read_split_info(path: str | Path) -> SplitInfo:
+    """Attributes and the ``files/`` table of a split file (not the features)."""
+    path = Path(path)
+    with open_split(path) as h5:
+        try:
+            attrs = h5.attrs
+            files = {}
+            for name in FILE_COLUMNS:
+                col = h5["files"][name]
+                files[name] = col.asstr()[()] if col.dtype.kind == "O" else col[()]
+            return SplitInfo(
+                path=path, split=str(attrs["split"]),
+                schema_version=int(attrs["schema_version"]),
+                feature=from_dict(FeatureConfig, json.loads(attrs["feature_config"])),
+                labels=list(json.loads(attrs["labels"])),
+                segments=int(h5["mel"].shape[0]), recordings=int(files["path"].shape[0]),
+                created=str(attrs["created"]), version=str(attrs["leakhunter_version"]),
+                files=files)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path}: corrupted dataset file ({exc})") from None
+
+
+def replace_into_place(temp_paths: list[Path]) -> None:
+    """Rename finished ``.partial`` files to their final names."""
+    for temp in temp_paths:
+        os.replace(temp, temp.with_name(temp.name[: -len(PARTIAL_SUFFIX)]))

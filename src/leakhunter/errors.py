@@ -1,0 +1,36 @@
+"""Exceptions raised by the library.
+
+The CLI turns any :class:`LeakhunterError` into one line on stderr and a non-zero exit
+code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class LeakhunterError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+
+class InputError(LeakhunterError):
+    """The input given on the command line or to a library call is unusable
+    (a missing folder, no recordings, a bad manifest, a split left without a label)."""
+
+
+class ConfigError(LeakhunterError):
+    """A configuration value or configuration file is invalid."""
+
+
+class DatasetError(LeakhunterError):
+    """A dataset file is missing, incomplete, corrupted or inconsistent."""
+
+
+class AudioError(LeakhunterError):
+    """One recording cannot be used; ``reason`` is a short phrase for reports.
+
+    Builds skip such recordings and list them with the reason instead of stopping.
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

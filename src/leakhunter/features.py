@@ -1,0 +1,158 @@
+"""The one feature front-end: waveform -> long segments -> log-mel (torch, CPU or CUDA).
+
+build, predict, learn and export all compute features here. Two entry points compute the
+same numbers:
+
+* :class:`LogMel` maps a batch of raw long segments ``[B, segment_samples]`` to log-mel
+  ``[B, n_mels, frames]``. It is an ``nn.Module`` so it can travel inside an exported model.
+* :func:`extract` maps whole recordings to their segments' log-mels, batched over many
+  recordings. When long segments start on the frame grid (the default: 0.25 s segments with
+  50 % overlap, 512-point frames with 50 % overlap), each STFT frame is computed once per
+  recording instead of once per segment that contains it, which halves the work.
+
+Mel filterbank: Slaney mel scale with Slaney area normalisation, librosa's default; log power
+as librosa's ``power_to_db(S, ref=1.0, amin=1e-10, top_db=...)`` applied per long segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import FeatureConfig
+
+AMIN = 1e-10  # power floor before the log, as librosa
+
+
+def hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above (librosa ``htk=False``)."""
+    freq = np.asarray(freq, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = freq / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(freq >= min_log_hz,
+                    min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep,
+                    mels)
+
+
+def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mels >= min_log_mel,
+                    min_log_hz * np.exp(logstep * (mels - min_log_mel)),
+                    f_sp * mels)
+
+
+def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
+    """Triangular mel filters, float32 ``[n_mels, n_fft // 2 + 1]`` (Slaney-normalised)."""
+    n_freq = cfg.n_fft // 2 + 1
+    fft_freqs = np.linspace(0.0, cfg.sample_rate / 2, n_freq)
+    mel_edges = np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.max_frequency), cfg.n_mels + 2)
+    hz_edges = mel_to_hz(mel_edges)
+    widths = np.diff(hz_edges)
+    ramps = hz_edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_edges[2:] - hz_edges[:-2]))[:, None]  # equal area per filter
+    return weights.astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """Raw long segments ``[B, segment_samples]`` (float32, full scale 1.0) to log-mel dB
+    ``[B, n_mels, frames_per_segment]`` (float32).
+
+    The window and filterbank are non-persistent buffers: they are derived from the feature
+    config, which is what checkpoints store.
+    """
+
+    def __init__(self, cfg: FeatureConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True),
+                             persistent=False)
+        self.register_buffer("mel_t", torch.from_numpy(mel_filterbank(cfg).T.copy()),
+                             persistent=False)  # [n_freq, n_mels]
+
+    def power_mel(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``[..., n_fft]`` to mel power ``[..., n_mels]``."""
+        spec = torch.fft.rfft(frames * self.window, dim=-1)
+        power = spec.real.square() + spec.imag.square()
+        return power @ self.mel_t
+
+    def to_db(self, mel_power: torch.Tensor) -> torch.Tensor:
+        """Mel power ``[B, frames, n_mels]`` to dB ``[B, n_mels, frames]``, floored at
+        ``top_db`` below each segment's maximum."""
+        db = 10.0 * torch.log10(mel_power.clamp_min(AMIN))
+        if self.cfg.top_db is not None:
+            peak = db.amax(dim=(1, 2), keepdim=True)
+            db = torch.maximum(db, peak - self.cfg.top_db)
+        return db.transpose(1, 2)
+
+    def forward(self, segments: torch.Tensor) -> torch.Tensor:
+        frames = segments.unfold(-1, self.cfg.n_fft, self.cfg.frame_hop)  # [B, F, n_fft]
+        return self.to_db(self.power_mel(frames))
+
+
+def segment_starts(n_segments: int, cfg: FeatureConfig) -> np.ndarray:
+    """Start times (s) of a recording's first ``n_segments`` long segments, float32 ``[S]``."""
+    return (np.arange(n_segments) * cfg.segment_hop / cfg.sample_rate).astype(np.float32)
+
+
+def extract(waveforms: Sequence[np.ndarray], front_end: LogMel,
+            device: torch.device | str = "cpu") -> list[np.ndarray]:
+    """Log-mel of every long segment of every recording, computed in one batch.
+
+    ``waveforms``: float32 mono arrays ``[samples_i]`` at ``front_end.cfg.sample_rate``.
+    Returns one float32 array ``[S_i, n_mels, frames_per_segment]`` per recording, where
+    ``S_i = cfg.n_segments(samples_i)`` (the tail shorter than a segment is dropped; a
+    recording shorter than one segment gives ``S_i = 0``).
+    """
+    cfg = front_end.cfg
+    counts = [cfg.n_segments(len(w)) for w in waveforms]
+    if sum(counts) == 0:
+        empty = np.zeros((0, cfg.n_mels, cfg.frames_per_segment), np.float32)
+        return [empty for _ in waveforms]
+    with torch.inference_mode():
+        if cfg.segment_hop % cfg.frame_hop == 0:
+            mel = _extract_on_frame_grid(waveforms, counts, front_end, device)
+        else:
+            segs = [torch.from_numpy(np.ascontiguousarray(w)).unfold(
+                0, cfg.segment_samples, cfg.segment_hop) for w, n in zip(waveforms, counts) if n]
+            mel = front_end(torch.cat(segs).to(device))
+        out = mel.float().cpu().numpy()
+    return list(np.split(out, np.cumsum(counts)[:-1]))
+
+
+def _extract_on_frame_grid(waveforms: Sequence[np.ndarray], counts: list[int],
+                           front_end: LogMel, device: torch.device | str) -> torch.Tensor:
+    """Compute each recording's STFT frames once, then gather them into segments.
+
+    Segment ``s`` of a recording holds frames ``s * k + j`` for ``j < frames_per_segment``
+    with ``k = segment_hop / frame_hop``: the same samples, hence the same numbers, as
+    framing each segment separately in :meth:`LogMel.forward`.
+    """
+    cfg = front_end.cfg
+    k = cfg.segment_hop // cfg.frame_hop
+    frames, index, offset = [], [], 0
+    grid = torch.arange(cfg.frames_per_segment)
+    for wave, n_seg in zip(waveforms, counts):
+        if n_seg == 0:
+            continue
+        used = (n_seg - 1) * cfg.segment_hop + cfg.segment_samples  # samples under segments
+        f = torch.from_numpy(np.ascontiguousarray(wave[:used])).unfold(0, cfg.n_fft,
+                                                                       cfg.frame_hop)
+        frames.append(f)
+        index.append(offset + torch.arange(n_seg)[:, None] * k + grid[None, :])
+        offset += f.shape[0]
+    mel_power = front_end.power_mel(torch.cat(frames).to(device))  # [T, n_mels]
+    return front_end.to_db(mel_power[torch.cat(index).to(mel_power.device)])

@@ -1,0 +1,113 @@
+"""A pool of worker processes with an ordered, bounded map.
+
+Decoding and feature work run in worker processes; the main process consumes results in
+input order (so outputs are deterministic) while at most ``window`` tasks are in flight, so
+memory stays bounded however many tasks there are. One pool serves every pass of a command.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import torch
+
+R = TypeVar("R")
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def default_workers() -> int:
+    """One worker per CPU core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init() -> None:
+    # The main process handles Ctrl-C and shuts the pool down; a worker that also raised
+    # KeyboardInterrupt would break the pool mid-task and print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # see _signals_deferred
+    # Each worker is one of `workers` processes sharing the cores: one thread each.
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM while workers are forked: Python swallows a KeyboardInterrupt
+    raised inside its at-fork hooks, which would lose the user's Ctrl-C. A signal that
+    arrives meanwhile is delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork starts a worker in milliseconds with torch already imported (spawn re-imports it,
+    # ~3 s); workers never touch CUDA, which is what makes fork unsafe.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class Workers:
+    """``workers`` processes (started on first use), or none when ``workers <= 1``: then
+    tasks run in this process, which is simplest to debug. Use as a context manager."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, fn: Callable[..., R], task: tuple[Any, ...]) -> Future[R]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
+                                             initializer=_worker_init)
+            with _signals_deferred():  # the first submit forks every worker
+                return self._pool.submit(fn, *task)
+        return self._pool.submit(fn, *task)
+
+    def map(self, fn: Callable[..., R], tasks: Iterable[tuple[Any, ...]],
+            window: int | None = None) -> Iterator[R]:
+        """Yield ``fn(*task)`` for each task, in order, at most ``window`` (default
+        ``2 * workers``) in flight. Closing the iterator early (an exception or Ctrl-C in
+        the consumer) cancels the tasks not yet started."""
+        if self.workers <= 1:
+            for task in tasks:
+                yield fn(*task)
+            return
+        window = window or 2 * self.workers
+        pending: deque[Future[R]] = deque()
+        try:
+            for task in tasks:
+                pending.append(self._submit(fn, task))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()

@@ -1,0 +1,476 @@
+"""Synthetic labelled hydrophone recordings, so the pipeline can be demonstrated offline.
+
+:func:`synthesize` writes ``config.count`` recordings per label as
+``out_dir/<LABEL>/<sensor_id>~<recording_id>~<timestamp>~<gain_db>.wav`` (mono, 16-bit PCM,
+``config.sample_rate`` Hz, ``config.duration_s`` s). Every recording is a common background
+(pink-ish pipe noise, sensor self-noise, mains and pump hum depending on the sensor) plus a
+label's *signature* at a signal-to-background ratio set by ``config.difficulty``, plus, with
+probability ``config.interference``, 1-4 non-stationary bursts (speech, knocks, traffic, frog
+chirps). Levels are in "background units": the background has RMS 1 before the file is
+peak-normalised. Only numpy is used: noise is shaped in the frequency domain, tones are sines.
+
+Everything depends only on the config: each recording draws from its own generator seeded by
+``(seed, label, index)``, each sensor from ``(seed, label, sensor number)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .config import SynthConfig
+from .errors import ConfigError, InputError
+from .log import progress_bar
+
+log = logging.getLogger(__name__)
+
+RECIPES = ("leak", "crack", "noleak", "normal", "background", "mixed")
+_NAMED_RECIPES = {"LEAK": "leak", "CRACK": "crack", "NOLEAK": "noleak", "NORMAL": "normal",
+                  "BACKGROUND": "background", "UNCLASSIFIED": "mixed"}
+_TAG_SENSOR, _TAG_META, _TAG_SIGNAL, _TAG_LABEL = 1, 2, 3, 4  # keep the seed streams apart
+_EPOCH = datetime(2024, 1, 1)
+_OUT_OF_WATER_GAIN_DB = 1
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What :func:`synthesize` wrote. ``sensors`` maps each label to its sensor ids."""
+
+    out_dir: Path
+    files: int
+    per_label: dict[str, int]
+    sensors: dict[str, list[str]]
+    out_of_water: int
+    with_interference: int
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class _Sensor:
+    """One sensor's fixed surroundings: the pipe it sits on and the hum it hears."""
+
+    sensor_id: str
+    gain_db: int  # typical gain; recordings vary by a couple of dB around it
+    tilt: float  # background PSD ~ 1/f**tilt
+    hiss_db: float  # self-noise re background
+    band: tuple[float, float]  # pipe pass band for leak noise, Hz
+    resonances: tuple[tuple[float, float, float], ...]  # (centre Hz, bandwidth Hz, weight)
+    mains_hz: float  # 50 or 60; 0 when no mains hum reaches this sensor
+    mains_db: float
+    pump_hz: float  # pump rotation frequency
+    pump_blades: int
+    pump_db: float | None  # pump hum heard in every recording at this level, or None
+    snr_offset_db: float  # distance to the source: some sensors hear it better
+    first_day: int
+    interval_days: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One file to write: its name fields and how its signal is made."""
+
+    label: str
+    recipe: str
+    index: int
+    sensor: _Sensor
+    recording_id: str
+    timestamp: str
+    gain_db: int
+    out_of_water: bool
+    interference: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.sensor.sensor_id}~{self.recording_id}~{self.timestamp}~{self.gain_db}.wav"
+
+
+def recipe_for(label: str) -> str:
+    """The recipe (one of :data:`RECIPES`) a label name gets, deterministically.
+
+    Known names map directly; otherwise a name containing CRACK is a crack, one containing
+    LEAK (not negated by a NO/NON/NOT prefix) a leak, and anything else one of the no-leak
+    recipes chosen by a stable hash of the name.
+    """
+    name = label.upper()
+    if name in _NAMED_RECIPES:
+        return _NAMED_RECIPES[name]
+    if "CRACK" in name:
+        return "crack"
+    if "LEAK" in name and not name.lstrip("_- ").startswith(("NO", "NOT")):
+        return "leak"
+    return ("noleak", "normal", "background")[zlib.crc32(name.encode()) % 3]
+
+
+def snr_db(difficulty: float) -> float:
+    """Signature-to-background level (dB, RMS) at a difficulty in [0, 1], before the
+    per-sensor and per-recording spread. Calibrated so a linear classifier on mean spectra
+    scores file-level F1 ~1.0 at 0, ~0.9 at 0.5 and near chance at 1."""
+    return 14.0 - 34.0 * difficulty ** 2  # quadratic: the useful range is the middle
+
+
+def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,
+               overwrite: bool = False) -> SynthSummary:
+    """Write the synthetic data set described by ``config`` into ``out_dir``.
+
+    Raises :class:`InputError` if ``out_dir`` is a file, or exists and is not empty while
+    ``overwrite`` is false; with ``overwrite``, only the label folders about to be written
+    are removed first. :class:`ConfigError` if a label cannot be a folder name. Each file is
+    written under a temporary name and renamed, so an interrupted run leaves no partial WAV.
+    """
+    out_dir = Path(out_dir)
+    for label in config.labels:
+        if not label or label in (".", "..") or any(c in label for c in "/\\~\0"):
+            raise ConfigError(f"label {label!r} cannot be used as a folder name")
+    _prepare(out_dir, config.labels, overwrite)
+    plans = _plan(config)
+    for label in config.labels:
+        (out_dir / label).mkdir(parents=True, exist_ok=True)
+    for plan in progress_bar(plans, total=len(plans), desc="synth", unit="file"):
+        _write(out_dir / plan.label / plan.name, _render(plan, config), plan.gain_db,
+               config.sample_rate)
+    sensors = {lab: sorted({p.sensor.sensor_id for p in plans if p.label == lab})
+               for lab in config.labels}
+    summary = SynthSummary(
+        out_dir=out_dir, files=len(plans),
+        per_label={lab: sum(p.label == lab for p in plans) for lab in config.labels},
+        sensors=sensors, out_of_water=sum(p.out_of_water for p in plans),
+        with_interference=sum(p.interference for p in plans),
+        total_seconds=len(plans) * _n_samples(config) / config.sample_rate)
+    log.info("wrote %d synthetic recordings (%s) to %s", summary.files,
+             ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()), out_dir)
+    return summary
+
+
+# --- planning: names, sensors, gains, timestamps -----------------------------------------
+
+def _prepare(out_dir: Path, labels: tuple[str, ...], overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} exists and is not a folder")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise InputError(f"{out_dir} already exists and is not empty; choose another folder "
+                         "or remove it")
+    for label in labels:
+        target = out_dir / label
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            raise InputError(f"{target} is in the way of a label folder and is not a folder")
+
+
+def _rng(config: SynthConfig, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([config.seed, *key]))
+
+
+def _label_key(label: str) -> int:
+    return zlib.crc32(label.encode())  # stable across runs, unlike hash()
+
+
+def _n_samples(config: SynthConfig) -> int:
+    return int(round(config.duration_s * config.sample_rate))
+
+
+def _make_sensor(config: SynthConfig, label: str, j: int, sensor_id: str) -> _Sensor:
+    rng = _rng(config, _label_key(label), _TAG_SENSOR, j)
+    nyq = config.sample_rate / 2
+    lo, hi = rng.uniform(100, 250), min(rng.uniform(900, 1500), 0.75 * nyq)
+    res = tuple((float(rng.uniform(max(1.3 * lo, 300), hi)), float(rng.uniform(40, 250)),
+                 float(rng.uniform(0.5, 1.5))) for _ in range(rng.integers(2, 5)))
+    return _Sensor(
+        sensor_id=sensor_id, gain_db=int(rng.integers(6, 31)), tilt=rng.uniform(0.7, 1.3),
+        hiss_db=rng.uniform(-22, -10), band=(lo, hi), resonances=res,
+        mains_hz=float(rng.choice([50.0, 60.0])) if rng.random() < 0.6 else 0.0,
+        mains_db=rng.uniform(-22, -8), pump_hz=rng.uniform(18, 50),
+        pump_blades=int(rng.integers(3, 8)),
+        pump_db=float(rng.uniform(-18, -6)) if rng.random() < 0.3 else None,
+        snr_offset_db=rng.uniform(-4, 4), first_day=int(rng.integers(0, 90)),
+        interval_days=int(rng.integers(1, 4)))
+
+
+def _plan(config: SynthConfig) -> list[_Plan]:
+    """Every file's name and settings, in label order. Sensor and recording numbers are
+    shuffled across labels so that an id says nothing about its label."""
+    n_labels, spl = len(config.labels), config.sensors_per_label
+    shuffle = _rng(config, _TAG_LABEL)
+    sensor_numbers = 101 + shuffle.permutation(n_labels * spl)
+    recording_numbers = 1 + shuffle.permutation(n_labels * config.count)
+    plans, seen = [], set()
+    for li, label in enumerate(config.labels):
+        key = _label_key(label)
+        sensors = [_make_sensor(config, label, j, f"S{sensor_numbers[li * spl + j]:04d}")
+                   for j in range(spl)]
+        dry = set(_rng(config, key, _TAG_LABEL).choice(config.count, config.out_of_water,
+                                                      replace=False).tolist())
+        for i in range(config.count):
+            rng = _rng(config, key, _TAG_META, i)
+            sensor = sensors[i % spl]  # round-robin: the k-th visit to this sensor
+            day = sensor.first_day + (i // spl) * sensor.interval_days
+            # leak surveys record at night, when consumption and traffic are lowest
+            when = _EPOCH + timedelta(days=day, seconds=int(rng.integers(0, 5 * 3600)))
+            while when in seen:  # distinct timestamps, resolved in a fixed order
+                when += timedelta(seconds=1)
+            seen.add(when)
+            gain = max(2, sensor.gain_db + int(rng.integers(-2, 3)))
+            interference = bool(rng.random() < config.interference)
+            out = i in dry
+            plans.append(_Plan(
+                label=label, recipe=recipe_for(label), index=i, sensor=sensor,
+                recording_id=f"R{recording_numbers[li * config.count + i]:06d}",
+                timestamp=when.strftime("%Y%m%dT%H%M%S"),
+                gain_db=_OUT_OF_WATER_GAIN_DB if out else gain,
+                out_of_water=out, interference=interference and not out))
+    return plans
+
+
+# --- signal ingredients -------------------------------------------------------------------
+
+def _shaped_noise(rng: np.random.Generator, n: int, sr: float, amplitude) -> np.ndarray:
+    """Gaussian noise of ``n`` samples with |spectrum| ``amplitude(f)`` (f in Hz, an array),
+    scaled to unit RMS."""
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    spec = rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)
+    spec *= amplitude(np.maximum(f, 1e-3))
+    spec[0] = 0.0  # no DC offset
+    x = np.fft.irfft(spec, n)
+    return x / max(float(np.sqrt(np.mean(x ** 2))), 1e-12)
+
+
+def _lowpass(f, fc, order=2):
+    return 1.0 / np.sqrt(1.0 + (f / fc) ** (2 * order))
+
+
+def _highpass(f, fc, order=2):
+    return 1.0 / np.sqrt(1.0 + (fc / f) ** (2 * order))
+
+
+def _resonance(f, centre, bandwidth):
+    return 1.0 / (1.0 + ((f - centre) / (bandwidth / 2)) ** 2)
+
+
+def _smooth(rng: np.random.Generator, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
+    """Unit-RMS random curve varying no faster than ``cutoff_hz``: slow modulations."""
+    return _shaped_noise(rng, n, sr, lambda f: np.exp(-0.5 * (f / cutoff_hz) ** 2))
+
+
+def _tones(rng, n, sr, fundamental, amplitudes, wander=0.002) -> np.ndarray:
+    """A harmonic series (amplitude of harmonic k+1 is ``amplitudes[k]``) whose fundamental
+    wanders slightly, as motors and the grid do. Harmonics above 0.45 * sr are dropped."""
+    phase = 2 * np.pi * np.cumsum(fundamental * (1 + wander * _smooth(rng, n, sr, 0.5))) / sr
+    out = np.zeros(n)
+    for k, a in enumerate(amplitudes, start=1):
+        if k * fundamental < 0.45 * sr:
+            out += a * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def _leak_noise(rng, n, sr, s: _Sensor) -> np.ndarray:
+    """Turbulent jet noise through the pipe: band-passed, a few per-sensor resonances
+    (jittered by a few percent per recording), slowly amplitude-modulated."""
+    res = [(c * rng.uniform(0.97, 1.03), b, w) for c, b, w in s.resonances]
+
+    def shape(f):
+        peaks = sum(w * _resonance(f, c, b) for c, b, w in res)
+        return _highpass(f, s.band[0]) * _lowpass(f, s.band[1], 3) * (0.25 + peaks)
+    envelope = np.exp(rng.uniform(0.15, 0.4) * _smooth(rng, n, sr, 0.4))
+    x = _shaped_noise(rng, n, sr, shape) * envelope
+    return x / np.sqrt(np.mean(x ** 2))
+
+
+def _crack_noise(rng, n, sr, s: _Sensor) -> np.ndarray:
+    """Hiss through a narrow crack: one or two narrow high resonances over a weak
+    high-passed floor; steadier than a leak."""
+    top = 0.85 * sr / 2
+    res = [(rng.uniform(min(900, 0.6 * top), top), rng.uniform(20, 90))
+           for _ in range(rng.integers(1, 3))]
+
+    def shape(f):
+        return 0.15 * _highpass(f, min(800, 0.5 * top), 3) + sum(
+            _resonance(f, c, b) for c, b in res)
+    return _shaped_noise(rng, n, sr, shape) * np.exp(0.1 * _smooth(rng, n, sr, 0.3))
+
+
+def _flow_noise(rng, n, sr) -> np.ndarray:
+    """Ordinary flow past the sensor: low, pinker than a leak (most energy below ~300 Hz)."""
+    fc, slope = rng.uniform(80, 300), rng.uniform(0.5, 1.0)
+    return _shaped_noise(rng, n, sr, lambda f: _lowpass(f, fc) * (f + 10) ** -slope)
+
+
+def _consumption(rng, n, sr) -> np.ndarray:
+    """Broadband draw-off noise switched on for one episode of 20-60 % of the recording."""
+    lo, hi = rng.uniform(100, 250), rng.uniform(800, 1500)
+    x = _shaped_noise(rng, n, sr, lambda f: _highpass(f, lo) * _lowpass(f, hi, 3))
+    length, ramp = int(n * rng.uniform(0.2, 0.6)), int(0.5 * sr)
+    start = int(rng.integers(0, n - length + 1))
+    envelope = np.zeros(n)
+    envelope[start:start + length] = 1.0
+    return x * np.convolve(envelope, np.hanning(ramp) / np.hanning(ramp).sum(), "same")
+
+
+def _pump_hum(rng, n, sr, s: _Sensor) -> np.ndarray:
+    """Pump rotation harmonics plus the blade-pass tone; unit RMS."""
+    amps = rng.uniform(0.2, 1.0, 8) / np.arange(1, 9)
+    amps[s.pump_blades - 1] += rng.uniform(0.5, 1.5)  # blade-pass frequency
+    x = _tones(rng, n, sr, s.pump_hz * rng.uniform(0.99, 1.01), amps)
+    return x / max(float(np.sqrt(np.mean(x ** 2))), 1e-12)
+
+
+def _background(rng, n, sr, s: _Sensor) -> np.ndarray:
+    """What every in-water recording of this sensor hears: pink-ish pipe noise faintly
+    coloured by the pipe's resonances, self-noise, mains and (near pumps) pump hum. RMS 1."""
+    def pink(f):
+        return (f + 5) ** (-s.tilt / 2) * (1 + 0.3 * sum(
+            _resonance(f, c, b) for c, b, _ in s.resonances))
+    x = _shaped_noise(rng, n, sr, pink) + _db(s.hiss_db) * rng.standard_normal(n)
+    if s.mains_hz:
+        x += _db(s.mains_db) * _tones(rng, n, sr, s.mains_hz, [1.0, 0.3, 0.6, 0.15, 0.35])
+    if s.pump_db is not None:
+        x += _db(s.pump_db) * _pump_hum(rng, n, sr, s)
+    return x / np.sqrt(np.mean(x ** 2))
+
+
+def _signature(recipe, rng, n, sr, s: _Sensor, difficulty) -> np.ndarray:
+    """A label's own sound at unit level (RMS ~1); :func:`_render` sets its level."""
+    if recipe == "leak":
+        return _leak_noise(rng, n, sr, s)
+    if recipe == "crack":
+        return _crack_noise(rng, n, sr, s)
+    if recipe == "normal":
+        return _flow_noise(rng, n, sr) + _db(rng.uniform(-8, 0)) * _pump_hum(rng, n, sr, s)
+    if recipe == "background":  # no flow: only faint distant low-frequency ambience
+        return 0.3 * _shaped_noise(rng, n, sr, lambda f: _lowpass(f, 60, 3))
+    if recipe == "noleak":
+        x = _flow_noise(rng, n, sr)
+        if rng.random() < 0.6:
+            x += _db(rng.uniform(-10, 0)) * _pump_hum(rng, n, sr, s)
+        # At higher difficulty no-leak recordings may hear consumption (a customer drawing
+        # water): leak-like broadband noise, but for part of the recording only, so single
+        # segments are fooled and votes over the recording are not. Rarer still, a steady
+        # jet through this very pipe (an open hydrant) is a hard negative: it sounds like a
+        # leak, and caps even a perfect classifier below F1 = 1.
+        draw = rng.random()
+        if draw < 0.15 * difficulty:
+            x += _db(rng.uniform(-2, 2)) * _leak_noise(rng, n, sr, s)
+        elif draw < 0.6 * difficulty:
+            x += _db(rng.uniform(-2, 4)) * _consumption(rng, n, sr)
+        return x
+    raise ValueError(f"unknown recipe {recipe!r}")
+
+
+def _out_of_water(rng, n, sr) -> np.ndarray:
+    """A sensor hanging in air: electronic hiss with a little 1/f flicker, no pipe sound."""
+    return (rng.standard_normal(n)
+            + 0.5 * _shaped_noise(rng, n, sr, lambda f: (f + 1) ** -0.5 * _lowpass(f, 40)))
+
+
+# --- interference bursts ------------------------------------------------------------------
+
+def _speech(rng, m, sr):
+    """Voiced speech-like babble: harmonics of a wandering 100-250 Hz pitch, weighted by
+    two drifting formants, chopped into syllables at 3-6 per second."""
+    t = np.arange(m) / sr
+    f0 = np.clip(rng.uniform(100, 250) * np.exp(0.12 * _smooth(rng, m, sr, 3.0)), 80, 300)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    f1 = rng.uniform(300, 800) * np.exp(0.15 * _smooth(rng, m, sr, 4.0))
+    f2 = rng.uniform(900, 2000) * np.exp(0.1 * _smooth(rng, m, sr, 4.0))
+    k = np.arange(1, min(40, int(0.45 * sr / 80)) + 1)[:, None]
+    fk = k * f0
+    gain = (np.exp(-((fk - f1) / 150) ** 2) + 0.6 * np.exp(-((fk - f2) / 250) ** 2) + 0.03)
+    x = np.sum(np.where(fk < 0.45 * sr, gain, 0.0) * np.sin(k * phase), axis=0)
+    rate = rng.uniform(3, 6)
+    return x * np.clip(np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)), 0, None) ** 1.5
+
+
+def _knocks(rng, m, sr):
+    """1-5 impacts on the pipe: decaying resonant clicks."""
+    x = np.zeros(m)
+    for _ in range(rng.integers(1, 6)):
+        start = int(rng.integers(0, m))
+        t = np.arange(m - start) / sr
+        for _ in range(rng.integers(1, 4)):
+            f, tau = rng.uniform(100, min(1500, 0.4 * sr)), rng.uniform(0.005, 0.04)
+            x[start:] += rng.uniform(0.3, 1) * np.exp(-t / tau) * np.sin(2 * np.pi * f * t)
+    return x
+
+
+def _traffic(rng, m, sr):
+    """A vehicle passing overhead: 20-150 Hz rumble rising and falling."""
+    lo, hi = rng.uniform(15, 30), rng.uniform(80, 150)
+    x = _shaped_noise(rng, m, sr, lambda f: _highpass(f, lo) * _lowpass(f, hi, 3))
+    return x * np.sin(np.pi * np.arange(m) / m) ** rng.uniform(1, 3)
+
+
+def _chirps(rng, m, sr):
+    """Frog-like calls: short 500-2000 Hz sweeps repeated 4-12 times a second."""
+    x, top = np.zeros(m), min(2000, 0.45 * sr)
+    period, length = int(sr / rng.uniform(4, 12)), int(sr * rng.uniform(0.02, 0.06))
+    fa, fb = rng.uniform(500, top, 2)
+    t = np.arange(length) / sr
+    call = np.sin(2 * np.pi * (fa * t + (fb - fa) * t ** 2 / (2 * t[-1] + 1e-9)))
+    call *= np.hanning(length)
+    for start in range(int(rng.integers(0, period)), m - length, period):
+        x[start:start + length] += call * rng.uniform(0.6, 1.0)
+    return x
+
+
+_BURSTS = (_speech, _knocks, _traffic, _chirps)
+
+
+def _add_interference(rng, x: np.ndarray, sr: float) -> None:
+    """Add 1-4 bursts of 0.1-1.5 s in place, each 0-15 dB above the recording's RMS."""
+    rms = np.sqrt(np.mean(x ** 2))
+    for _ in range(rng.integers(1, 5)):
+        m = min(x.size, int(rng.uniform(0.1, 1.5) * sr))
+        burst = _BURSTS[rng.integers(len(_BURSTS))](rng, m, sr)
+        burst_rms = np.sqrt(np.mean(burst ** 2))
+        if burst_rms > 0:
+            start = int(rng.integers(0, x.size - m + 1))
+            x[start:start + m] += burst * (rms * _db(rng.uniform(0, 15)) / burst_rms)
+
+
+# --- assembling and writing ---------------------------------------------------------------
+
+def _db(level_db: float) -> float:
+    return float(10.0 ** (level_db / 20.0))
+
+
+def _render(plan: _Plan, config: SynthConfig) -> np.ndarray:
+    """The recording's samples, float64 of shape ``(n,)``, in background units."""
+    rng = _rng(config, _label_key(plan.label), _TAG_SIGNAL, plan.index)
+    n, sr = _n_samples(config), float(config.sample_rate)
+    if plan.out_of_water:
+        return _out_of_water(rng, n, sr)
+    x = _background(rng, n, sr, plan.sensor)
+    level = snr_db(config.difficulty) + plan.sensor.snr_offset_db + rng.normal(0, 1.5)
+    recipe = plan.recipe
+    if recipe == "mixed":  # unclassified: some other recipe, heard faintly
+        recipe = ("leak", "crack", "normal", "background")[rng.integers(4)]
+        level -= rng.uniform(4, 10)
+    x += _db(level) * _signature(recipe, rng, n, sr, plan.sensor, config.difficulty)
+    if plan.interference:
+        _add_interference(rng, x, sr)
+    return x
+
+
+def _write(path: Path, x: np.ndarray, gain_db: int, sample_rate: int) -> None:
+    """Peak-normalise (peak 0.3-0.8 of full scale, rising with gain; out-of-water hiss far
+    lower) and write 16-bit PCM via a temporary name in the same folder."""
+    if gain_db <= _OUT_OF_WATER_GAIN_DB:
+        peak = 0.02
+    else:
+        peak = 0.3 + 0.5 * float(np.clip((gain_db - 4) / 28, 0, 1))
+    pcm = np.round(x * (peak * 32767 / max(float(np.max(np.abs(x))), 1e-12)))
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        sf.write(tmp, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

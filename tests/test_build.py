@@ -1,0 +1,339 @@
+"""`leakhunter build`: the three input layouts, the HDF5 schema, bad input, interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from leakhunter.audio import load_recording
+from leakhunter.cli import main
+from leakhunter.config import SPLITS, AudioConfig, BuildConfig, FeatureConfig
+from leakhunter.dataset import store
+from leakhunter.dataset.build import build_dataset
+from leakhunter.dataset.store import SPLIT_FILES, read_split_info
+from leakhunter.errors import InputError
+from leakhunter.features import LogMel, extract
+
+from .conftest import needs_real, real_files
+from .test_audio import EXPECTED_REASON, _bad_files
+
+OUTPUTS = [*SPLIT_FILES.values(), "labels.json", "config.json", "build_report.json"]
+
+
+def _infos(out: Path) -> dict[str, store.SplitInfo]:
+    return {split: read_split_info(out / SPLIT_FILES[split]) for split in SPLITS}
+
+
+def _assert_no_leaks(out: Path) -> None:
+    """No sensor and no audio content in two splits."""
+    for column in ("sensor_id", "content_hash"):
+        where = defaultdict(set)
+        for split, info in _infos(out).items():
+            for value in info.files[column]:
+                if value:
+                    where[value].add(split)
+        assert all(len(s) == 1 for s in where.values()), column
+
+
+def test_label_folders_build_writes_schema(dataset: Path, recordings: Path) -> None:
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(OUTPUTS)
+    assert json.loads((dataset / "labels.json").read_text()) == {"labels": ["LEAK", "NOLEAK"]}
+    report = json.loads((dataset / "build_report.json").read_text())
+    assert report["layout"] == "label-folders"
+    assert len(report["excluded_out_of_water"]) == 2  # one per label in the fixture
+    assert report["skipped"] == []
+    total = sum(sp["recordings"] for sp in report["splits"].values())
+    assert total == 22  # 24 recordings less two out of water
+    for split in SPLITS:
+        with h5py.File(dataset / SPLIT_FILES[split], "r") as h5:
+            n = h5["mel"].shape[0]
+            assert h5["mel"].dtype == np.float16 and h5["mel"].shape[1:] == (32, 7)
+            assert h5["mel"].chunks[1:] == (32, 7)
+            assert h5["label"].dtype == np.int16 and h5["label"].shape == (n,)
+            assert h5["file_index"].dtype == np.int32 and h5["start_s"].dtype == np.float32
+            assert h5.attrs["schema_version"] == 1 and h5.attrs["split"] == split
+            assert bool(h5.attrs["complete"])
+            assert json.loads(h5.attrs["labels"]) == ["LEAK", "NOLEAK"]
+            assert json.loads(h5.attrs["feature_config"])["n_mels"] == 32
+            assert set(h5["files"]) == set(store.FILE_COLUMNS)
+            assert n == report["splits"][split]["segments"] > 0
+    _assert_no_leaks(dataset)
+
+
+def test_stored_features_are_the_front_end_of_each_recording(dataset: Path) -> None:
+    info = read_split_info(dataset / SPLIT_FILES["VALIDATION"])
+    front = LogMel(info.feature)
+    with h5py.File(info.path, "r") as h5:
+        for row in (0, info.recordings - 1):
+            path = info.files["path"][row]
+            first, count = info.files["first_segment"][row], info.files["segment_count"][row]
+            rec = load_recording(path, info.feature, AudioConfig())
+            (expected,) = extract([rec.waveform], front)
+            assert count == expected.shape[0] == info.feature.n_segments(rec.waveform.size)
+            stored = h5["mel"][first:first + count].astype(np.float32)
+            np.testing.assert_allclose(stored, expected, atol=0.05, rtol=1e-3)  # float16
+            assert (h5["file_index"][first:first + count] == row).all()
+            assert (h5["label"][first:first + count] == info.files["label"][row]).all()
+            np.testing.assert_allclose(h5["start_s"][first:first + 3], [0, 0.125, 0.25])
+            assert info.files["sample_rate"][row] == 4096
+            assert info.files["duration_s"][row] == pytest.approx(2.0)
+            assert info.files["sensor_id"][row].startswith("S")
+            assert info.files["gain_db"][row] > 1
+
+
+def test_parallel_build_equals_in_process_build(recordings: Path, dataset: Path,
+                                                tmp_path: Path) -> None:
+    build_dataset(recordings, tmp_path, BuildConfig(workers=2, files_per_task=3))
+    for split in SPLITS:
+        with h5py.File(dataset / SPLIT_FILES[split], "r") as a, \
+                h5py.File(tmp_path / SPLIT_FILES[split], "r") as b:
+            for name in ("mel", "label", "file_index", "start_s"):
+                np.testing.assert_array_equal(a[name][()], b[name][()])
+            assert list(a["files/path"].asstr()[()]) == list(b["files/path"].asstr()[()])
+
+
+def test_already_split_layout_keeps_the_given_splits(recordings: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    sensors = sorted({p.name.split("~")[0] for p in recordings.rglob("*.wav")})
+    chosen = {}
+    for path in sorted(recordings.rglob("*.wav")):
+        sensor = path.name.split("~")[0]
+        split = SPLITS[sensors.index(sensor) % 3]
+        chosen[path.name] = split
+        dst = src / split / path.parent.name / path.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dst)
+    report = build_dataset(src, tmp_path / "out", BuildConfig(workers=1))
+    assert report["layout"] == "split-folders"
+    for split, info in _infos(tmp_path / "out").items():
+        assert {chosen[Path(p).name] for p in info.files["path"]} == {split}
+
+
+def test_manifest_with_and_without_splits(recordings: Path, tmp_path: Path) -> None:
+    rows = [(str(p.relative_to(recordings)), p.parent.name) for p in
+            sorted(recordings.rglob("*.wav"))]
+    manifest = recordings.parent / "manifest_auto.csv"
+    with manifest.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "group"])
+        w.writerows([(p, lab, f"site{i % 6}-{lab}") for i, (p, lab) in enumerate(rows)])
+    # paths are relative to the manifest's folder, so move it beside the recordings
+    moved = recordings / "manifest_auto.csv"
+    shutil.move(manifest, moved)
+    try:
+        report = build_dataset(moved, tmp_path / "auto", BuildConfig(workers=1))
+    finally:
+        moved.unlink()
+    assert report["layout"] == "manifest"
+    for info in _infos(tmp_path / "auto").values():  # the manifest's group is the sensor
+        assert all(g.startswith("site") for g in info.files["sensor_id"])
+    _assert_no_leaks(tmp_path / "auto")
+
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "split"])
+        for i, (p, lab) in enumerate(rows):
+            w.writerow([recordings / p, lab, ("train", "val", "test")[i % 3]])
+    build_dataset(fixed, tmp_path / "fixed", BuildConfig(workers=1))
+    for split, info in _infos(tmp_path / "fixed").items():
+        expect = {str(recordings / p) for i, (p, _) in enumerate(rows)
+                  if SPLITS[i % 3] == split}
+        assert set(info.files["path"]) <= expect
+
+
+def test_bad_recordings_are_skipped_with_reasons(recordings_copy: Path, tmp_path: Path) -> None:
+    bad = _bad_files(tmp_path / "bad")
+    for kind, path in bad.items():
+        if path.exists() and kind != "missing":
+            shutil.copy(path, recordings_copy / "LEAK" / f"bad-{path.name}")
+    odd = recordings_copy / "NOLEAK" / "unnamed recording.wav"
+    x = np.random.default_rng(0).standard_normal(8192).astype(np.float32) * 0.1
+    sf.write(odd, x, 4096)
+    report = build_dataset(recordings_copy, tmp_path / "out", BuildConfig(workers=2))
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    for kind, path in bad.items():
+        if kind != "missing":
+            assert EXPECTED_REASON[kind] in reasons[f"bad-{path.name}"], kind
+    assert len(reasons) == len(bad) - 1
+    # a name outside the convention is used, with empty metadata
+    all_paths = {p: (s, info) for s, info in _infos(tmp_path / "out").items()
+                 for p in info.files["path"]}
+    split, info = all_paths[str(odd)]
+    row = list(info.files["path"]).index(str(odd))
+    assert info.files["sensor_id"][row] == "" and np.isnan(info.files["gain_db"][row])
+
+
+def test_strict_turns_a_skip_into_a_failure(recordings_copy: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (recordings_copy / "LEAK" / "broken.wav").write_text("not audio")
+    code = main(["build", str(recordings_copy), "--out", str(tmp_path / "o"), "--strict",
+                 "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--strict" in err and "broken.wav" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o" / "build_report.json").exists()
+    assert not list((tmp_path / "o").glob("*.H5"))
+
+
+def test_duplicates_stay_in_one_split_and_are_reported(recordings_copy: Path,
+                                                       tmp_path: Path) -> None:
+    leak = sorted((recordings_copy / "LEAK").glob("*.wav"))
+    source = next(p for p in leak if not p.name.endswith("~1.wav"))
+    other = sorted({p.name.split("~")[0] for p in leak} - {source.name.split("~")[0]})[0]
+    # the same audio under another LEAK sensor and under a name without a sensor
+    shutil.copy(source, recordings_copy / "LEAK" / f"{other}~COPY~T~12.wav")
+    shutil.copy(source, recordings_copy / "LEAK" / "copy.wav")
+    report = build_dataset(recordings_copy, tmp_path / "o", BuildConfig(workers=1))
+    (dup,) = report["duplicates"]
+    assert len(dup["paths"]) == 3 and len(dup["splits"]) == 1
+    _assert_no_leaks(tmp_path / "o")
+
+
+def test_duplicate_across_given_splits_is_dropped(recordings: Path, tmp_path: Path) -> None:
+    rows = sorted(recordings.rglob("*.wav"))
+    manifest = tmp_path / "m.csv"
+    with manifest.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "split"])
+        for i, p in enumerate(rows):
+            w.writerow([p, p.parent.name, SPLITS[i % 3]])
+        copy = tmp_path / "copy.wav"
+        shutil.copy(rows[3], copy)  # rows[3] is in TRAINING
+        w.writerow([copy, rows[3].parent.name, "TESTING"])
+    report = build_dataset(manifest, tmp_path / "o", BuildConfig(workers=1))
+    dropped = [s for s in report["skipped"] if s["path"] == str(copy)]
+    assert dropped and "duplicate of" in dropped[0]["reason"]
+
+
+@pytest.mark.parametrize("make_input,message", [
+    (lambda tmp: tmp / "nowhere", "input not found"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "no recordings found"),
+    (lambda tmp: _one_label(tmp), "only one label"),
+    (lambda tmp: _bad_manifest(tmp), "must include 'path' and 'label'"),
+])
+def test_unusable_input_is_one_line_and_exit_1(tmp_path: Path, make_input, message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["build", str(make_input(tmp_path)), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def _one_label(tmp: Path) -> Path:
+    (tmp / "in" / "LEAK").mkdir(parents=True)
+    sf.write(tmp / "in" / "LEAK" / "a.wav", np.ones(8192, np.float32) * 0.1, 4096)
+    return tmp / "in"
+
+
+def _bad_manifest(tmp: Path) -> Path:
+    (tmp / "m.csv").write_text("file,class\na.wav,LEAK\n")
+    return tmp / "m.csv"
+
+
+def test_label_missing_from_a_split_is_an_error(recordings: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    shutil.copytree(recordings, src)
+    # keep NOLEAK recordings of two sensors only: too few to fill three splits by sensor
+    noleak_sensors = sorted({p.name.split("~")[0] for p in (src / "NOLEAK").glob("*.wav")})
+    for p in (src / "NOLEAK").glob("*.wav"):
+        if p.name.split("~")[0] not in noleak_sensors[:2]:
+            p.unlink()
+    code = main(["build", str(src), "--out", str(tmp_path / "out"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "label NOLEAK has no recordings in" in err and "--group-by" in err
+    assert main(["build", str(src), "--out", str(tmp_path / "out"), "--workers", "1",
+                 "--group-by", "recording"]) == 0
+
+
+def test_existing_dataset_is_not_overwritten_without_flag(dataset: Path, recordings: Path,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(dataset, out)
+    before = (out / "TRAINING_DATASET.H5").read_bytes()
+    assert main(["build", str(recordings), "--out", str(out), "--workers", "1"]) == 1
+    assert (out / "TRAINING_DATASET.H5").read_bytes() == before
+    assert main(["build", str(recordings), "--out", str(out), "--workers", "1",
+                 "--overwrite", "--split-seed", "5"]) == 0
+    assert (out / "TRAINING_DATASET.H5").read_bytes() != before
+
+
+def test_interrupted_build_leaves_no_finished_looking_file(recordings: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    calls = {"n": 0}
+    original = store.SplitWriter.append
+
+    def append_then_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(store.SplitWriter, "append", append_then_interrupt)
+    out = tmp_path / "out"
+    assert main(["build", str(recordings), "--out", str(out), "--workers", "2"]) == 130
+    assert list(out.iterdir()) == []  # no .H5, no .partial, no report
+
+
+def test_old_dataset_survives_an_interrupted_overwrite(dataset: Path, recordings: Path,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(dataset, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def fail(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.SplitWriter, "append", fail)
+    assert main(["build", str(recordings), "--out", str(out), "--overwrite",
+                 "--workers", "1"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_config_file_and_flags(recordings: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "build.toml"
+    cfg.write_text("workers = 1\n[feature]\nn_mels = 20\nsample_rate = 4096\n"
+                   "[split]\nseed = 3\n")
+    out = tmp_path / "out"
+    assert main(["build", str(recordings), "--out", str(out), "--config", str(cfg),
+                 "--n-mels", "24"]) == 0
+    info = read_split_info(out / SPLIT_FILES["TRAINING"])
+    assert info.feature.n_mels == 24 and info.feature.sample_rate == 4096
+    saved = json.loads((out / "config.json").read_text())["build"]
+    assert saved["split"]["seed"] == 3 and saved["workers"] == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[feature]\nn_mel = 3\n")
+    assert main(["build", str(recordings), "--out", str(tmp_path / "x"), "--config",
+                 str(bad)]) == 1
+
+
+@needs_real
+def test_real_recordings_build_beside_synthetic_ones(recordings: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    with manifest.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        for p in sorted(recordings.rglob("*.wav")):
+            w.writerow([p, p.parent.name])
+        for p in real_files():
+            w.writerow([p, "NOLEAK" if p.stem == "no-leak" else "LEAK"])
+    report = build_dataset(manifest, tmp_path / "o", BuildConfig(workers=2))
+    assert report["skipped"] == []
+    rows = {Path(p).name: (info, i) for info in _infos(tmp_path / "o").values()
+            for i, p in enumerate(info.files["path"])}
+    for p in real_files():
+        info, i = rows[p.name]
+        assert info.files["sample_rate"][i] == 8000
+        assert info.files["segment_count"][i] == FeatureConfig().n_segments(
+            round(info.files["duration_s"][i] * 8192))

@@ -1,0 +1,111 @@
+"""The command line end to end: help, version, synth -> build -> info, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leakhunter import __version__
+from leakhunter.cli import build_parser, main
+from leakhunter.config import SynthConfig
+from leakhunter.synth import synthesize
+
+COMMANDS = ["synth", "build", "info"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_has_help_and_a_default(command: str, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help and ("default" in action.help or action.required), \
+                action.option_strings
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"leakhunter {__version__}"
+
+
+def test_synth_build_info_through_the_cli(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rec, ds = tmp_path / "rec", tmp_path / "ds"
+    assert main(["synth", str(rec), "--count", "10", "--duration", "1.5", "--sensors", "4",
+                 "--seed", "3"]) == 0
+    assert "wrote 20 recordings" in capsys.readouterr().out
+    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "TRAINING" in out and "dataset written to" in out
+    assert main(["info", str(ds)]) == 0
+    assert "integrity: OK" in capsys.readouterr().out
+    # the same seed again refuses a non-empty folder, and --overwrite rewrites it
+    assert main(["synth", str(rec), "--count", "10"]) == 1
+    assert main(["synth", str(rec), "--count", "10", "--duration", "1.5", "--overwrite"]) == 0
+
+
+def test_multiclass_build(tmp_path: Path) -> None:
+    rec, ds = tmp_path / "rec", tmp_path / "ds"
+    assert main(["synth", str(rec), "--multiclass", "--count", "8", "--duration", "1",
+                 "--sensors", "3"]) == 0
+    assert main(["build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
+    labels = json.loads((ds / "labels.json").read_text())["labels"]
+    assert labels == ["BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED"]
+
+
+def _run_and_signal(rec: Path, out: Path, sig: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "leakhunter", "-q", "build", str(rec),
+                             "--out", str(out), "--workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.partial")):  # wait until the features pass writes
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def many_recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("many") / "rec"
+    synthesize(root, SynthConfig(count=150, seed=1))
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code,workers", [(signal.SIGTERM, 143, 1),
+                                              (signal.SIGINT, 130, 2)])
+def test_signal_during_build_leaves_no_dataset(many_recordings: Path, tmp_path: Path,
+                                               sig: int, code: int, workers: int) -> None:
+    out = tmp_path / "out"
+    proc = _run_and_signal(many_recordings, out, sig, workers)
+    err = proc.stderr.read()
+    assert proc.returncode == code, err
+    assert "partial output removed" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_killed_build_looks_unfinished_and_next_build_recovers(many_recordings: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run_and_signal(many_recordings, out, signal.SIGKILL, 1)
+    names = sorted(p.name for p in out.iterdir())
+    assert names and all(n.endswith(".partial") for n in names)
+    assert main(["info", str(out)]) == 1
+    assert main(["-q", "build", str(many_recordings), "--out", str(out)]) == 0
+    assert not list(out.glob("*.partial"))
+    assert main(["info", str(out), "--no-check"]) == 0
