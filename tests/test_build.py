@@ -19,7 +19,6 @@ from leakhunter.config import SPLITS, AudioConfig, BuildConfig, FeatureConfig
 from leakhunter.dataset import store
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
-from leakhunter.errors import InputError
 from leakhunter.features import LogMel, extract
 
 from .conftest import needs_real, real_files

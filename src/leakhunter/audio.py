@@ -117,7 +117,8 @@ def remove_trend(waveform: np.ndarray) -> np.ndarray:
 
 
 def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig) -> Recording:
-    """Read and check one recording, returning it at ``feature.sample_rate``.
+    """Read, check and prepare one recording at ``feature.sample_rate``: mono, resampled
+    with soxr, detrended (unless ``audio.detrend`` is off).
 
     Raises :class:`AudioError` (with a short reason) for anything that makes the recording
     unusable: unreadable, empty, NaN/inf samples, silence, or shorter than one long segment.
@@ -126,18 +127,20 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig)
     data, rate = read_audio(path)
     if not np.isfinite(data).all():
         raise AudioError(str(path), "contains NaN or infinite samples")
-    content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
     duration = data.shape[0] / rate
+    # Detrend before resampling: half the samples at typical rates, and a DC offset would
+    # otherwise ring at the resampler's edges.
     wave = to_mono(data)
+    wave = remove_trend(wave) if audio.detrend else wave
+    centred = wave if audio.detrend else wave - wave.mean(dtype=np.float64)
+    rms = float(np.sqrt(np.dot(centred, centred) / centred.size))
+    if rms <= audio.silence_rms:
+        raise AudioError(str(path), f"silence (RMS {rms:.1e})")
     wave = resample(wave, rate, feature.sample_rate)
-    if audio.detrend:
-        wave = remove_trend(wave)
     if wave.shape[0] < feature.segment_samples:
         raise AudioError(str(path), f"too short ({duration:.3f} s; one segment is "
                                     f"{feature.segment_s:g} s)")
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
-    if rms <= audio.silence_rms:
-        raise AudioError(str(path), f"silence (RMS {rms:.1e})")
+    content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
     return Recording(str(path), wave, rate, duration, content_hash)
 
 

@@ -171,7 +171,7 @@ def _add_info(sub: Any) -> None:
                    help="skip reading every feature value (default: full check)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table "
                                                        "(default: table)")
-    _common(p)
+    _log_flags(p, argparse.SUPPRESS)  # info has no settings, so no --config
     p.set_defaults(func=_cmd_info)
 
 

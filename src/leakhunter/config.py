@@ -127,7 +127,7 @@ class BuildConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     workers: int = 0  # 0: one per CPU core
-    files_per_task: int = 16  # recordings handed to a worker at once
+    files_per_task: int = 8  # recordings handed to a worker at once
     device: str = "cpu"  # where features are computed: cpu, cuda, cuda:N
     strict: bool = False  # any skipped recording fails the build
     chunk_segments: int = 512  # HDF5 chunk length along the segment axis

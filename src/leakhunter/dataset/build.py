@@ -1,16 +1,19 @@
 """`leakhunter build`: recordings -> TRAINING / VALIDATION / TESTING HDF5 datasets.
 
-Two passes over the recordings, each in parallel worker processes:
-
-1. **scan**: decode each recording once to check it (unreadable, empty, NaN, silence, too
-   short), hash its audio content and measure it. Recordings whose name gives a gain at or
-   below the minimum (sensor out of water) are excluded without decoding. Then split.
-2. **extract**: decode again, resample, clean, compute log-mel features (in the workers on
-   CPU, or batched in the main process on CUDA) and append them to the split's file.
+1. **extract** (parallel worker processes): each recording is decoded once, checked
+   (unreadable, empty, NaN, silence, too short), hashed, resampled, cleaned and turned into
+   log-mel segments -- in the workers on CPU, or batched in the main process on CUDA. The
+   features stream, in input order, into a spool file beside the output. Recordings whose
+   name gives a gain at or below the minimum (sensor out of water) are excluded undecoded.
+2. **split**: grouped and stratified (see :mod:`.splits`); needs every recording's sensor
+   and content hash, hence after the extraction.
+3. **write**: the spool is read back sequentially and each recording's segments are
+   appended to its split's file. Copying float16 arrays costs far less than decoding twice.
 
 Only metadata is kept in memory across the build (about a kilobyte per recording); features
-stream to disk. Files are written as ``*.partial`` and renamed when all are complete, with
-``build_report.json`` written last: a folder without it holds no finished dataset.
+go to disk as they come. Files are written as ``*.partial`` and renamed when all are
+complete, with ``build_report.json`` written last: a folder without it holds no finished
+dataset.
 """
 
 from __future__ import annotations
@@ -27,13 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, signals
 from ..audio import NameMeta, gain_too_low, load_recording, parse_name
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
 from ..features import LogMel, extract, segment_starts
 from ..log import progress_bar
-from .. import signals
 from ..parallel import Workers, default_workers
 from .sources import Discovery, Source, discover
 from .splits import SplitItem, assign_splits, check_every_label
@@ -43,18 +45,19 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "build_report.json"
 OUTPUT_FILES = (*SPLIT_FILES.values(), "labels.json", "config.json", REPORT_FILE)
+SPOOL_FILE = "features.spool" + PARTIAL_SUFFIX  # float16 [segments, n_mels, frames], raw
 
 
 @dataclass(frozen=True)
 class Scanned:
-    """Pass-1 facts about one recording; ``problem`` is the reason it is not used."""
+    """What the extraction learnt of one recording; ``problem`` is why it is not used."""
 
     source: Source
     meta: NameMeta
     content_hash: str = ""
     duration_s: float = 0.0
     sample_rate: int = 0
-    segments: int = 0
+    segments: int = 0  # its rows in the spool
     problem: str = ""
     out_of_water: bool = False
 
@@ -70,61 +73,36 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     started = time.perf_counter()
     out = Path(out_dir)
     device = _device(config.device)
-    workers = config.workers or default_workers()
     found = discover(input_path)
     _prepare_out_dir(out, overwrite)
     log.info("found %d recordings under %s (%s; labels: %s)", len(found.sources), input_path,
              found.layout, ", ".join(found.labels))
+    spool = out / SPOOL_FILE
+    try:
+        t0 = time.perf_counter()
+        with Workers(config.workers or default_workers()) as pool:
+            scanned = _extract(found.sources, config, pool, device, spool)
+            workers = pool.workers
+        extract_s = time.perf_counter() - t0
+        usable, skipped, excluded = _sort_out(scanned, found, config)
 
-    with Workers(workers) as pool:  # one pool for both passes
-        return _build(found, out, config, pool, device, started)
+        t0 = time.perf_counter()
+        splits, duplicates, dropped = _split(usable, config)
+        skipped += dropped
+        kept = [i for i, split in enumerate(splits) if split is not None]
+        tool_split = any(s.source.split is None for s in usable)
+        check_every_label([splits[i] for i in kept], [usable[i].source.label for i in kept],
+                          found.labels, config.split.group_by if tool_split else None)
+        split_s = time.perf_counter() - t0
 
+        t0 = time.perf_counter()
+        stats = _write_splits(usable, splits, found.labels, out, config, spool)
+        write_s = time.perf_counter() - t0
+    finally:
+        spool.unlink(missing_ok=True)
 
-def _build(found: Discovery, out: Path, config: BuildConfig, pool: Workers,
-           device: torch.device, started: float) -> dict[str, Any]:
-    input_path = found.input
-    t0 = time.perf_counter()
-    scanned = _scan(found.sources, config, pool)
-    scan_s = time.perf_counter() - t0
-    usable = [s for s in scanned if not s.problem]
-    skipped = [{"path": s.source.path, "reason": s.problem}
-               for s in scanned if s.problem and not s.out_of_water]
-    excluded = [{"path": s.source.path, "reason": s.problem}
-                for s in scanned if s.out_of_water]
-    for item in skipped:
-        log.warning("skipped %s: %s", item["path"], item["reason"])
-    if excluded:
-        log.info("excluded %d recording(s) at gain <= %g dB (sensor out of water)",
-                 len(excluded), config.audio.min_gain_db)
-    if config.strict and skipped:
-        raise InputError(f"{len(skipped)} recording(s) could not be used and --strict is set "
-                         f"(first: {skipped[0]['path']}: {skipped[0]['reason']})")
-    if not usable:
-        raise InputError(f"{input_path}: no usable recordings ({len(skipped)} skipped, "
-                         f"{len(excluded)} excluded)")
-
-    t0 = time.perf_counter()
-    splits, duplicates, dup_skipped = _split(usable, found.layout, config)
-    skipped += dup_skipped
-    keep = [i for i, s in enumerate(splits) if s is not None]
-    usable = [usable[i] for i in keep]
-    splits = [splits[i] for i in keep]
-    tool_split = any(s.source.split is None for s in usable)
-    check_every_label(splits, [s.source.label for s in usable], found.labels,
-                      config.split.group_by if tool_split else None)
-    split_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    written, late_skips = _extract_and_write(usable, splits, found.labels, out, config,
-                                             pool, device)
-    skipped += late_skips
-    extract_s = time.perf_counter() - t0
-    if config.strict and late_skips:
-        raise InputError(f"{late_skips[0]['path']}: {late_skips[0]['reason']} (--strict)")
-
-    report = _report(input_path, found.layout, found.labels, written, skipped, excluded,
-                     duplicates, config, pool.workers, device,
-                     {"scan_s": scan_s, "split_s": split_s, "extract_s": extract_s,
+    report = _report(found, stats, skipped, excluded, duplicates, config, workers, device,
+                     {"extract_s": extract_s, "split_s": split_s, "write_s": write_s,
                       "total_s": time.perf_counter() - started})
     _write_json(out / "labels.json", {"labels": found.labels})
     _write_json(out / "config.json", {"input": str(input_path), "build": to_dict(config),
@@ -146,53 +124,112 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def _device(name: str) -> torch.device:
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: not a device name (cpu, cuda, cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device {name}: CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name}: only cpu and cuda are supported")
     return device
 
 
-# --- pass 1: scan ---------------------------------------------------------------------------
+def _sort_out(scanned: list[Scanned], found: Discovery, config: BuildConfig
+              ) -> tuple[list[Scanned], list[dict[str, str]], list[dict[str, str]]]:
+    """Usable recordings, skipped ones and out-of-water ones; applies ``--strict``."""
+    usable = [s for s in scanned if not s.problem]
+    skipped = [{"path": s.source.path, "reason": s.problem}
+               for s in scanned if s.problem and not s.out_of_water]
+    excluded = [{"path": s.source.path, "reason": s.problem}
+                for s in scanned if s.out_of_water]
+    for item in skipped:
+        log.warning("skipped %s: %s", item["path"], item["reason"])
+    if excluded:
+        log.info("excluded %d recording(s) at gain <= %g dB (sensor out of water)",
+                 len(excluded), config.audio.min_gain_db)
+    if config.strict and skipped:
+        raise InputError(f"{len(skipped)} recording(s) could not be used and --strict is set "
+                         f"(first: {skipped[0]['path']}: {skipped[0]['reason']})")
+    if not usable:
+        raise InputError(f"{found.input}: no usable recordings ({len(skipped)} skipped, "
+                         f"{len(excluded)} excluded)")
+    return usable, skipped, excluded
 
-def _scan_chunk(sources: list[Source], feature: FeatureConfig,
-                audio: AudioConfig) -> list[Scanned]:
-    out = []
+
+# --- extract --------------------------------------------------------------------------------
+
+_FRONT_ENDS: dict[FeatureConfig, LogMel] = {}  # one per worker process and config
+
+
+def _front_end(feature: FeatureConfig) -> LogMel:
+    if feature not in _FRONT_ENDS:
+        _FRONT_ENDS[feature] = LogMel(feature)
+    return _FRONT_ENDS[feature]
+
+
+def _extract_chunk(sources: list[Source], feature: FeatureConfig, audio: AudioConfig,
+                   features_here: bool) -> list[tuple[Scanned, np.ndarray | None]]:
+    """Per source: what was learnt, and the payload -- float16 log-mel
+    ``[S, n_mels, frames]`` when ``features_here``, else the float32 waveform (``None`` for
+    a recording that is not used)."""
+    scanned: list[Scanned] = []
+    waves: list[np.ndarray | None] = []
     for src in sources:
         meta = parse_name(src.path)
+        wave = None
         if gain_too_low(meta, audio):
-            out.append(Scanned(src, meta, problem=f"gain {meta.gain_db:g} dB <= "
-                               f"{audio.min_gain_db:g} dB (sensor out of water)",
-                               out_of_water=True))
-            continue
-        try:
-            rec = load_recording(src.path, feature, audio)
-        except AudioError as exc:
-            out.append(Scanned(src, meta, problem=exc.reason))
-            continue
-        out.append(Scanned(src, meta, rec.content_hash, rec.duration_s,
-                           rec.original_sample_rate, feature.n_segments(len(rec.waveform))))
-    return out
+            item = Scanned(src, meta, out_of_water=True, problem=f"gain {meta.gain_db:g} dB <= "
+                           f"{audio.min_gain_db:g} dB (sensor out of water)")
+        else:
+            try:
+                rec = load_recording(src.path, feature, audio)
+                wave = rec.waveform
+                item = Scanned(src, meta, rec.content_hash, rec.duration_s,
+                               rec.original_sample_rate, feature.n_segments(wave.size))
+            except AudioError as exc:
+                item = Scanned(src, meta, problem=exc.reason)
+        scanned.append(item)
+        waves.append(wave)
+    if not features_here:
+        return list(zip(scanned, waves))
+    return list(zip(scanned, _features(waves, _front_end(feature), "cpu")))
 
 
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _features(waves: list[np.ndarray | None], front_end: LogMel,
+              device: torch.device | str) -> list[np.ndarray | None]:
+    """float16 log-mel for each waveform (``None`` stays ``None``), one batch."""
+    good = [w for w in waves if w is not None]
+    mels = iter(extract(good, front_end, device) if good else [])
+    return [next(mels).astype(np.float16) if w is not None else None for w in waves]
 
 
-def _scan(sources: list[Source], config: BuildConfig, pool: Workers) -> list[Scanned]:
-    tasks = [(chunk, config.feature, config.audio)
-             for chunk in _chunks(sources, config.files_per_task)]
+def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: torch.device,
+             spool: Path) -> list[Scanned]:
+    """Extract every recording's features into ``spool`` (input order)."""
+    features_here = device.type == "cpu"
+    front_end = None if features_here else LogMel(config.feature).to(device)
+    chunks = [sources[i:i + config.files_per_task]
+              for i in range(0, len(sources), config.files_per_task)]
+    tasks = [(chunk, config.feature, config.audio, features_here) for chunk in chunks]
     scanned: list[Scanned] = []
-    with progress_bar(total=len(sources), desc="scan", unit="rec") as bar:
-        for result in pool.map(_scan_chunk, tasks):
-            signals.check()
-            scanned.extend(result)
-            bar.update(len(result))
+    with spool.open("wb") as fh, progress_bar(total=len(sources), desc="features",
+                                              unit="rec") as bar:
+        for results in pool.map(_extract_chunk, tasks):
+            if front_end is not None:
+                mels = _features([w for _, w in results], front_end, device)
+                results = [(s, m) for (s, _), m in zip(results, mels)]
+            for item, mel in results:
+                if mel is not None:
+                    fh.write(np.ascontiguousarray(mel).data)
+                scanned.append(item)
+            bar.update(len(results))
     return scanned
 
 
-# --- splitting ------------------------------------------------------------------------------
+# --- split ----------------------------------------------------------------------------------
 
-def _split(usable: list[Scanned], layout: str, config: BuildConfig
+def _split(usable: list[Scanned], config: BuildConfig
            ) -> tuple[list[str | None], list[dict[str, Any]], list[dict[str, str]]]:
     """Split per recording (``None``: dropped), duplicate sets, and the dropped copies."""
     by_hash: dict[str, list[int]] = defaultdict(list)
@@ -244,92 +281,46 @@ def _sensor(s: Scanned) -> str:
     return s.source.group or s.meta.sensor_id
 
 
-# --- pass 2: extract and write --------------------------------------------------------------
+# --- write ----------------------------------------------------------------------------------
 
-_FRONT_ENDS: dict[FeatureConfig, LogMel] = {}  # one per worker process and config
-
-
-def _front_end(feature: FeatureConfig) -> LogMel:
-    if feature not in _FRONT_ENDS:
-        _FRONT_ENDS[feature] = LogMel(feature)
-    return _FRONT_ENDS[feature]
-
-
-def _extract_chunk(items: list[tuple[str, str]], feature: FeatureConfig, audio: AudioConfig,
-                   features_here: bool) -> list[tuple[np.ndarray | None, str]]:
-    """Per item ``(path, expected hash)``: ``(payload, problem)``. The payload is float16
-    log-mel ``[S, n_mels, frames]`` when ``features_here``, else the float32 waveform."""
-    waves: list[np.ndarray | None] = []
-    problems = []
-    for path, expected in items:
-        try:
-            rec = load_recording(path, feature, audio)
-            problem = "" if rec.content_hash == expected else "file changed during the build"
-        except AudioError as exc:
-            rec, problem = None, exc.reason
-        waves.append(rec.waveform if rec is not None and not problem else None)
-        problems.append(problem)
-    if not features_here:
-        return list(zip(waves, problems))
-    good = [w for w in waves if w is not None]
-    mels = iter(extract(good, _front_end(feature)) if good else [])
-    return [(next(mels).astype(np.float16) if w is not None else None, p)
-            for w, p in zip(waves, problems)]
-
-
-def _extract_and_write(usable: list[Scanned], splits: list[str], labels: list[str], out: Path,
-                       config: BuildConfig, pool: Workers, device: torch.device
-                       ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
+def _write_splits(usable: list[Scanned], splits: list[str | None], labels: list[str],
+                  out: Path, config: BuildConfig, spool: Path) -> dict[str, dict[str, Any]]:
+    """Copy each kept recording's segments from the spool into its split's file."""
     feature = config.feature
-    order = sorted(range(len(usable)), key=lambda i: (SPLITS.index(splits[i]), i))
-    features_here = device.type == "cpu"
-    front_end = None if features_here else LogMel(feature).to(device)
-    build_meta = to_dict(config)
-    writers: dict[str, SplitWriter] = {}
+    shape = (feature.n_mels, feature.frames_per_segment)
+    total = sum(s.segments for s in usable)
+    spooled = np.memmap(spool, dtype=np.float16, mode="r", shape=(total, *shape))
+    index = {lab: i for i, lab in enumerate(labels)}
     stats: dict[str, dict[str, Any]] = {
         split: {"classes": Counter(), "segments_per_class": Counter(), "sensors": set(),
                 "audio_s": 0.0} for split in SPLITS}
-    late_skips: list[dict[str, str]] = []
-    index = {lab: i for i, lab in enumerate(labels)}
+    writers: dict[str, SplitWriter] = {}
     temps: list[Path] = []
     try:  # until the rename, any exception (Ctrl-C, SIGTERM included) removes every file
         for split in SPLITS:
             writers[split] = SplitWriter(out / SPLIT_FILES[split], split, feature, labels,
-                                         build_meta, config.chunk_segments)
-        chunks = _chunks(order, config.files_per_task)
-        tasks = [([(usable[i].source.path, usable[i].content_hash) for i in chunk], feature,
-                  config.audio, features_here) for chunk in chunks]
-        with progress_bar(total=len(order), desc="features", unit="rec") as bar:
-            for chunk, results in zip(chunks, pool.map(_extract_chunk, tasks)):
-                signals.check()
-                if not features_here:
-                    results = _features_on_device(results, front_end, device)
-                for i, (mel, problem) in zip(chunk, results):
-                    s, split = usable[i], splits[i]
-                    if problem:
-                        late_skips.append({"path": s.source.path, "reason": problem})
-                        log.warning("skipped %s: %s", s.source.path, problem)
-                        continue
-                    record = FileRecord(
-                        path=s.source.path, label=index[s.source.label], sensor_id=_sensor(s),
-                        recording_id=s.meta.recording_id, timestamp=s.meta.timestamp,
-                        gain_db=np.nan if s.meta.gain_db is None else s.meta.gain_db,
-                        duration_s=s.duration_s, sample_rate=s.sample_rate,
-                        content_hash=s.content_hash)
-                    n = mel.shape[0]
-                    writers[split].append(record, mel, segment_starts(n, feature))
-                    st = stats[split]
-                    st["classes"][s.source.label] += 1
-                    st["segments_per_class"][s.source.label] += n
-                    st["audio_s"] += s.duration_s
-                    if _sensor(s):
-                        st["sensors"].add(_sensor(s))
-                bar.update(len(chunk))
-        if late_skips:  # a file changed or vanished since the scan: re-check coverage
-            kept = {s.source.path for s in usable} - {x["path"] for x in late_skips}
-            check_every_label([splits[i] for i in order if usable[i].source.path in kept],
-                              [usable[i].source.label for i in order
-                               if usable[i].source.path in kept], labels)
+                                         to_dict(config), config.chunk_segments)
+        offset = 0
+        with progress_bar(total=len(usable), desc="write", unit="rec") as bar:
+            for s, split in zip(usable, splits):
+                lo, offset = offset, offset + s.segments
+                bar.update(1)
+                if split is None:
+                    continue
+                record = FileRecord(
+                    path=s.source.path, label=index[s.source.label], sensor_id=_sensor(s),
+                    recording_id=s.meta.recording_id, timestamp=s.meta.timestamp,
+                    gain_db=np.nan if s.meta.gain_db is None else s.meta.gain_db,
+                    duration_s=s.duration_s, sample_rate=s.sample_rate,
+                    content_hash=s.content_hash)
+                writers[split].append(record, spooled[lo:offset],
+                                      segment_starts(s.segments, feature))
+                st = stats[split]
+                st["classes"][s.source.label] += 1
+                st["segments_per_class"][s.source.label] += s.segments
+                st["audio_s"] += s.duration_s
+                if _sensor(s):
+                    st["sensors"].add(_sensor(s))
         for split in SPLITS:
             temps.append(writers[split].finish())
         signals.check()  # last chance: after the renames the dataset is finished
@@ -341,26 +332,21 @@ def _extract_and_write(usable: list[Scanned], splits: list[str], labels: list[st
         for split in SPLITS:  # also a file whose writer was interrupted while opening it
             (out / (SPLIT_FILES[split] + PARTIAL_SUFFIX)).unlink(missing_ok=True)
         raise
+    finally:
+        del spooled  # close the memory map before the spool is deleted
     for split in SPLITS:
         stats[split]["recordings"] = writers[split].recordings
         stats[split]["segments"] = writers[split].segments
-    return stats, late_skips
-
-
-def _features_on_device(results: list[tuple[np.ndarray | None, str]], front_end: LogMel,
-                        device: torch.device) -> list[tuple[np.ndarray | None, str]]:
-    good = [w for w, _ in results if w is not None]
-    mels = iter(extract(good, front_end, device) if good else [])
-    return [(next(mels).astype(np.float16) if w is not None else None, p) for w, p in results]
+    return stats
 
 
 # --- report ---------------------------------------------------------------------------------
 
-def _report(input_path: str | Path, layout: str, labels: list[str],
-            stats: dict[str, dict[str, Any]], skipped: list[dict[str, str]],
+def _report(found: Discovery, stats: dict[str, dict[str, Any]], skipped: list[dict[str, str]],
             excluded: list[dict[str, str]], duplicates: list[dict[str, Any]],
             config: BuildConfig, workers: int, device: torch.device,
             timings: dict[str, float]) -> dict[str, Any]:
+    labels = found.labels
     splits = {}
     sensor_splits: dict[str, list[str]] = defaultdict(list)
     for split in SPLITS:
@@ -380,7 +366,7 @@ def _report(input_path: str | Path, layout: str, labels: list[str],
                     len(shared), ", ".join(list(shared)[:5]))
     audio_s = sum(sp["audio_s"] for sp in splits.values())
     return {
-        "input": str(input_path), "layout": layout, "labels": labels, "splits": splits,
+        "input": found.input, "layout": found.layout, "labels": labels, "splits": splits,
         "skipped": skipped, "excluded_out_of_water": excluded, "duplicates": duplicates,
         "sensors_in_several_splits": shared,
         "timings": {k: round(v, 3) for k, v in timings.items()},
