@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from leakhunter.audio import load_recording
 from leakhunter.cli import main
@@ -336,3 +337,21 @@ def test_real_recordings_build_beside_synthetic_ones(recordings: Path, tmp_path:
         assert info.files["sample_rate"][i] == 8000
         assert info.files["segment_count"][i] == FeatureConfig().n_segments(
             round(info.files["duration_s"][i] * 8192))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_features_match_cpu(recordings: Path, dataset: Path, tmp_path: Path) -> None:
+    build_dataset(recordings, tmp_path, BuildConfig(workers=2, device="cuda"))
+    for split in SPLITS:
+        with h5py.File(dataset / SPLIT_FILES[split], "r") as a, \
+                h5py.File(tmp_path / SPLIT_FILES[split], "r") as b:
+            np.testing.assert_allclose(a["mel"][()].astype(np.float32),
+                                       b["mel"][()].astype(np.float32), atol=0.05)
+            np.testing.assert_array_equal(a["file_index"][()], b["file_index"][()])
+
+
+def test_unavailable_device_is_one_line(recordings: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["build", str(recordings), "--out", str(tmp_path / "o"), "--device", "tpu"])
+    assert code == 1 and "--device tpu" in capsys.readouterr().err

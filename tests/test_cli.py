@@ -109,3 +109,24 @@ def test_killed_build_looks_unfinished_and_next_build_recovers(many_recordings: 
     assert main(["-q", "build", str(many_recordings), "--out", str(out)]) == 0
     assert not list(out.glob("*.partial"))
     assert main(["info", str(out), "--no-check"]) == 0
+
+
+def test_log_lines_carry_elapsed_time_and_respect_levels(recordings: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    import re
+
+    assert main(["build", str(recordings), "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^\[ +\d+\.\ds\] found 24 recordings", err, re.M)
+    assert "\033[" not in err  # no colour when stderr is not a terminal
+    assert main(["build", str(recordings), "--out", str(tmp_path / "b"), "--workers", "1",
+                 "-q"]) == 0
+    assert "found 24 recordings" not in capsys.readouterr().err
+    monkeypatch.setenv("LEAKHUNTER_LOG_LEVEL", "WARNING")
+    assert main(["build", str(recordings), "--out", str(tmp_path / "w"), "--workers", "1"]) == 0
+    assert "found 24 recordings" not in capsys.readouterr().err
+    monkeypatch.setenv("LEAKHUNTER_LOG_LEVEL", "DEBUG")
+    assert main(["build", str(recordings), "--out", str(tmp_path / "c"), "--workers", "1"]) == 0
+    assert "found 24 recordings" in capsys.readouterr().err

@@ -79,7 +79,7 @@ class SplitWriter:
 
     def __init__(self, path: str | Path, split: str, feature: FeatureConfig,
                  labels: list[str], build_config: dict[str, Any], chunk_segments: int = 512,
-                 flush_rows: int = 1024):
+                 rows_per_write: int = 1024):
         self.final_path = Path(path)
         self.temp_path = self.final_path.with_name(self.final_path.name + PARTIAL_SUFFIX)
         shape = (feature.n_mels, feature.frames_per_segment)
@@ -95,7 +95,7 @@ class SplitWriter:
         files = h5.create_group("files")
         for name, dtype in FILE_COLUMNS.items():
             files.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                 chunks=(flush_rows,))
+                                 chunks=(rows_per_write,))
         h5.attrs.update({
             "schema_version": SCHEMA_VERSION, "split": split,
             "feature_config": json.dumps(to_dict(feature)), "labels": json.dumps(labels),
@@ -105,8 +105,8 @@ class SplitWriter:
         })
         self.segments = 0  # written or buffered
         self.recordings = 0
-        self._flush_segments = 8 * chunk_segments  # ~2 MB of float16 features
-        self._flush_rows = flush_rows
+        self._segments_per_write = 8 * chunk_segments  # ~2 MB of float16 features
+        self._rows_per_write = rows_per_write
         self._rows: list[dict[str, Any]] = []  # buffered files/ rows
         self._mel: list[np.ndarray] = []  # buffered per-segment arrays, one per recording
         self._label: list[np.ndarray] = []
@@ -129,12 +129,12 @@ class SplitWriter:
         self._pending += n
         self.segments += n
         self.recordings += 1
-        if self._pending >= self._flush_segments:
-            self._flush_segments_()
-        if len(self._rows) >= self._flush_rows:
-            self._flush_rows_()
+        if self._pending >= self._segments_per_write:
+            self._write_segments()
+        if len(self._rows) >= self._rows_per_write:
+            self._write_rows()
 
-    def _flush_segments_(self) -> None:
+    def _write_segments(self) -> None:
         """Write the buffered per-segment arrays."""
         if not self._pending:
             return
@@ -149,7 +149,7 @@ class SplitWriter:
             h5[name][lo:hi] = values
         self._mel, self._label, self._index, self._start, self._pending = [], [], [], [], 0
 
-    def _flush_rows_(self) -> None:
+    def _write_rows(self) -> None:
         """Write the buffered ``files/`` rows."""
         if not self._rows:
             return
@@ -162,8 +162,8 @@ class SplitWriter:
 
     def finish(self) -> Path:
         """Flush, mark complete, close; returns the temporary path to rename."""
-        self._flush_segments_()
-        self._flush_rows_()
+        self._write_segments()
+        self._write_rows()
         self._h5.attrs.update({"segments": self.segments, "recordings": self.recordings})
         self._h5.attrs["complete"] = True  # last write: a file without it is unfinished
         self._h5.close()
