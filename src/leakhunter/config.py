@@ -143,7 +143,7 @@ class SynthConfig:
     duration_s: float = 10.0
     labels: tuple[str, ...] = BINARY_LABELS
     difficulty: float = 0.5  # 0: trivially separable, 1: leak signature near the noise floor
-    sensors_per_label: int = 8
+    sensors_per_label: int = 12
     out_of_water: int = 2  # recordings per label written at gain 1 dB
     interference: float = 0.35  # probability that a recording carries interference bursts
 
