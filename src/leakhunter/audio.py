@@ -81,7 +81,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        raise AudioError(str(path), f"unreadable or not audio ({_first_line(exc)})") from None
+        # libsndfile's message repeats the path; its error_string is the reason alone
+        why = getattr(exc, "error_string", "") or _first_line(exc)
+        raise AudioError(str(path), f"unreadable or not audio ({why.rstrip('.')})") from None
     except OSError as exc:
         raise AudioError(str(path), f"cannot open ({exc.strerror or exc})") from None
     if data.shape[0] == 0:
