@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, signals
-from .config import MULTICLASS_LABELS, BuildConfig, SynthConfig, from_dict, load_toml
+from .config import (MULTICLASS_LABELS, BuildConfig, SynthConfig, TrainConfig, from_dict,
+                     load_toml)
 from .errors import LeakhunterError
 from .log import setup_logging
 
@@ -175,6 +176,63 @@ def _add_info(sub: Any) -> None:
     p.set_defaults(func=_cmd_info)
 
 
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", help="train the leak classifier on a dataset",
+        description="Train the CNN on DATASET_DIR's TRAINING split, selecting the model by "
+                    "file-level leak F1 on VALIDATION. Under torchrun, trains with DDP.")
+    p.add_argument("dataset", metavar="DATASET_DIR", nargs="?",
+                   help="folder written by build (not with --resume)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder to create (required unless "
+                                                    "--resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in RUN_DIR (default: refuse)")
+    d = TrainConfig()
+    _option(p, ["--epochs"], "epochs", d, "maximum epochs")
+    _option(p, ["--batch-size"], "batch_size", d, "segments per batch (per process)")
+    _option(p, ["--lr"], "lr", d, "peak learning rate (AdamW)")
+    _option(p, ["--weight-decay"], "weight_decay", d, "AdamW weight decay")
+    _option(p, ["--warmup-epochs"], "warmup_epochs", d, "linear warm-up, then cosine decay")
+    _option(p, ["--grad-clip"], "grad_clip", d, "maximum gradient norm; 0 = off")
+    _option(p, ["--loss"], "loss", d, "class-weighted cross-entropy or focal loss",
+            choices=["ce", "focal"])
+    _option(p, ["--focal-gamma"], "focal_gamma", d, "focal loss exponent")
+    _option(p, ["--no-class-weights"], "class_weights", d,
+            "do not weight the loss by inverse class frequency", action="store_false")
+    _option(p, ["--balanced-sampler"], "balanced_sampler", d,
+            "draw class-balanced batches instead of weighting the loss", action="store_true")
+    _option(p, ["--spec-augment"], "spec_augment", d, "time and frequency masking",
+            action="store_true")
+    _option(p, ["--mixup"], "mixup", d, "mixup alpha; 0 = off")
+    _option(p, ["--patience"], "patience", d, "epochs without better validation F1 before "
+                                              "stopping")
+    _option(p, ["--time-budget"], "time_budget_s", d, "stop after this many seconds of "
+                                                      "training (checked per epoch); 0 = none")
+    _option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
+                                                        "recording a leak")
+    _option(p, ["--positive"], "positive", d, "comma-separated classes that count as a leak",
+            type=_names)
+    _option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
+    _option(p, ["--device"], "device", d, "auto, cpu, cuda or cuda:N")
+    _option(p, ["--amp"], "amp", d, "mixed precision: auto = fp16 on CUDA, off on CPU",
+            choices=["auto", "off", "bf16", "fp16"])
+    _option(p, ["--compile"], "compile", d, "torch.compile the model", action="store_true")
+    _option(p, ["--preload"], "preload", d, "keep splits in memory: auto = when under 2 GiB",
+            choices=["auto", "yes", "no"])
+    _option(p, ["--log-every"], "log_every", d, "steps between running-loss updates")
+    g = p.add_argument_group("model")
+    _option(g, ["--width"], "model.width", d, "channels of the first conv block")
+    _option(g, ["--blocks"], "model.blocks", d, "conv blocks (width doubles each)")
+    _option(g, ["--dense"], "model.dense", d, "units of the dense layer")
+    _option(g, ["--dropout"], "model.dropout", d, "dropout rate")
+    _option(g, ["--aux-weight"], "model.aux_weight", d,
+            "multi-class: weight of the auxiliary leak-vs-rest loss")
+    _common(p)
+    p.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -183,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_build, _add_info):
+    for add in (_add_synth, _add_build, _add_info, _add_train):
         add(sub)
     return parser
 
@@ -261,6 +319,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print("integrity: OK" if args.no_check is False else "integrity: not checked "
                   "(--no-check)")
     return 1 if info["problems"] else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    if args.resume and (args.dataset or args.out):
+        raise LeakhunterError("--resume RUN_DIR takes no DATASET_DIR or --out: the run's "
+                              "checkpoint says what it trains on")
+    if not args.resume and not (args.dataset and args.out):
+        raise LeakhunterError("train needs DATASET_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    overrides = {dest[len(CFG):]: value for dest, value in vars(args).items()
+                 if dest.startswith(CFG)}
+    cfg = _config(TrainConfig, args)
+    summary = train(args.dataset, args.resume or args.out, cfg, resume=bool(args.resume),
+                    overwrite=args.overwrite, overrides=overrides)
+    best = summary["best"]
+    print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
+          f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
+    print(f"model: {summary['run_dir']}/best.pt")
+    return 0
 
 
 def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:

@@ -159,6 +159,65 @@ class SynthConfig:
         _check(0.0 <= self.interference <= 1.0, "interference must be in [0, 1]")
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """The CNN: ``blocks`` conv blocks of width ``width * 2**i`` (two 3x3 conv + batch norm
+    + ReLU, then 2x2 max-pooling), a dense layer of ``dense`` units, dropout."""
+
+    width: int = 48
+    blocks: int = 3
+    dense: int = 256
+    dropout: float = 0.3
+    aux_weight: float = 0.5  # multi-class: weight of the auxiliary leak-vs-rest loss
+
+    def __post_init__(self) -> None:
+        _check(self.width >= 1 and self.blocks >= 1 and self.dense >= 1,
+               "width, blocks and dense must be at least 1")
+        _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        _check(self.aux_weight >= 0.0, "aux_weight must be non-negative")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`leakhunter train`: optimisation, data, precision, stopping."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    positive: tuple[str, ...] = ("LEAK",)  # classes that count as a leak
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    loss: str = "ce"  # "ce" (class-weighted cross-entropy) or "focal"
+    focal_gamma: float = 2.0
+    class_weights: bool = True  # weight the loss by inverse class frequency
+    balanced_sampler: bool = False  # draw batches class-balanced instead of weighting
+    spec_augment: bool = False  # time and frequency masking of training inputs
+    mixup: float = 0.0  # mixup alpha; 0 = off
+    patience: int = 15  # epochs without validation F1 improvement before stopping
+    time_budget_s: float = 0.0  # stop after this many seconds of training; 0 = none
+    vote_fraction: float = 0.5  # a recording is a leak when this share of segments are
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU), off, bf16, fp16
+    compile: bool = False  # torch.compile the model
+    preload: str = "auto"  # auto (when the split fits in 2 GiB), yes, no
+    log_every: int = 50  # steps between progress updates of the running loss
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs must be at least 1")
+        _check(self.batch_size >= 1, "batch_size must be at least 1")
+        _check(self.lr > 0, "lr must be positive")
+        _check(self.loss in ("ce", "focal"), "loss must be ce or focal")
+        _check(self.amp in ("auto", "off", "bf16", "fp16"), "amp must be auto/off/bf16/fp16")
+        _check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")
+        _check(0.0 < self.vote_fraction <= 1.0, "vote_fraction must be in (0, 1]")
+        _check(self.mixup >= 0.0, "mixup must be non-negative")
+        _check(self.patience >= 1, "patience must be at least 1")
+        _check(len(self.positive) >= 1, "positive needs at least one class")
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

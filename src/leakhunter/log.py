@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -63,6 +64,23 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+def add_log_file(path: str | Path) -> logging.Handler:
+    """Also write the log to ``path`` (appending, no colour); returns the handler so the
+    caller can remove it with :func:`remove_log_file`."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(ElapsedFormatter(colour=False))
+    handler.setLevel(logging.INFO)  # whatever the console shows (--quiet included)
+    logger = logging.getLogger("leakhunter")
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    return handler
+
+
+def remove_log_file(handler: logging.Handler) -> None:
+    logging.getLogger("leakhunter").removeHandler(handler)
+    handler.close()
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False, debug: bool = False) -> None:
     """Configure the ``leakhunter`` logger: level from flags, else ``LEAKHUNTER_LOG_LEVEL``,
     else INFO. ``quiet`` shows warnings and errors only and hides progress bars."""
@@ -78,6 +96,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, debug: bool = False) ->
             else logging.INFO
     handler = _TqdmHandler()
     handler.setFormatter(ElapsedFormatter(colour=sys.stderr.isatty()))
+    handler.setLevel(level)  # the console's level; a run's log file keeps INFO
     root = logging.getLogger("leakhunter")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -99,9 +118,10 @@ class _Bar(tqdm):
 
 
 def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = None,
-                 desc: str = "", unit: str = "it") -> tqdm:
+                 desc: str = "", unit: str = "it", safe_point: bool = True) -> tqdm:
     """A tqdm bar on stderr, shown only on a terminal and not under ``--quiet``. Each step
-    is a safe point for stopping (:func:`leakhunter.signals.check`)."""
-    return _Bar(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
+    is a safe point for stopping (:func:`leakhunter.signals.check`) unless ``safe_point``
+    is false (for loops that stop at points of their own choosing)."""
+    return (_Bar if safe_point else tqdm)(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
                 leave=False, disable=not (_state["bars"] and sys.stderr.isatty()),
                 file=sys.stderr)

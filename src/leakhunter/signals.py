@@ -49,6 +49,11 @@ def check() -> None:
         raise Interrupted(signum)
 
 
+def pending() -> int | None:
+    """The stop signal that has arrived (without raising), or ``None``."""
+    return _pending["signum"]
+
+
 def clear() -> None:
     """Forget a delivered signal (once the CLI has reported it)."""
     _pending["signum"] = None

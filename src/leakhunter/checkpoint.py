@@ -1,0 +1,61 @@
+"""Checkpoint files: written once, atomically; read back with ``weights_only=True``.
+
+Two kinds, both plain dicts of tensors and Python values:
+
+* ``checkpoints/last.pt`` (``kind = "train-state"``): everything to resume a run exactly.
+* ``best.pt`` (``kind = "model"``): the model and what using it needs (feature config,
+  class names, positive set, threshold, metrics) -- a different, smaller state, not a copy
+  of ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import LeakhunterError
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(LeakhunterError):
+    """A checkpoint is missing, unsafe, or not a leakhunter checkpoint of the expected kind."""
+
+
+def save(path: str | Path, state: dict[str, Any]) -> None:
+    """Serialise ``state`` once to ``<path>.tmp``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**state, "format_version": FORMAT_VERSION}, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str | Path, kind: str) -> dict[str, Any]:
+    """Read a checkpoint of ``kind`` ("train-state" or "model") onto the CPU.
+
+    Only tensors and plain Python values are accepted (``weights_only=True``); a file that
+    needs arbitrary unpickling is refused, as is anything that is not a leakhunter
+    checkpoint of that kind. Raises :class:`CheckpointError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused: the file holds Python objects other than "
+                              f"tensors and plain values ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        found = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: not a leakhunter {kind} checkpoint (found {found!r})")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {state.get('format_version')} is "
+                              f"not supported (this leakhunter reads {FORMAT_VERSION})")
+    return state

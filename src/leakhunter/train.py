@@ -1,0 +1,424 @@
+"""`leakhunter train`: the training loop, exact resume, and DDP under torchrun.
+
+One flat loop. Optional features are no-ops rather than branches: ``nullcontext()`` when
+autocast is off, ``GradScaler(enabled=False)`` off CUDA. Losses accumulate on the device and
+are read only at log points and at the end of an epoch (each ``.item()``/all-reduce there is
+a host-device synchronisation, marked ``# sync``).
+
+Run directory: ``config.json``, ``train.log``, ``metrics.csv`` (a row per epoch),
+``checkpoints/last.pt`` (the full state, after every epoch and on Ctrl-C/SIGTERM),
+``best.pt`` (the model with the best validation file-level F1) and ``model_meta.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from . import __version__, batches, checkpoint, distributed, signals
+from .config import TrainConfig, from_dict, to_dict
+from .dataset.segments import load_split
+from .dataset.store import SPLIT_FILES
+from .errors import DatasetError, InputError
+from .evaluate import validation_metrics
+from .log import add_log_file, progress_bar, remove_log_file
+from .model import LeakCNN, count_parameters
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
+             "checkpoints/last.pt")
+METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
+           "val_segment_f1", "val_file_accuracy", "val_file_f1", "lr", "epoch_s",
+           "segments_per_s")
+# may differ on resume: they change how long or where the run goes, not what it computes
+RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "preload",
+             "compile"}
+
+
+def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
+          resume: bool = False, overwrite: bool = False,
+          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) a run in ``run_dir``; returns its summary.
+
+    ``overrides``: the settings given explicitly for a resumed run; any outside
+    :data:`RESUMABLE` that differs from the run's is refused. Raises :class:`InputError`,
+    :class:`DatasetError` or :class:`checkpoint.CheckpointError` with one clear reason.
+    """
+    run = Path(run_dir)
+    ctx = distributed.from_environment()
+    state = None
+    if resume:
+        state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
+        config = _resumed_config(state, overrides or {})
+        dataset_dir = state["dataset_dir"]
+    elif dataset_dir is None:
+        raise InputError("give a DATASET_DIR to train on, or --resume RUN_DIR")
+    else:
+        _prepare_run_dir(run, overwrite, ctx)
+    device = distributed.device_for(ctx, config.device)
+    distributed.init(ctx, device)
+    handler = add_log_file(run / "train.log") if ctx.main else None
+    if not ctx.main:
+        logging.getLogger("leakhunter").setLevel(logging.WARNING)
+    try:
+        return _Trainer(Path(dataset_dir), run, config, ctx, device, state).fit()
+    finally:
+        if handler:
+            remove_log_file(handler)
+        distributed.close(ctx)
+
+
+def _prepare_run_dir(run: Path, overwrite: bool, ctx: distributed.Context) -> None:
+    existing = [name for name in RUN_FILES if (run / name).exists()]
+    if existing and not overwrite:
+        raise InputError(f"{run}: already holds a run ({existing[0]}); use --resume {run} to "
+                         f"continue it, --overwrite to replace it, or another --out")
+    if ctx.main:
+        for name in existing:
+            (run / name).unlink()
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def _resumed_config(state: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    saved = to_dict(from_dict(TrainConfig, state["config"]))
+    changed = [k for k, v in overrides.items() if k.split(".")[0] not in RESUMABLE
+               and _get(saved, k) != (list(v) if isinstance(v, tuple) else v)]
+    if changed:
+        raise InputError(f"--resume: the checkpoint's settings win; these would change the "
+                         f"run and are refused: {', '.join(sorted(changed))}")
+    for key, value in overrides.items():
+        if key in RESUMABLE and saved[key] != value:
+            log.info("resume: %s changed from %s to %s", key, saved[key], value)
+            saved[key] = value
+    return from_dict(TrainConfig, saved)
+
+
+def _get(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+class _Trainer:
+    """The state of one run and the loop over it."""
+
+    def __init__(self, dataset_dir: Path, run: Path, cfg: TrainConfig,
+                 ctx: distributed.Context, device: torch.device,
+                 state: dict[str, Any] | None):
+        self.run, self.cfg, self.ctx, self.device = run, cfg, ctx, device
+        self.dataset_dir = dataset_dir.resolve()
+        self.train_data = load_split(dataset_dir / SPLIT_FILES["TRAINING"], cfg.preload)
+        self.val_data = load_split(dataset_dir / SPLIT_FILES["VALIDATION"], cfg.preload)
+        self._check_data(state)
+        labels = self.train_data.labels
+        self.positive = [labels.index(p) for p in cfg.positive]
+        feature = self.train_data.feature
+        torch.manual_seed(cfg.seed)  # the initial weights (a resumed run restores its state)
+        self.model = LeakCNN(feature.n_mels, feature.frames_per_segment, len(labels),
+                             self.positive, cfg.model).to(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        amp = {"auto": "fp16" if device.type == "cuda" else "off"}.get(cfg.amp, cfg.amp)
+        self.amp = amp
+        self.autocast = (torch.autocast(device.type, dtype={"fp16": torch.float16,
+                                                              "bf16": torch.bfloat16}[amp])
+                         if amp != "off" else nullcontext())
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = len(batches.batches(self._order(0), cfg.batch_size))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.aug = torch.Generator().manual_seed(cfg.seed + 1)
+        weights = batches.class_weights(self.train_data.label, len(labels))
+        self.loss_weight = weights.to(device) if cfg.class_weights else None
+        self.epoch, self.batch, self.step, self.elapsed = 0, 0, 0, 0.0
+        self.best = {"file_f1": -1.0, "loss": math.inf, "epoch": -1}
+        self.bad_epochs = 0
+        self.partial = [0.0, 0]  # loss sum and segments of the epoch in progress
+        if state is None:
+            self.model.set_normalisation(*self.train_data.band_statistics())
+            self._write_config()
+        else:
+            self._restore(state)
+        self.net = torch.compile(self.model) if cfg.compile else self.model
+        if ctx.enabled:
+            self.net = DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _check_data(self, state: dict[str, Any] | None) -> None:
+        tr, va = self.train_data, self.val_data
+        if tr.labels != va.labels or tr.feature != va.feature:
+            raise DatasetError(f"{self.dataset_dir}: TRAINING and VALIDATION were built "
+                               f"differently (labels or feature config)")
+        missing = [p for p in self.cfg.positive if p not in tr.labels]
+        if missing:
+            raise InputError(f"--positive {','.join(missing)}: no such class in the dataset "
+                             f"(classes: {', '.join(tr.labels)})")
+        if len(self.cfg.positive) == len(tr.labels):
+            raise InputError("--positive names every class; at least one must be 'no leak'")
+        if state is not None and (state["class_names"] != tr.labels
+                                  or state["feature_config"] != to_dict(tr.feature)):
+            raise DatasetError(f"{self.dataset_dir}: the dataset now has a different feature "
+                               f"config or classes than the run being resumed; rebuild it "
+                               f"as before or start a new run")
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return batches.epoch_order(self.train_data.label, epoch, self.cfg.seed, self.ctx.rank,
+                                   self.ctx.world, self.cfg.balanced_sampler)
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to zero at the last step."""
+        warmup = max(1, round(self.cfg.warmup_epochs * self.steps_per_epoch))
+        total = max(warmup + 1, self.cfg.epochs * self.steps_per_epoch)
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
+
+    def _write_config(self) -> None:
+        if self.ctx.main:
+            _write_json(self.run / "config.json", {
+                "dataset": str(self.dataset_dir), "train": to_dict(self.cfg),
+                "world_size": self.ctx.world, "leakhunter_version": __version__})
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _identity(self) -> dict[str, Any]:
+        labels = self.train_data.labels
+        return {"class_names": labels, "positive": list(self.cfg.positive),
+                "task": "multiclass" if len(labels) > 2 else "binary",
+                "feature_config": to_dict(self.train_data.feature),
+                "model_config": to_dict(self.cfg.model), "dataset_dir": str(self.dataset_dir)}
+
+    def _save_last(self) -> None:
+        if not self.ctx.main:
+            return
+        checkpoint.save(self.run / "checkpoints" / "last.pt", {
+            "kind": "train-state", **self._identity(), "config": to_dict(self.cfg),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch, "batch": self.batch, "step": self.step,
+            "elapsed_s": self.elapsed, "best": dict(self.best), "bad_epochs": self.bad_epochs,
+            "partial": list(self.partial),
+            "rng": {"torch": torch.get_rng_state(), "augment": self.aug.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda"
+                    else []}})
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.elapsed, self.best = state["elapsed_s"], state["best"]
+        self.bad_epochs, self.partial = state["bad_epochs"], list(state["partial"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.aug.set_state(state["rng"]["augment"])
+        if self.device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self._trim_metrics()
+        log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %.4f",
+                 self.run, self.epoch + 1, self.batch, self.step, self.best["file_f1"])
+
+    def _save_best(self, metrics: dict[str, float]) -> None:
+        if not self.ctx.main:
+            return
+        meta = {**self._identity(), "threshold": None, "vote_fraction": self.cfg.vote_fraction,
+                "epoch": self.epoch, "metrics": metrics,
+                "parameters": count_parameters(self.model), "leakhunter_version": __version__}
+        checkpoint.save(self.run / "best.pt", {"kind": "model", **meta,
+                                                "model": self.model.state_dict()})
+        _write_json(self.run / "model_meta.json", meta)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        self._log_start()
+        cfg = self.cfg
+        stopped = "epochs"
+        while self.epoch < cfg.epochs:
+            if cfg.time_budget_s and self.elapsed >= cfg.time_budget_s:
+                stopped = "time budget"
+                break
+            self._train_epoch()
+            if self.bad_epochs >= cfg.patience:
+                stopped = f"early stopping (no better validation F1 in {cfg.patience} epochs)"
+                break
+        log.info("finished after %d epoch(s) (%s); best validation file F1 %.4f at epoch %d",
+                 self.epoch, stopped, self.best["file_f1"], self.best["epoch"])
+        return {"epochs": self.epoch, "stopped": stopped, "best": self.best,
+                "run_dir": str(self.run)}
+
+    def _train_epoch(self) -> dict[str, Any]:
+        cfg, dev = self.cfg, self.device
+        started = time.perf_counter()
+        self.net.train()
+        todo = batches.batches(self._order(self.epoch), cfg.batch_size)
+        loss_sum = torch.tensor(self.partial[0], dtype=torch.float64, device=dev)
+        seen = self.partial[1]
+        fill = self.model.norm_mean
+        bar = progress_bar(total=len(todo), desc=f"epoch {self.epoch + 1}", unit="batch",
+                           safe_point=False)
+        bar.update(self.batch)
+        for idx in todo[self.batch:]:
+            x = self.train_data.batch(idx).to(dev, non_blocking=True)
+            y = torch.from_numpy(self.train_data.label[idx]).to(dev, non_blocking=True)
+            if cfg.spec_augment:
+                x = batches.spec_augment(x, fill, self.aug)
+            partner, lam = None, 1.0
+            if cfg.mixup > 0:
+                x, partner, lam = batches.mixup(x, cfg.mixup, self.aug)
+            with self.autocast:
+                out = self.net(x)
+                loss = self._loss(out, y, partner, lam)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            loss_sum += loss.detach().double() * len(idx)
+            seen += len(idx)
+            self.step += 1
+            self.batch += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")  # sync
+            if self._stop_requested():
+                self.partial = [float(loss_sum), seen]  # sync
+                self.elapsed += time.perf_counter() - started
+                self._save_last()
+                bar.close()
+                raise signals.Interrupted(signals.pending() or 2)
+        bar.close()
+        train_s = time.perf_counter() - started
+        totals = distributed.all_sum(self.ctx, torch.tensor(
+            [float(loss_sum), float(seen)], dtype=torch.float64, device=dev))  # sync
+        row = self._end_epoch(float(totals[0] / max(totals[1], 1)), train_s,
+                              float(totals[1]))
+        self.elapsed += time.perf_counter() - started
+        self._save_last()
+        return row
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, partner: torch.Tensor | None,
+              lam: float) -> torch.Tensor:
+        """Mean loss of a batch: class loss (mixed when mixup is on), plus the auxiliary
+        leak-vs-rest loss in multi-class mode."""
+        cfg, model = self.cfg, self.model
+        gamma = cfg.focal_gamma if cfg.loss == "focal" else None
+        logits = model.class_logits(out)
+        loss = batches.per_sample_loss(logits, y, self.loss_weight, gamma)
+        if partner is not None:
+            loss = lam * loss + (1 - lam) * batches.per_sample_loss(
+                logits, y[partner], self.loss_weight, gamma)
+        loss = loss.mean()
+        if model.multiclass and cfg.model.aux_weight > 0:
+            leak = model.positive_mask[y].float()
+            if partner is not None:
+                leak = lam * leak + (1 - lam) * leak[partner]
+            aux = torch.nn.functional.binary_cross_entropy_with_logits(out[:, -1].float(), leak)
+            loss = loss + cfg.model.aux_weight * aux
+        return loss
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C/SIGTERM on any rank stops every rank at the same step."""
+        flag = torch.tensor([1.0 if signals.pending() else 0.0], device=self.device)
+        return bool(distributed.all_sum(self.ctx, flag).item() > 0) if self.ctx.enabled \
+            else bool(flag.item())
+
+    def _end_epoch(self, train_loss: float, train_s: float, segments: float) -> dict[str, Any]:
+        """Validate (rank 0, shared with the others), keep the best, log, and count
+        epochs without improvement."""
+        metrics = {}
+        result = torch.zeros(2, dtype=torch.float64, device=self.device)
+        if self.ctx.main:
+            metrics = validation_metrics(self.model, self.val_data, self.positive, self.device,
+                                         self.cfg.vote_fraction, autocast=self.autocast)
+            result[:] = torch.tensor([metrics["file_f1"], metrics["loss"]])
+        file_f1, val_loss = distributed.broadcast(self.ctx, result).tolist()  # sync
+        improved = (file_f1, -val_loss) > (self.best["file_f1"], -self.best["loss"])
+        self.epoch += 1
+        self.batch, self.partial = 0, [0.0, 0]
+        if improved:
+            self.best = {"file_f1": file_f1, "loss": val_loss, "epoch": self.epoch}
+            self.bad_epochs = 0
+            self._save_best({"train_loss": train_loss, **metrics})
+        else:
+            self.bad_epochs += 1
+        row = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss,
+               "val_loss": val_loss, "val_segment_accuracy": metrics.get("segment_accuracy"),
+               "val_segment_f1": metrics.get("segment_f1"),
+               "val_file_accuracy": metrics.get("file_accuracy"), "val_file_f1": file_f1,
+               "lr": self.scheduler.get_last_lr()[0], "epoch_s": train_s,
+               "segments_per_s": segments / max(train_s, 1e-9)}
+        if self.ctx.main:
+            self._append_metrics(row)
+            log.info("epoch %3d  train loss %.4f  val loss %.4f  val seg acc %.4f  "
+                     "val file F1 %.4f%s  %.0f seg/s", self.epoch, train_loss, val_loss,
+                     metrics["segment_accuracy"], file_f1, "  *" if improved else "",
+                     row["segments_per_s"])
+        return row
+
+    # --- files ------------------------------------------------------------------------------
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        path = self.run / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=METRICS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+    def _trim_metrics(self) -> None:
+        """Drop rows of epochs the checkpoint does not include (written before a stop)."""
+        path = self.run / "metrics.csv"
+        if not self.ctx.main or not path.exists():
+            return
+        with path.open(newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= self.epoch]
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=METRICS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _log_start(self) -> None:
+        dev = self.device
+        if dev.type == "cuda":
+            props = torch.cuda.get_device_properties(dev)
+            where = (f"{props.name}, capability {props.major}.{props.minor}, "
+                     f"{props.total_memory / 2**30:.0f} GiB")
+        else:
+            where = f"CPU, {torch.get_num_threads()} threads"
+        log.info("device: %s (%s)%s; precision: %s", dev, where,
+                 f"; {self.ctx.world} processes" if self.ctx.enabled else "",
+                 "float32" if self.amp == "off" else f"autocast {self.amp}")
+        for data in (self.train_data, self.val_data):
+            per = np.bincount(data.file_label, minlength=len(data.labels))
+            log.info("%s: %d recordings, %d segments (%s)%s", data.split, data.recordings,
+                     data.segments, ", ".join(f"{lab} {n}" for lab, n in zip(data.labels, per)),
+                     "" if data.mel is not None else ", read from disk")
+        log.info("model: %s parameters; %d steps per epoch of %d segments",
+                 f"{count_parameters(self.model):,}", self.steps_per_epoch, self.cfg.batch_size)
+        log.debug("config: %s", json.dumps(to_dict(self.cfg)))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,202 @@
+"""`leakhunter train`: one-epoch runs, exact resume, interruption, DDP, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+
+from leakhunter import checkpoint, signals
+from leakhunter.cli import main
+from leakhunter.config import FeatureConfig, ModelConfig, SynthConfig, to_dict
+from leakhunter.dataset.store import SPLIT_FILES, SplitWriter
+from leakhunter.model import LeakCNN
+from leakhunter.synth import synthesize
+
+SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--log-every", "2"]
+
+
+def _train(dataset: Path, run: Path, *extra: str) -> int:
+    return main(["-q", "train", str(dataset), "--out", str(run), *SMALL, *extra])
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_one_epoch_writes_the_run_directory(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _train(dataset, run, "--epochs", "1") == 0
+    for name in ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
+                 "checkpoints/last.pt"):
+        assert (run / name).is_file(), name
+    rows = _rows(run)
+    assert len(rows) == 1 and rows[0]["epoch"] == "1" and float(rows[0]["train_loss"]) > 0
+    assert 0.0 <= float(rows[0]["val_file_f1"]) <= 1.0
+    assert "epoch   1" in (run / "train.log").read_text()
+    best = checkpoint.load(run / "best.pt", "model")
+    last = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
+    assert best["class_names"] == ["LEAK", "NOLEAK"] and best["positive"] == ["LEAK"]
+    assert best["task"] == "binary" and best["feature_config"] == to_dict(FeatureConfig())
+    assert "optimizer" not in best and "optimizer" in last  # two different states
+    meta = json.loads((run / "model_meta.json").read_text())
+    assert meta["class_names"] == best["class_names"] and meta["epoch"] == 1
+    model = LeakCNN(32, 7, 2, [0], ModelConfig(width=8, dense=32))
+    model.load_state_dict(best["model"])
+    assert model.norm_std.min() > 0 and not torch.equal(model.norm_mean, torch.zeros(32))
+    out = model.eval()(torch.zeros(3, 32, 7))
+    assert out.shape == (3, 2)
+
+
+def test_resume_after_interruption_equals_a_straight_run(dataset: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = ("--epochs", "3", "--spec-augment", "--mixup", "0.2", "--patience", "50")
+    assert _train(dataset, straight, *args) == 0
+
+    calls = {"n": 0}
+
+    def stop_at_step_11() -> int | None:  # mid-way through the second epoch
+        calls["n"] += 1
+        return 2 if calls["n"] >= 11 else None
+
+    monkeypatch.setattr(signals, "pending", stop_at_step_11)
+    assert _train(dataset, resumed, *args) == 130
+    state = checkpoint.load(resumed / "checkpoints" / "last.pt", "train-state")
+    assert state["epoch"] == 1 and state["batch"] > 0 and state["step"] == 11
+    assert len(_rows(resumed)) == 1
+    monkeypatch.undo()
+
+    assert main(["-q", "train", "--resume", str(resumed)]) == 0
+    a = checkpoint.load(straight / "checkpoints" / "last.pt", "train-state")
+    b = checkpoint.load(resumed / "checkpoints" / "last.pt", "train-state")
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"] == 3
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(b["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
+    for ra, rb in zip(_rows(straight), _rows(resumed), strict=True):
+        assert ra["train_loss"] == rb["train_loss"] and ra["val_file_f1"] == rb["val_file_f1"]
+
+
+def test_resume_refuses_changed_settings_and_allows_more_epochs(dataset: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    run = tmp_path / "run"
+    assert _train(dataset, run, "--epochs", "1") == 0
+    assert main(["train", "--resume", str(run), "--lr", "0.1"]) == 1
+    assert "refused: lr" in capsys.readouterr().err
+    assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
+
+
+def test_pickle_carrying_checkpoint_is_refused(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"kind": "model", "format_version": 1, "payload": Path("/etc/passwd")}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="refused"):
+        checkpoint.load(path, "model")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    shutil.copy(path, tmp_path / "run" / "checkpoints" / "last.pt")
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 1
+    assert "refused" in capsys.readouterr().err
+
+
+def test_multiclass_with_auxiliary_head(tmp_path: Path) -> None:
+    rec, ds, run = tmp_path / "rec", tmp_path / "ds", tmp_path / "run"
+    synthesize(rec, SynthConfig(count=8, duration_s=1.0, sensors_per_label=3,
+                                labels=("BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED")))
+    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
+    assert _train(ds, run, "--epochs", "1", "--positive", "LEAK,CRACK") == 0
+    best = checkpoint.load(run / "best.pt", "model")
+    assert best["task"] == "multiclass" and best["positive"] == ["LEAK", "CRACK"]
+    model = LeakCNN(32, 7, 5, [1, 2], ModelConfig(width=8, dense=32))
+    model.load_state_dict(best["model"])
+    out = model.eval()(torch.zeros(4, 32, 7))
+    assert out.shape == (4, 6)  # five classes and the leak-vs-rest logit
+    p = model.leak_probability(out)
+    assert p.shape == (4,) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_binary_leak_probability_sums_the_positive_classes() -> None:
+    model = LeakCNN(32, 7, 2, [1], ModelConfig(width=4, dense=8))
+    out = torch.tensor([[0.0, 0.0], [2.0, -2.0]])
+    torch.testing.assert_close(model.leak_probability(out),
+                               torch.softmax(out, 1)[:, 1])
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "dataset file missing"),
+    ("corrupted", "TRAINING_DATASET.H5"),
+    ("empty", "split is empty"),
+    ("positive", "--positive CRACK: no such class"),
+])
+def test_bad_datasets_are_one_line(dataset: Path, tmp_path: Path, capsys, case: str,
+                                   message: str) -> None:
+    ds = tmp_path / "ds"
+    shutil.copytree(dataset, ds)
+    extra: list[str] = []
+    if case == "missing":
+        (ds / SPLIT_FILES["TRAINING"]).unlink()
+    elif case == "corrupted":
+        path = ds / SPLIT_FILES["TRAINING"]
+        path.write_bytes(path.read_bytes()[:5000])
+    elif case == "empty":
+        with h5py.File(dataset / SPLIT_FILES["VALIDATION"], "r") as h5:
+            labels = json.loads(h5.attrs["labels"])
+        (ds / SPLIT_FILES["VALIDATION"]).unlink()
+        writer = SplitWriter(ds / SPLIT_FILES["VALIDATION"], "VALIDATION", FeatureConfig(),
+                             labels, {})
+        os.replace(writer.finish(), ds / SPLIT_FILES["VALIDATION"])
+    else:
+        extra = ["--positive", "CRACK"]
+    assert _train(ds, tmp_path / "run", "--epochs", "1", *extra) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_existing_run_is_kept_unless_resume_or_overwrite(dataset: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    run = tmp_path / "run"
+    assert _train(dataset, run, "--epochs", "1") == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert _train(dataset, run, "--epochs", "1") == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert _train(dataset, run, "--epochs", "1", "--overwrite", "--seed", "4") == 0
+    assert (run / "best.pt").read_bytes() != before[run / "best.pt"]
+
+
+def test_resume_on_a_rebuilt_dataset_is_refused(dataset: Path, recordings: Path,
+                                                tmp_path: Path, capsys) -> None:
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    shutil.copytree(dataset, ds)
+    assert _train(ds, run, "--epochs", "1") == 0
+    assert main(["-q", "build", str(recordings), "--out", str(ds), "--overwrite",
+                 "--n-mels", "24", "--workers", "1"]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
+    assert "different feature config" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "leakhunter", "-q", "train", str(dataset), "--out", str(run), "--epochs", "2",
+         "--device", "cpu", *SMALL], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(run.rglob("*.pt"))) == 2  # one last.pt and one best.pt
+    assert not list(run.rglob("*.tmp"))
+    state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
+    assert state["epoch"] == 2
+    config = json.loads((run / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
