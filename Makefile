@@ -27,6 +27,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

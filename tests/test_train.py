@@ -200,3 +200,32 @@ def test_ddp_with_two_gloo_processes(dataset: Path, tmp_path: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     assert config["world_size"] == 2
     assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
+
+
+def test_reading_from_disk_gives_the_same_run(dataset: Path, tmp_path: Path) -> None:
+    assert _train(dataset, tmp_path / "mem", "--epochs", "1", "--preload", "yes") == 0
+    assert _train(dataset, tmp_path / "disk", "--epochs", "1", "--preload", "no") == 0
+    a = checkpoint.load(tmp_path / "mem" / "checkpoints" / "last.pt", "train-state")
+    b = checkpoint.load(tmp_path / "disk" / "checkpoints" / "last.pt", "train-state")
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(b["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_state_and_exits_143(dataset: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "leakhunter", "-q", "train", str(dataset),
+                             "--out", str(run), "--epochs", "500", *SMALL],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.pt").exists():  # after the first epoch
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, proc.stderr.read()
+    state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
+    assert 1 <= state["epoch"] < 500
+    assert main(["-q", "train", "--resume", str(run), "--epochs", str(state["epoch"] + 1)]) == 0

@@ -20,10 +20,16 @@ from .model import LeakCNN
 
 @torch.no_grad()
 def predict_segments(model: LeakCNN, data: SplitData, device: torch.device,
-                     batch_size: int = 4096,
+                     batch_size: int | None = None,
                      autocast: AbstractContextManager | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Leak probability ``[N]`` and class logits ``[N, C]`` (float32) of every segment."""
+    """Leak probability ``[N]`` and class logits ``[N, C]`` (float32) of every segment.
+
+    ``batch_size`` defaults to 4096 on CUDA and 256 on CPU, where larger batches ran slower
+    (their activations leave the caches: 1.6 s at 512 against 1.1 s at 256 for 7,584
+    segments on 2 cores).
+    """
+    batch_size = batch_size or (4096 if device.type == "cuda" else 256)
     was_training = model.training
     model.eval()
     leak, logits = [], []

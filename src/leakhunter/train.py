@@ -151,6 +151,7 @@ class _Trainer:
             self._write_config()
         else:
             self._restore(state)
+        self.events = _event_writer(run) if ctx.main else _NoEvents()
         self.net = torch.compile(self.model) if cfg.compile else self.model
         if ctx.enabled:
             self.net = DistributedDataParallel(
@@ -256,6 +257,7 @@ class _Trainer:
             if self.bad_epochs >= cfg.patience:
                 stopped = f"early stopping (no better validation F1 in {cfg.patience} epochs)"
                 break
+        self.events.close()
         log.info("finished after %d epoch(s) (%s); best validation file F1 %.4f at epoch %d",
                  self.epoch, stopped, self.best["file_f1"], self.best["epoch"])
         return {"epochs": self.epoch, "stopped": stopped, "best": self.best,
@@ -367,6 +369,9 @@ class _Trainer:
                "segments_per_s": segments / max(train_s, 1e-9)}
         if self.ctx.main:
             self._append_metrics(row)
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value is not None:
+                    self.events.add_scalar(key, value, self.epoch)
             log.info("epoch %3d  train loss %.4f  val loss %.4f  val seg acc %.4f  "
                      "val file F1 %.4f%s  %.0f seg/s", self.epoch, train_loss, val_loss,
                      metrics["segment_accuracy"], file_f1, "  *" if improved else "",
@@ -416,6 +421,25 @@ class _Trainer:
         log.info("model: %s parameters; %d steps per epoch of %d segments",
                  f"{count_parameters(self.model):,}", self.steps_per_epoch, self.cfg.batch_size)
         log.debug("config: %s", json.dumps(to_dict(self.cfg)))
+
+
+class _NoEvents:
+    """Stands in for TensorBoard's SummaryWriter when it is not installed (or not rank 0)."""
+
+    def add_scalar(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _event_writer(run: Path) -> Any:
+    """TensorBoard event files in ``run/tensorboard`` when tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return _NoEvents()
+    return SummaryWriter(str(run / "tensorboard"))
 
 
 def _write_json(path: Path, data: Any) -> None:
