@@ -221,6 +221,8 @@ def _add_train(sub: Any) -> None:
     _option(p, ["--compile"], "compile", d, "torch.compile the model", action="store_true")
     _option(p, ["--preload"], "preload", d, "keep splits in memory: auto = when under 2 GiB",
             choices=["auto", "yes", "no"])
+    _option(p, ["--loader-workers"], "loader_workers", d,
+            "processes reading batches from disk when not preloaded; 0 = in the trainer")
     _option(p, ["--log-every"], "log_every", d, "steps between running-loss updates")
     g = p.add_argument_group("model")
     _option(g, ["--width"], "model.width", d, "channels of the first conv block")

@@ -203,6 +203,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (fp16 on CUDA, off on CPU), off, bf16, fp16
     compile: bool = False  # torch.compile the model
     preload: str = "auto"  # auto (when the split fits in 2 GiB), yes, no
+    loader_workers: int = 2  # DataLoader processes reading batches when not preloaded
     log_every: int = 50  # steps between progress updates of the running loss
 
     def __post_init__(self) -> None:

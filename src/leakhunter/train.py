@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, batches, checkpoint, distributed, signals
 from .config import TrainConfig, from_dict, to_dict
-from .dataset.segments import load_split
+from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError, InputError
 from .evaluate import validation_metrics
@@ -43,7 +43,7 @@ METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
            "segments_per_s")
 # may differ on resume: they change how long or where the run goes, not what it computes
 RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "preload",
-             "compile"}
+             "loader_workers", "compile"}
 
 
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
@@ -274,9 +274,9 @@ class _Trainer:
         bar = progress_bar(total=len(todo), desc=f"epoch {self.epoch + 1}", unit="batch",
                            safe_point=False)
         bar.update(self.batch)
-        for idx in todo[self.batch:]:
-            x = self.train_data.batch(idx).to(dev, non_blocking=True)
-            y = torch.from_numpy(self.train_data.label[idx]).to(dev, non_blocking=True)
+        for idx, x, y in self._feed(todo[self.batch:]):
+            x = x.to(dev, non_blocking=True)
+            y = y.to(dev, non_blocking=True)
             if cfg.spec_augment:
                 x = batches.spec_augment(x, fill, self.aug)
             partner, lam = None, 1.0
@@ -316,6 +316,19 @@ class _Trainer:
         self._save_last()
         return row
 
+    def _feed(self, todo: list[np.ndarray]) -> Any:
+        """``(indices, features, labels)`` per batch: slices of the preloaded split, or
+        read from disk by DataLoader workers (each opens the HDF5 file itself)."""
+        data = self.train_data
+        if data.mel is not None or self.cfg.loader_workers == 0:
+            return ((idx, data.batch(idx), torch.from_numpy(data.label[idx])) for idx in todo)
+        return torch.utils.data.DataLoader(
+            _Batches(data, todo), batch_size=None, num_workers=self.cfg.loader_workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4,
+            # its own generator: otherwise starting the loader draws from the global RNG,
+            # which dropout uses, and runs would depend on how data is read
+            generator=torch.Generator().manual_seed(self.cfg.seed))
+
     def _loss(self, out: torch.Tensor, y: torch.Tensor, partner: torch.Tensor | None,
               lam: float) -> torch.Tensor:
         """Mean loss of a batch: class loss (mixed when mixup is on), plus the auxiliary
@@ -337,10 +350,15 @@ class _Trainer:
         return loss
 
     def _stop_requested(self) -> bool:
-        """Ctrl-C/SIGTERM on any rank stops every rank at the same step."""
+        """Whether Ctrl-C/SIGTERM asks to stop after this step. One process: a host-side
+        check every step. Under torchrun every rank must stop at the same step, so the
+        flag is all-reduced, at log points only (that all-reduce is a sync)."""
+        if not self.ctx.enabled:
+            return signals.pending() is not None
+        if self.step % self.cfg.log_every:
+            return False
         flag = torch.tensor([1.0 if signals.pending() else 0.0], device=self.device)
-        return bool(distributed.all_sum(self.ctx, flag).item() > 0) if self.ctx.enabled \
-            else bool(flag.item())
+        return bool(distributed.all_sum(self.ctx, flag).item() > 0)  # sync
 
     def _end_epoch(self, train_loss: float, train_s: float, segments: float) -> dict[str, Any]:
         """Validate (rank 0, shared with the others), keep the best, log, and count
@@ -420,7 +438,21 @@ class _Trainer:
                      "" if data.mel is not None else ", read from disk")
         log.info("model: %s parameters; %d steps per epoch of %d segments",
                  f"{count_parameters(self.model):,}", self.steps_per_epoch, self.cfg.batch_size)
-        log.debug("config: %s", json.dumps(to_dict(self.cfg)))
+        log.info("config: %s", json.dumps(to_dict(self.cfg)))
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batches of a split read from disk; item ``i`` is batch ``i`` of the epoch."""
+
+    def __init__(self, data: SplitData, todo: list[np.ndarray]):
+        self.data, self.todo = data, todo
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        idx = self.todo[i]
+        return idx, self.data.batch(idx), torch.from_numpy(self.data.label[idx])
 
 
 class _NoEvents:
