@@ -27,7 +27,7 @@ from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.model import LeakCNN
 from leakhunter.synth import synthesize
-from leakhunter.train import train
+from leakhunter.train import resolve_amp, train
 
 
 def bare_epoch(dataset: Path, cfg: TrainConfig, device: torch.device) -> tuple[float, int]:
@@ -41,13 +41,15 @@ def bare_epoch(dataset: Path, cfg: TrainConfig, device: torch.device) -> tuple[f
         model = model.to(memory_format=torch.channels_last)  # as leakhunter does
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     perm = torch.randperm(x.shape[0], device=device)
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    precision = resolve_amp(cfg.amp, device)  # the same precision leakhunter uses
+    amp = precision != "off"
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     _sync(device)
     start = time.perf_counter()
     for lo in range(0, x.shape[0] - 1, cfg.batch_size):
         idx = perm[lo:lo + cfg.batch_size]
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -98,7 +100,8 @@ def main() -> None:
     wall = statistics.median(w for w, _ in ours)
     phase = statistics.median(p for _, p in ours)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'})")
-    print(f"one epoch: {segments} training segments, batch {cfg.batch_size}")
+    print(f"one epoch: {segments} training segments, batch {cfg.batch_size}, precision "
+          f"{resolve_amp(cfg.amp, device)}")
     print(f"bare loop (tensors in memory):         {b:7.2f} s  {segments / b:9.0f} segments/s")
     print(f"leakhunter train, training phase:      {phase:7.2f} s  {segments / phase:9.0f} "
           f"segments/s  ratio {phase / b:.2f}")

@@ -216,7 +216,8 @@ def _add_train(sub: Any) -> None:
             type=_names)
     _option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
     _option(p, ["--device"], "device", d, "auto, cpu, cuda or cuda:N")
-    _option(p, ["--amp"], "amp", d, "mixed precision: auto = fp16 on CUDA, off on CPU",
+    _option(p, ["--amp"], "amp", d, "mixed precision: auto = fp16 on CUDA, bf16 on CPUs "
+                                    "with native bf16, else off",
             choices=["auto", "off", "bf16", "fp16"])
     _option(p, ["--compile"], "compile", d, "torch.compile the model", action="store_true")
     _option(p, ["--preload"], "preload", d, "keep splits in memory: auto = when under 2 GiB",

@@ -200,7 +200,7 @@ class TrainConfig:
     vote_fraction: float = 0.5  # a recording is a leak when this share of segments are
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU), off, bf16, fp16
+    amp: str = "auto"  # auto (fp16 on CUDA, bf16 on CPUs with native bf16), off, bf16, fp16
     compile: bool = False  # torch.compile the model
     preload: str = "auto"  # auto (when the split fits in 2 GiB), yes, no
     loader_workers: int = 2  # DataLoader processes reading batches when not preloaded
