@@ -46,3 +46,16 @@ def real_files() -> list[Path]:
 
 
 needs_real = pytest.mark.skipif(not real_files(), reason="shared/real-hydrophone not present")
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory with a small model trained for two epochs on :func:`dataset`.
+    Read-only: copy it before evaluating (evaluate writes the threshold into best.pt)."""
+    from leakhunter.config import ModelConfig, TrainConfig
+    from leakhunter.train import train
+
+    run = tmp_path_factory.mktemp("run")
+    train(dataset, run, TrainConfig(epochs=2, batch_size=32,
+                                    model=ModelConfig(width=8, dense=32)), overwrite=True)
+    return run

@@ -13,11 +13,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__, signals
-from .config import (MULTICLASS_LABELS, BuildConfig, SynthConfig, TrainConfig, from_dict,
-                     load_toml)
+from .config import (MULTICLASS_LABELS, BuildConfig, EvalConfig, SynthConfig, TrainConfig,
+                     from_dict, load_toml)
+from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
 from .log import setup_logging
 
@@ -236,6 +238,39 @@ def _add_train(sub: Any) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate", help="per-segment and per-recording metrics, threshold, report, plots",
+        description="Score a model on a split. The decision threshold is chosen on "
+                    "VALIDATION (or fixed by --threshold), stored into the model, and used "
+                    "on the evaluated split. Writes RUN_DIR/eval-<split>/.")
+    p.add_argument("model", metavar="MODEL", help="best.pt written by train")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
+    d = EvalConfig()
+    _option(p, ["--split"], "split", d, "split to evaluate",
+            type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
+    _option(p, ["--aggregate"], "aggregate", d, "how segments decide a recording: vote "
+                                                "(a share of segments), mean or max",
+            choices=["vote", "mean", "max"])
+    _option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
+                                                        "recording a leak; none = the model's",
+            type=_optional_float)
+    g = p.add_mutually_exclusive_group()
+    _option(g, ["--threshold"], "threshold", d, "fixed segment threshold; none = choose the "
+                                                "F1-best on VALIDATION", type=_optional_float)
+    _option(g, ["--target-specificity"], "target_specificity", d,
+            "choose the most sensitive threshold with this specificity on VALIDATION",
+            type=_optional_float)
+    _option(p, ["--segments"], "segments", d, "also write segments.csv", action="store_true")
+    _option(p, ["--svg"], "svg", d, "also write the plots as SVG", action="store_true")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: "
+                                                "MODEL's folder/eval-<split>)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N "
+                                                    "(default: auto)")
+    _common(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -244,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_build, _add_info, _add_train):
+    for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate):
         add(sub)
     return parser
 
@@ -341,6 +376,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
           f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
     print(f"model: {summary['run_dir']}/best.pt")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    cfg = _config(EvalConfig, args)
+    report = evaluate(args.model, args.dataset, cfg, out_dir=args.out, device=args.device)
+    d, ds = report["decision"], report["dataset"]
+    print(f"{ds['split']}: {ds['recordings']} recordings, {ds['segments']} segments; "
+          f"threshold {d['threshold']:.4f} ({d['how']}); recordings decided by "
+          f"{d['aggregate']}" + (f" (fraction {d['vote_fraction']:g})"
+                                 if d["aggregate"] == "vote" else ""))
+    cols = ("accuracy", "precision", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
+    print(f"{'':<12}" + "".join(f"{c:>12}" for c in cols))
+    for level in ("segments", "recordings"):
+        row = report[level]
+        print(f"{level:<12}" + "".join(
+            f"{row[c]:>12.4f}" if row[c] is not None else f"{'n/a':>12}" for c in cols))
+    r = report["recordings"]
+    print(f"recordings: {r['tp']} leaks found, {r['fn']} missed, {r['fp']} false alarms, "
+          f"{r['tn']} correctly quiet")
+    for item in report["misclassified"][:10]:
+        print(f"  misclassified: {item['path']} ({item['true_label']}, score "
+              f"{item['score']:.3f})")
+    out = Path(report["plots"][0]).parent
+    print(f"report, predictions and plots in {out}")
     return 0
 
 

@@ -143,7 +143,7 @@ class SynthConfig:
     duration_s: float = 10.0
     labels: tuple[str, ...] = BINARY_LABELS
     difficulty: float = 0.5  # 0: trivially separable, 1: leak signature near the noise floor
-    sensors_per_label: int = 12
+    sensors_per_label: int = 20
     out_of_water: int = 2  # recordings per label written at gain 1 dB
     interference: float = 0.35  # probability that a recording carries interference bursts
 
@@ -217,6 +217,31 @@ class TrainConfig:
         _check(self.mixup >= 0.0, "mixup must be non-negative")
         _check(self.patience >= 1, "patience must be at least 1")
         _check(len(self.positive) >= 1, "positive needs at least one class")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`leakhunter evaluate`: which split, how recordings are decided, what is written."""
+
+    split: str = "TESTING"
+    aggregate: str = "vote"  # vote | mean | max: how segments make a recording's decision
+    vote_fraction: float | None = None  # None: the model's (from training)
+    threshold: float | None = None  # fixed segment threshold; None: chosen on VALIDATION
+    target_specificity: float | None = None  # choose the threshold for this specificity
+    segments: bool = False  # also write segments.csv
+    svg: bool = False  # also write the plots as SVG
+
+    def __post_init__(self) -> None:
+        _check(self.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
+        _check(self.aggregate in ("vote", "mean", "max"), "aggregate must be vote/mean/max")
+        _check(self.vote_fraction is None or 0.0 < self.vote_fraction <= 1.0,
+               "vote_fraction must be in (0, 1]")
+        _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
+               "threshold must be in [0, 1]")
+        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+               "target_specificity must be in (0, 1]")
+        _check(self.threshold is None or self.target_specificity is None,
+               "give a threshold or a target specificity, not both")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import InputError
 
 RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
-             "checkpoints/last.pt")
+             "curves.png", "checkpoints/last.pt")
 METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
            "val_segment_f1", "val_file_accuracy", "val_file_f1", "lr", "epoch_s",
            "segments_per_s")

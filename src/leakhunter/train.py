@@ -32,6 +32,7 @@ from .errors import DatasetError, InputError
 from .evaluate import validation_metrics
 from .log import add_log_file, progress_bar, remove_log_file
 from .model import LeakCNN, count_parameters
+from .plots import write_training_curves
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,8 @@ class _Trainer:
                 stopped = f"early stopping (no better validation F1 in {cfg.patience} epochs)"
                 break
         self.events.close()
+        if self.ctx.main:
+            write_training_curves(self.run / "metrics.csv", self.run / "curves.png")
         log.info("finished after %d epoch(s) (%s); best validation file F1 %.4f at epoch %d",
                  self.epoch, stopped, self.best["file_f1"], self.best["epoch"])
         return {"epochs": self.epoch, "stopped": stopped, "best": self.best,

@@ -25,7 +25,7 @@ PRELOAD_LIMIT = 2 * 2**30  # bytes of float16 features preloaded by "auto"
 @dataclass
 class SplitData:
     """One split: per-segment ``label`` and ``file_index`` (int64 ``[N]``), per-recording
-    ``file_label`` (``[R]``) and ``paths``; ``mel`` is a float16 tensor ``[N, M, F]`` when
+    ``file_label`` (``[R]``), ``paths`` and ``sensors``; ``mel`` is a float16 tensor ``[N, M, F]`` when
     preloaded, else ``None`` (read with :meth:`batch`)."""
 
     path: Path
@@ -36,6 +36,7 @@ class SplitData:
     file_index: np.ndarray
     file_label: np.ndarray
     paths: list[str]
+    sensors: list[str]
     mel: torch.Tensor | None
     _h5: h5py.File | None = None
 
@@ -102,4 +103,5 @@ def load_split(path: str | Path, preload: str = "auto") -> SplitData:
         except OSError as exc:
             raise DatasetError(f"{path}: corrupted dataset file ({exc})") from None
     return SplitData(path, info.split, info.labels, info.feature, label, file_index,
-                     np.asarray(info.files["label"], np.int64), list(info.files["path"]), mel)
+                     np.asarray(info.files["label"], np.int64), list(info.files["path"]),
+                     list(info.files["sensor_id"]), mel)

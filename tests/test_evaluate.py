@@ -1,0 +1,175 @@
+"""`leakhunter evaluate`: metrics against scikit-learn, thresholds, the report, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from leakhunter import checkpoint, evaluate as evaluate_module
+from leakhunter.cli import main
+from leakhunter.config import EvalConfig
+from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.evaluate import evaluate
+from leakhunter.metrics import (binary_scores, choose_threshold, recording_scores,
+                                vote_fractions)
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    return out
+
+
+def test_binary_scores_agree_with_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        truth, pred = rng.random(200) < rng.random(), rng.random(200) < rng.random()
+        s = binary_scores(truth, pred)
+        assert s["accuracy"] == pytest.approx(skm.accuracy_score(truth, pred))
+        assert s["precision"] == pytest.approx(skm.precision_score(truth, pred, zero_division=0))
+        assert s["sensitivity"] == pytest.approx(skm.recall_score(truth, pred, zero_division=0))
+        assert s["specificity"] == pytest.approx(
+            skm.recall_score(~truth, ~pred, zero_division=0))
+        assert s["f1"] == pytest.approx(skm.f1_score(truth, pred, zero_division=0))
+        tn, fp, fn, tp = skm.confusion_matrix(truth, pred, labels=[False, True]).ravel()
+        assert (s["tn"], s["fp"], s["fn"], s["tp"]) == (tn, fp, fn, tp)
+
+
+def test_always_leak_and_perfect_models() -> None:
+    truth = np.array([True] * 30 + [False] * 70)
+    always = binary_scores(truth, np.ones(100, bool))
+    assert always["sensitivity"] == 1.0 and always["specificity"] == 0.0
+    assert always["precision"] == pytest.approx(0.3)
+    assert always["f1"] == pytest.approx(2 * 0.3 / 1.3)
+    perfect = binary_scores(truth, truth)
+    assert all(perfect[k] == 1.0 for k in ("accuracy", "precision", "sensitivity",
+                                           "specificity", "f1"))
+
+
+@pytest.mark.parametrize("aggregate", ["vote", "mean", "max"])
+def test_recording_scores_decide_like_their_definition(aggregate: str) -> None:
+    rng = np.random.default_rng(0)
+    file_index = np.repeat(np.arange(40), rng.integers(1, 25, 40))
+    prob = rng.random(file_index.size)
+    for vf in (0.3, 0.5, 1.0):
+        scores = recording_scores(file_index, prob, 40, aggregate, vf)
+        for t in (0.1, 0.5, 0.9):
+            if aggregate == "vote":
+                expected = vote_fractions(file_index, prob, 40, t) >= vf - 1e-12
+            else:
+                per = [prob[file_index == i] for i in range(40)]
+                expected = np.array([(p.mean() if aggregate == "mean" else p.max()) >= t
+                                     for p in per])
+            np.testing.assert_array_equal(scores >= t, expected)
+
+
+def test_threshold_choice() -> None:
+    truth = np.array([True] * 5 + [False] * 5)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.5, 0.4, 0.3, 0.1, 0.05])
+    t, how = choose_threshold(truth, scores)
+    assert 0.5 < t <= 0.6 and "F1" in how  # the four clear leaks, no false alarm
+    t, _ = choose_threshold(truth, scores, target_specificity=0.8)
+    assert 0.4 < t <= 0.5  # one false alarm (0.5) allowed; a second (0.4) is not
+    assert binary_scores(truth, scores >= t)["specificity"] == 0.8
+    assert binary_scores(truth, scores >= t)["sensitivity"] == 0.8
+    t, how = choose_threshold(np.array([True, False]), np.array([0.2, 0.9]), 1.0)
+    assert t > 0.9 and "no threshold" in how
+
+
+def test_evaluate_writes_report_predictions_plots_and_stores_threshold(
+        run: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run / "best.pt"), str(dataset), "--segments", "--svg"]) == 0
+    out = capsys.readouterr().out
+    assert "recordings" in out and "threshold" in out and "roc_auc" in out
+    ev = run / "eval-testing"
+    report = json.loads((ev / "report.json").read_text())
+    with (ev / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == report["dataset"]["recordings"]
+    assert set(rows[0]) == {"path", "sensor_id", "true_label", "leak_probability",
+                            "vote_fraction", "score", "decision", "correct"}
+    wrong = [r for r in rows if r["correct"] == "False"]
+    assert len(wrong) == len(report["misclassified"])
+    with (ev / "segments.csv").open() as fh:
+        assert sum(1 for _ in fh) - 1 == report["dataset"]["segments"]
+    for name in ("roc", "pr", "confusion", "threshold_sweep", "vote_fractions"):
+        assert (ev / f"{name}.png").stat().st_size > 1000 and (ev / f"{name}.svg").exists()
+    best = checkpoint.load(run / "best.pt", "model")
+    meta = json.loads((run / "model_meta.json").read_text())
+    t = report["decision"]["threshold"]
+    assert best["threshold"] == meta["threshold"] == t
+    assert "VALIDATION" in best["threshold_method"]
+    r = report["recordings"]
+    assert r["tp"] + r["fn"] + r["fp"] + r["tn"] == report["dataset"]["recordings"]
+
+
+def test_test_split_never_chooses_the_threshold(run: Path, dataset: Path,
+                                                tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    shutil.copytree(dataset, ds)
+    a = evaluate(run / "best.pt", ds, EvalConfig(), out_dir=tmp_path / "a")
+    with h5py.File(ds / SPLIT_FILES["TESTING"], "r+") as h5:  # flip every test label
+        h5["files/label"][...] = 1 - h5["files/label"][()]
+        h5["label"][...] = 1 - h5["label"][()]
+    b = evaluate(run / "best.pt", ds, EvalConfig(), out_dir=tmp_path / "b")
+    assert a["decision"]["threshold"] == b["decision"]["threshold"]
+    assert a["recordings"]["accuracy"] + b["recordings"]["accuracy"] == pytest.approx(1.0)
+
+
+def test_perfect_and_always_leak_models_through_the_pipeline(
+        run: Path, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def perfect(model, data, device, **kw):
+        p = (data.label == 0).astype(np.float32)  # LEAK is class 0
+        return p, np.stack([p, 1 - p], 1)
+
+    monkeypatch.setattr(evaluate_module, "predict_segments", perfect)
+    r = evaluate(run / "best.pt", dataset, EvalConfig(), out_dir=tmp_path / "p")
+    for level in ("segments", "recordings"):
+        assert r[level]["f1"] == 1.0 and r[level]["roc_auc"] == 1.0
+    assert r["misclassified"] == []
+
+    def always(model, data, device, **kw):
+        return np.ones(data.segments, np.float32), np.zeros((data.segments, 2), np.float32)
+
+    monkeypatch.setattr(evaluate_module, "predict_segments", always)
+    r = evaluate(run / "best.pt", dataset, EvalConfig(threshold=0.5), out_dir=tmp_path / "a")
+    assert r["recordings"]["sensitivity"] == 1.0 and r["recordings"]["specificity"] == 0.0
+    assert r["decision"]["how"] == "fixed by --threshold"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("empty", "split is empty"),
+    ("features", "different feature config"),
+    ("classes", "differ from the model's"),
+])
+def test_mismatched_or_empty_data_is_one_line(run: Path, dataset: Path, recordings: Path,
+                                              tmp_path: Path, capsys, case: str,
+                                              message: str) -> None:
+    ds = tmp_path / "ds"
+    if case == "features":
+        assert main(["-q", "build", str(recordings), "--out", str(ds), "--n-mels", "24",
+                     "--workers", "1"]) == 0
+    else:
+        shutil.copytree(dataset, ds)
+    if case == "empty":
+        from leakhunter.config import FeatureConfig
+        from leakhunter.dataset.store import SplitWriter
+        (ds / SPLIT_FILES["TESTING"]).unlink()
+        w = SplitWriter(ds / SPLIT_FILES["TESTING"], "TESTING", FeatureConfig(),
+                        ["LEAK", "NOLEAK"], {})
+        w.finish().replace(ds / SPLIT_FILES["TESTING"])
+    if case == "classes":
+        for split in SPLIT_FILES.values():
+            with h5py.File(ds / split, "r+") as h5:
+                h5.attrs["labels"] = json.dumps(["CRACK", "QUIET"])
+    assert main(["evaluate", str(run / "best.pt"), str(ds)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
