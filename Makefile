@@ -28,6 +28,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/evaluate.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

@@ -11,7 +11,7 @@ On a generated split of several hundred recordings, in the same run:
 Medians of ``--repeats`` runs. Targets: >= 3x faster than the per-file loop, within 1.2x of
 bare inference.
 
-    python benchmarks/evaluate.py [--recordings 600] [--repeats 5]
+    python benchmarks/evaluate.py [--recordings 600] [--duration 10] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -77,13 +77,15 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=600,
                         help="synthetic recordings; 80 %% form the evaluated split "
                              "(default: 600)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per recording (default: 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs each (default: 5)")
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="leakhunter-bench-eval-"))
     dataset = work / "dataset"
     if not (dataset / "build_report.json").exists():
-        synthesize_and_build(work, args.recordings)
+        synthesize_and_build(work, args.recordings, args.duration)
     path = dataset / SPLIT_FILES["TESTING"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_amp("auto", device)
@@ -110,11 +112,12 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def synthesize_and_build(work: Path, recordings: int) -> None:
+def synthesize_and_build(work: Path, recordings: int, duration: float) -> None:
     from leakhunter.synth import synthesize
 
     synthesize(work / "recordings", SynthConfig(count=recordings // 2, seed=9,
-                                                sensors_per_label=40), overwrite=True)
+                                                duration_s=duration, sensors_per_label=40),
+               overwrite=True)
     build_dataset(work / "recordings", work / "dataset",
                   BuildConfig(split=SplitConfig(fractions=(0.1, 0.1, 0.8))), overwrite=True)
 

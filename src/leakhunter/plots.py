@@ -240,7 +240,9 @@ def write_training_curves(metrics_csv: Path, out_path: Path) -> Path:
     line(score_ax, "val_segment_accuracy", "validation segment accuracy", SEGMENTS)
     f1 = _column(rows, "val_file_f1")
     if np.isfinite(f1).any():
-        best = int(np.nanargmax(f1))
+        # the trainer's rule: highest F1, ties to the lowest validation loss
+        loss = np.nan_to_num(_column(rows, "val_loss"), nan=np.inf)
+        best = int(np.lexsort((loss, -np.nan_to_num(f1, nan=-np.inf)))[0])
         score_ax.axvline(epoch[best], color="grey", ls="--", lw=1)
         score_ax.plot(epoch[best], f1[best], marker="*", ms=14, color="black", ls="none",
                       label=f"best: epoch {epoch[best]:g}, F1 {f1[best]:.3f}")
