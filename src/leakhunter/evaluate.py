@@ -64,8 +64,8 @@ def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.label)))
     pos = np.isin(data.label, positive)
     seg = binary_scores(pos, leak >= threshold)
-    votes = vote_fractions(data.file_index, leak, data.recordings, threshold)
-    files = binary_scores(np.isin(data.file_label, positive), votes >= vote_fraction)
+    scores = recording_scores(data.file_index, leak, data.recordings, "vote", vote_fraction)
+    files = binary_scores(np.isin(data.file_label, positive), scores >= threshold)
     return {"loss": loss, "segment_accuracy": seg["accuracy"], "segment_f1": seg["f1"],
             "file_accuracy": files["accuracy"], "file_f1": files["f1"],
             "file_sensitivity": files["sensitivity"],
