@@ -34,7 +34,7 @@ from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.evaluate import predict_segments
 from leakhunter.metrics import recording_scores
 from leakhunter.model import LeakCNN
-from leakhunter.train import resolve_amp
+from leakhunter.precision import resolve_amp
 
 
 def batched(path: Path, model: LeakCNN, device: torch.device, autocast) -> np.ndarray:

@@ -27,7 +27,8 @@ from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.model import LeakCNN
 from leakhunter.synth import synthesize
-from leakhunter.train import resolve_amp, train
+from leakhunter.precision import resolve_amp
+from leakhunter.train import train
 
 
 def bare_epoch(dataset: Path, cfg: TrainConfig, device: torch.device) -> tuple[float, int]:

@@ -232,7 +232,7 @@ def test_sigterm_saves_the_state_and_exits_143(dataset: Path, tmp_path: Path) ->
 
 
 def test_precision_auto_follows_the_device() -> None:
-    from leakhunter.train import resolve_amp
+    from leakhunter.precision import resolve_amp
 
     assert resolve_amp("auto", torch.device("cuda")) == "fp16"
     assert resolve_amp("auto", torch.device("cpu")) in ("bf16", "off")

@@ -118,12 +118,14 @@ def remove_trend(waveform: np.ndarray) -> np.ndarray:
     return np.subtract(waveform, trend, out=trend)
 
 
-def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig) -> Recording:
+def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
+                   require_segment: bool = True) -> Recording:
     """Read, check and prepare one recording at ``feature.sample_rate``: mono, resampled
     with soxr, detrended (unless ``audio.detrend`` is off).
 
     Raises :class:`AudioError` (with a short reason) for anything that makes the recording
-    unusable: unreadable, empty, NaN/inf samples, silence, or shorter than one long segment.
+    unusable: unreadable, empty, NaN/inf samples, silence, or (unless ``require_segment``
+    is false) shorter than one long segment.
     The gain check is not done here: it needs only the name (see :func:`gain_too_low`).
     """
     data, rate = read_audio(path)
@@ -139,7 +141,7 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig)
     if rms <= audio.silence_rms:
         raise AudioError(str(path), f"silence (RMS {rms:.1e})")
     wave = resample(wave, rate, feature.sample_rate)
-    if wave.shape[0] < feature.segment_samples:
+    if require_segment and wave.shape[0] < feature.segment_samples:
         raise AudioError(str(path), f"too short ({duration:.3f} s; one segment is "
                                     f"{feature.segment_s:g} s)")
     content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()

@@ -48,10 +48,14 @@ def load(path: str | Path, kind: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"{path}: not a readable checkpoint "
+                                  f"({str(exc).splitlines()[0]})") from None
         raise CheckpointError(f"{path}: refused: the file holds Python objects other than "
-                              f"tensors and plain values ({str(exc).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+                              f"tensors and plain values") from None
+    except Exception as exc:  # torch.load raises many types on arbitrary bytes
+        raise CheckpointError(f"{path}: not a readable checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("kind") != kind:
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: not a leakhunter {kind} checkpoint (found {found!r})")

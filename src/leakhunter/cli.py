@@ -271,6 +271,50 @@ def _add_evaluate(sub: Any) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict", help="leak decisions on new recordings of any length",
+        description="Decide, per recording, leak or not, with the threshold and vote "
+                    "fraction the model carries. INPUT: files, folders (recursive) or glob "
+                    "patterns; any format and sample rate soundfile reads.")
+    p.add_argument("model", metavar="MODEL", help="best.pt written by train (and evaluate)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="recordings, folders or globs")
+    p.add_argument("--out", metavar="FILE", default="predictions.csv",
+                   help="where to write the decisions (default: predictions.csv)")
+    p.add_argument("--format", choices=["csv", "json"], default=None,
+                   help="output format (default: from --out's extension, else csv)")
+    p.add_argument("--onnx", metavar="MODEL.onnx",
+                   help="score with this exported model in onnxruntime (default: torch)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="segment threshold (default: the model's)")
+    p.add_argument("--vote-fraction", type=float, default=None,
+                   help="share of segments that makes a leak (default: the model's)")
+    p.add_argument("--aggregate", choices=["vote", "mean", "max"], default=None,
+                   help="how segments decide a recording (default: the model's)")
+    p.add_argument("--segments", action="store_true",
+                   help="also write a per-segment timeline next to --out (default: off)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes; 0 = one per CPU core (default: 0)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any recording could not be judged (default: off)")
+    _log_flags(p, argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser(
+        "export", help="export a model to ONNX, with the feature front-end inside",
+        description="Write an ONNX graph that takes raw waveform segments and returns class "
+                    "and leak probabilities, plus model_card.json; checked against PyTorch.")
+    p.add_argument("model", metavar="MODEL", help="best.pt written by train (and evaluate)")
+    p.add_argument("--out", metavar="FILE.onnx", required=True, help="ONNX file to write "
+                                                                      "(required)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write a dynamically quantised int8 model (default: off)")
+    _log_flags(p, argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -279,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate):
+    for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_predict,
+                _add_export):
         add(sub)
     return parser
 
@@ -403,6 +448,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"{item['score']:.3f})")
     out = Path(report["plots"][0]).parent
     print(f"report, predictions and plots in {out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import Predictor, write_predictions, write_timeline
+
+    predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
+                          vote_fraction=args.vote_fraction, aggregate=args.aggregate,
+                          workers=args.workers)
+    records = list(predictor.predict(args.inputs, segments=args.segments))
+    out = Path(args.out)
+    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
+    write_predictions(records, out, fmt, predictor.classes)
+    if args.segments:
+        write_timeline(records, out.with_name(out.stem + "_segments.csv"))
+    judged = [r for r in records if r["decision"]]
+    leaks = sum(r["decision"] == "LEAK" for r in judged)
+    skipped = [r for r in records if not r["decision"]]
+    d = predictor.decision
+    print(f"{len(records)} recordings: {leaks} leak(s), {len(judged) - leaks} no leak, "
+          f"{len(skipped)} not judged (threshold {d.threshold:.4f}, {d.aggregate}"
+          + (f" {d.vote_fraction:g}" if d.aggregate == "vote" else "") + ")")
+    for r in skipped[:10]:
+        print(f"  not judged: {r['path']}: {r['status']}")
+    padded = sum(r["status"] == "padded" for r in records)
+    if padded:
+        print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
+    print(f"decisions written to {out}")
+    return 1 if args.strict and skipped else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    card = export_onnx(args.model, args.out, int8=args.int8)
+    print(f"wrote {args.out} and {Path(args.out).with_name('model_card.json')}")
+    parity = card["parity"]
+    print(f"parity with PyTorch on {parity['segments']} segments: max |difference| "
+          f"{parity['max_abs_diff_leak_probability']:.1e} (leak probability), "
+          f"{parity['max_abs_diff_class_probabilities']:.1e} (class probabilities); "
+          f"tolerance {parity['tolerance']:g}")
+    if card.get("int8"):
+        q = card["int8"]
+        print(f"int8 model {q['file']}: max |difference| "
+              f"{q['max_abs_diff_leak_probability']:.1e} (reported, not enforced)")
     return 0
 
 

@@ -28,6 +28,7 @@ from .metrics import (binary_scores, choose_threshold, recording_scores, thresho
                       vote_fractions)
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
+from .precision import autocast, resolve_amp
 
 
 @torch.no_grad()
@@ -87,6 +88,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        "cpu" if device == "auto" else device)
     model, meta = load_model(model_path, dev)
+    amp = autocast(resolve_amp("auto", dev), dev)  # as predict scores
     classes, positive = meta["class_names"], [meta["class_names"].index(p)
                                               for p in meta["positive"]]
     vote_fraction = cfg.vote_fraction or meta["vote_fraction"]
@@ -97,13 +99,13 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     else:
         val = data if cfg.split == "VALIDATION" else \
             _split_for(model_path, meta, dataset_dir, "VALIDATION")
-        val_prob, _ = predict_segments(model, val, dev)
+        val_prob, _ = predict_segments(model, val, dev, autocast=amp)
         threshold, how = choose_threshold(
             np.isin(val.file_label, positive),
             recording_scores(val.file_index, val_prob, val.recordings, cfg.aggregate,
                              vote_fraction), cfg.target_specificity)
     started = time.perf_counter()
-    prob, logits = predict_segments(model, data, dev)
+    prob, logits = predict_segments(model, data, dev, autocast=amp)
     inference_s = time.perf_counter() - started
 
     seg_truth = np.isin(data.label, positive)

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from .evaluate import validation_metrics
 from .log import add_log_file, progress_bar, remove_log_file
 from .model import LeakCNN, count_parameters
 from .plots import write_training_curves
+from .precision import autocast, resolve_amp
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +72,6 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
         if handler:
             remove_log_file(handler)
         distributed.close(ctx)
-
-
-def resolve_amp(requested: str, device: torch.device) -> str:
-    """The precision "auto" means: fp16 on CUDA; bf16 on a CPU with native bf16
-    instructions (measured 1.6x faster than float32 for this model on an AVX512-BF16
-    machine); float32 ("off") on other CPUs, where emulated bf16 is several times slower."""
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "fp16"
-    return "bf16" if _cpu_has_bf16() else "off"
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "").split()
-    except OSError:  # not Linux: stay with float32
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _resumed_config(state: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
@@ -134,9 +114,7 @@ class _Trainer:
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         amp = self.amp = resolve_amp(cfg.amp, device)
-        self.autocast = (torch.autocast(device.type, dtype={"fp16": torch.float16,
-                                                              "bf16": torch.bfloat16}[amp])
-                         if amp != "off" else nullcontext())
+        self.autocast = autocast(amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
@@ -204,6 +182,7 @@ class _Trainer:
         return {"class_names": labels, "positive": list(self.cfg.positive),
                 "task": "multiclass" if len(labels) > 2 else "binary",
                 "feature_config": to_dict(self.train_data.feature),
+                "audio_config": self.train_data.audio,  # how recordings were read
                 "model_config": to_dict(self.cfg.model), "dataset_dir": str(self.dataset_dir)}
 
     def _save_last(self) -> None:

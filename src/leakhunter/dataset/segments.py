@@ -8,6 +8,7 @@ a fork).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class SplitData:
     file_label: np.ndarray
     paths: list[str]
     sensors: list[str]
+    audio: dict  # the AudioConfig the split was built with (as a dict)
     mel: torch.Tensor | None
     _h5: h5py.File | None = None
 
@@ -94,6 +96,7 @@ def load_split(path: str | Path, preload: str = "auto") -> SplitData:
         raise DatasetError(f"{path}: the {info.split} split is empty")
     with open_split(path) as h5:
         try:
+            audio = json.loads(h5.attrs["build_config"]).get("audio", {})
             label = h5["label"][()].astype(np.int64)
             file_index = h5["file_index"][()].astype(np.int64)
             size = h5["mel"].size * 2
@@ -104,4 +107,4 @@ def load_split(path: str | Path, preload: str = "auto") -> SplitData:
             raise DatasetError(f"{path}: corrupted dataset file ({exc})") from None
     return SplitData(path, info.split, info.labels, info.feature, label, file_index,
                      np.asarray(info.files["label"], np.int64), list(info.files["path"]),
-                     list(info.files["sensor_id"]), mel)
+                     list(info.files["sensor_id"]), audio, mel)

@@ -1,0 +1,119 @@
+"""Benchmark: `leakhunter predict` speed in x real time, and memory for long recordings.
+
+* Speed: seconds of audio judged per second of wall time, decoding included, on generated
+  10 s recordings, with torch and with onnxruntime (the model exported by `export`).
+  Medians of ``--repeats`` runs, the predictor's workers already started.
+* Memory: peak RSS of the whole `leakhunter predict` process tree (sampled every 20 ms)
+  for one 1-hour recording against one 10-minute recording.
+
+Targets on 2 CPU cores: >= 1000x real time; the 1-hour peak within 1.3x of the 10-minute.
+
+    python benchmarks/predict.py [--recordings 300] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import soundfile as sf
+
+from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
+from leakhunter.dataset.build import build_dataset
+from leakhunter.export import export_onnx
+from leakhunter.predict import Predictor
+from leakhunter.synth import synthesize
+from leakhunter.train import train
+
+
+def peak_memory(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd``; (wall seconds, peak RSS in MiB summed over its process tree)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        parent = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in
+                                     [parent, *parent.children(recursive=True)]))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    code = proc.wait()
+    wall = time.perf_counter() - start
+    done.set()
+    thread.join()
+    if code:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
+    return wall, peak / 2**20
+
+
+def long_recording(path: Path, minutes: float) -> None:
+    """A noise recording at 4096 Hz written in blocks (no minutes-long array in memory)."""
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(str(path), "w", 4096, 1, "PCM_16") as fh:
+        for _ in range(int(minutes)):
+            fh.write((0.1 * rng.standard_normal(4096 * 60)).astype(np.float32))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recordings", type=int, default=300,
+                        help="10 s recordings to judge (default: 300)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs each (default: 3)")
+    parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = Path(args.out or tempfile.mkdtemp(prefix="leakhunter-bench-predict-"))
+    model = work / "run" / "best.pt"
+    if not model.exists():  # a small trained model: timing does not depend on accuracy
+        synthesize(work / "train-rec", SynthConfig(count=60, seed=3), overwrite=True)
+        build_dataset(work / "train-rec", work / "dataset", overwrite=True)
+        train(work / "dataset", work / "run", TrainConfig(epochs=1, model=ModelConfig()),
+              overwrite=True)
+        export_onnx(model, work / "model.onnx")
+        synthesize(work / "new", SynthConfig(count=args.recordings // 2, seed=4,
+                                             out_of_water=0), overwrite=True)
+        long_recording(work / "10min.wav", 10)
+        long_recording(work / "60min.wav", 60)
+    audio_s = sum(sf.info(str(p)).duration for p in (work / "new").rglob("*.wav"))
+
+    print(f"{args.recordings} recordings, {audio_s / 60:.0f} min of audio (4096 Hz, 10 s)")
+    for name, onnx in (("torch", None), ("onnxruntime", work / "model.onnx")):
+        predictor = Predictor(model, onnx=onnx)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            records = list(predictor.predict([work / "new"]))
+            times.append(time.perf_counter() - start)
+        assert all(r["decision"] for r in records)
+        t = statistics.median(times)
+        print(f"predict with {name:<12} {t:6.2f} s  {audio_s / t:7.0f}x real time "
+              f"(target >= 1000x)")
+    cli = [sys.executable, "-m", "leakhunter", "-q", "predict", str(model)]
+    _, peak_10 = peak_memory([*cli, str(work / "10min.wav"), "--out", str(work / "a.csv")])
+    wall_60, peak_60 = peak_memory([*cli, str(work / "60min.wav"), "--out",
+                                    str(work / "b.csv")])
+    print(f"peak memory (process tree): {peak_10:.0f} MiB for 10 min, {peak_60:.0f} MiB for "
+          f"60 min: ratio {peak_60 / peak_10:.2f} (target <= 1.3); the hour took "
+          f"{wall_60:.1f} s")
+    if not args.out:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

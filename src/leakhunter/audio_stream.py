@@ -1,0 +1,122 @@
+"""Long recordings read in blocks, with memory bounded by the block size.
+
+:func:`waveform_pieces` yields a recording as consecutive pieces of the waveform that
+:func:`leakhunter.audio.load_recording` would return whole. A recording up to ``block_s``
+seconds is read whole by ``load_recording`` itself (identical numbers). A longer one is
+read twice in blocks: the first pass measures what detrending and the checks need (sums
+for the least-squares line, NaN/inf, RMS), the second removes the trend and resamples the
+blocks through one continuous soxr stream. Those numbers differ from a whole-file read
+only by float rounding and the resampler's block boundaries.
+
+:class:`SegmentAssembler` turns the pieces into consecutive long segments, aligned on the
+recording's own segment grid, so features never depend on where the blocks fell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .audio import load_recording, read_audio
+from .config import AudioConfig, FeatureConfig
+from .errors import AudioError
+
+
+def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
+                    block_s: float = 600.0) -> tuple[float, int, Iterator[np.ndarray]]:
+    """``(duration_s, original_rate, pieces)``: float32 mono pieces at the feature rate.
+
+    Raises :class:`AudioError` before the first piece for unreadable, empty, NaN/inf and
+    silent recordings. Recordings shorter than one segment are not refused here (the caller
+    pads them).
+    """
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        read_audio(path)  # raises the AudioError (with its reason) that a whole read gives
+        raise
+    if info.frames <= int(block_s * info.samplerate):
+        rec = load_recording(path, feature, audio, require_segment=False)
+        return rec.duration_s, rec.original_sample_rate, iter([rec.waveform])
+    return _two_pass(path, info, feature, audio, block_s)
+
+
+def _blocks(path: str | Path, frames: int) -> Iterator[np.ndarray]:
+    with sf.SoundFile(str(path)) as fh:
+        while True:
+            block = fh.read(frames, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                return
+            yield block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+
+
+def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
+              audio: AudioConfig, block_s: float) -> tuple[float, int, Iterator[np.ndarray]]:
+    rate, frames = int(info.samplerate), int(block_s * info.samplerate)
+    n, s1, st, s2 = 0, 0.0, 0.0, 0.0  # count, sum x, sum t*x, sum x^2 (float64)
+    for block in _blocks(path, frames):
+        if not np.isfinite(block).all():
+            raise AudioError(str(path), "contains NaN or infinite samples")
+        t = np.arange(n, n + block.size, dtype=np.float64)
+        x = block.astype(np.float64)
+        s1, st, s2, n = s1 + x.sum(), st + t @ x, s2 + x @ x, n + block.size
+    mean = s1 / n
+    centre = (n - 1) / 2.0
+    var_t = n * (n * n - 1) / 12.0  # sum of (t - centre)^2
+    slope = (st - centre * s1) / var_t if audio.detrend else 0.0
+    residual = s2 - n * mean * mean - (slope * slope * var_t if audio.detrend else 0.0)
+    rms = float(np.sqrt(max(residual, 0.0) / n))
+    if rms <= audio.silence_rms:
+        raise AudioError(str(path), f"silence (RMS {rms:.1e})")
+
+    def pieces() -> Iterator[np.ndarray]:
+        stream = soxr.ResampleStream(rate, feature.sample_rate, 1, dtype="float32",
+                                     quality="HQ")
+        start = 0
+        for block in _blocks(path, frames):
+            if audio.detrend:
+                t = np.arange(start, start + block.size, dtype=np.float64) - centre
+                block = (block - (mean + slope * t)).astype(np.float32)
+            start += block.size
+            yield stream.resample_chunk(block, last=False)
+        yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+    return n / rate, rate, pieces()
+
+
+class SegmentAssembler:
+    """Collects waveform pieces and hands out the complete long segments they contain.
+
+    :meth:`push` returns a waveform whose segments (on the recording's grid) are all
+    complete and not yet handed out; :meth:`finish` returns what is left, zero-padded to
+    one segment when the whole recording was shorter than one (``padded`` is then True).
+    """
+
+    def __init__(self, feature: FeatureConfig):
+        self.feature = feature
+        self.buffer = np.zeros(0, np.float32)
+        self.emitted = 0  # segments handed out so far
+        self.padded = False
+
+    def push(self, piece: np.ndarray) -> np.ndarray:
+        f = self.feature
+        self.buffer = np.concatenate([self.buffer, piece.astype(np.float32, copy=False)])
+        n = f.n_segments(self.buffer.size)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        ready = self.buffer[:(n - 1) * f.segment_hop + f.segment_samples]
+        self.buffer = self.buffer[n * f.segment_hop:]  # the next segment starts here
+        self.emitted += n
+        return ready
+
+    def finish(self) -> np.ndarray:
+        f = self.feature
+        if self.emitted == 0 and self.buffer.size > 0:
+            self.padded = True
+            self.emitted = 1
+            return np.pad(self.buffer, (0, f.segment_samples - self.buffer.size))
+        return np.zeros(0, np.float32)

@@ -1,0 +1,358 @@
+"""ONNX export of a trained model, front-end included, and the scorer that runs it.
+
+:func:`export_onnx` turns ``best.pt`` into one ONNX graph that maps raw long segments
+``waveform`` float32 ``[batch, segment_samples]`` (full scale 1.0, at the model's sample rate)
+to ``class_probabilities`` float32 ``[batch, n_classes]`` and ``leak_probability`` float32
+``[batch]``. It proves the graph against the PyTorch path (:class:`LogMel` + :class:`LeakCNN`)
+in onnxruntime before keeping it, and writes ``model_card.json`` beside it: what a deployment
+needs to cut recordings into segments and turn probabilities into decisions.
+:class:`OnnxScorer` loads such a graph and its card and scores segments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from onnx import helper, numpy_helper
+from torch import nn
+
+from . import __version__, run_files, synth
+from .config import FeatureConfig, SynthConfig, from_dict, to_dict
+from .errors import InputError, LeakhunterError
+from .features import LogMel
+from .model import LeakCNN, load_model
+
+OPSET = 18
+TOLERANCE = 1e-4  # max abs probability difference between ONNX and PyTorch
+INPUT = "waveform"
+OUTPUTS = ("class_probabilities", "leak_probability")
+CARD_NAME = "model_card.json"
+BATCH = 4096  # segments per onnxruntime call: 32 MiB of input, bounded memory
+PROVIDERS = ["CPUExecutionProvider"]
+
+
+class ExportError(LeakhunterError):
+    """A model cannot be exported (parity failure, unusable checkpoint), or an exported
+    model cannot be loaded (missing card, a graph that does not match it)."""
+
+
+class OnnxFrontEnd(nn.Module):
+    """:class:`LogMel` without complex tensors: waveform ``[B, segment_samples]`` to log-mel
+    dB ``[B, n_mels, frames]``.
+
+    One strided ``conv1d`` does framing, Hann window and real DFT at once: its kernels are
+    the window times cos and sin of each rfft bin (``[2 * n_freq, 1, n_fft]``), so channel
+    ``k`` at step ``t`` is the real (or imaginary, up to sign) part of bin ``k`` of frame
+    ``t``. ONNX has a Conv everywhere; ``torch.stft(return_complex=False)`` also exports
+    (as STFT) but is deprecated and was slower in onnxruntime. Mel matmul and dB floor are
+    :class:`LogMel`'s own code.
+    """
+
+    def __init__(self, front_end: LogMel):
+        super().__init__()
+        cfg = front_end.cfg
+        self.front_end, self.hop, self.n_freq = front_end, cfg.frame_hop, cfg.n_fft // 2 + 1
+        n = np.arange(cfg.n_fft)
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)  # periodic Hann, as LogMel
+        # (k * n) mod n_fft keeps the angles exact integers before the float64 trig
+        angle = 2 * np.pi * ((np.arange(self.n_freq)[:, None] * n) % cfg.n_fft) / cfg.n_fft
+        basis = np.concatenate([np.cos(angle), np.sin(angle)]) * window
+        self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32))[:, None],
+                             persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spec = F.conv1d(waveform.unsqueeze(1), self.basis, stride=self.hop)  # [B, 2F, T]
+        real, imag = spec.split(self.n_freq, dim=1)
+        power = real.square() + imag.square()  # [B, n_freq, frames]
+        return self.front_end.to_db(power.transpose(1, 2) @ self.front_end.mel_t)
+
+
+class OnnxWrapper(nn.Module):
+    """What is exported: waveform ``[B, segment_samples]`` to (class probabilities
+    ``[B, n_classes]``, leak probability ``[B]``), both float32."""
+
+    def __init__(self, model: LeakCNN, cfg: FeatureConfig):
+        super().__init__()
+        self.front_end, self.model = OnnxFrontEnd(LogMel(cfg)), model
+        # index_select of constant indices (a Gather) instead of LeakCNN's boolean-mask
+        # indexing, which exports as NonZero: same sum, a static graph
+        self.register_buffer("positive", model.positive_mask.nonzero().flatten(),
+                             persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(self.front_end(waveform))
+        probs = torch.softmax(self.model.class_logits(out), dim=1)
+        if self.model.multiclass:  # the auxiliary leak-vs-rest head, as leak_probability
+            return probs, torch.sigmoid(out[:, -1])
+        return probs, probs.index_select(1, self.positive).sum(dim=1)
+
+
+def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = False,
+                check_segments: np.ndarray | None = None) -> dict[str, Any]:
+    """Export the model in ``model_path`` (a ``best.pt``) to ``out_path`` and write
+    ``model_card.json`` beside it; returns the card.
+
+    The graph is kept only if onnxruntime matches PyTorch within :data:`TOLERANCE` on
+    ``check_segments`` (float32 ``[N, segment_samples]``; default :func:`parity_segments`);
+    otherwise :class:`ExportError`, and ``out_path`` is left as it was. ``int8`` also writes
+    ``<stem>.int8.onnx`` (dynamic int8 weights for the CNN, front-end kept float32), whose
+    difference is reported, not enforced. Raises ``CheckpointError`` for a file that is not
+    a model checkpoint.
+    """
+    model_path, out_path = Path(model_path), Path(out_path)
+    try:
+        model, meta = load_model(model_path)
+    except (KeyError, ValueError, RuntimeError) as exc:  # incomplete or mismatched state
+        raise ExportError(f"{model_path}: not a usable leakhunter model ({exc})") from None
+    model = model.float()
+    cfg = from_dict(FeatureConfig, meta["feature_config"])
+    segments = parity_segments(cfg) if check_segments is None else _segments(
+        check_segments, cfg.segment_samples)
+    with torch.inference_mode():  # the reference: the path build, train and evaluate use
+        x = torch.from_numpy(segments)
+        out = torch.cat([model(LogMel(cfg)(c)) for c in x.split(BATCH)])
+        ref = (model.leak_probability(out).numpy(),
+               torch.softmax(model.class_logits(out).float(), dim=1).numpy())
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    int8_path = out_path.with_name(out_path.stem + ".int8.onnx")
+    tmp, tmp8 = (p.with_name(p.name + ".tmp") for p in (out_path, int8_path))
+    try:
+        _export_graph(OnnxWrapper(model, cfg).eval(), cfg.segment_samples, tmp)
+        parity = _compare(_run(_session(tmp), segments), ref)
+        if not parity["passed"]:
+            raise ExportError(
+                f"{model_path}: the ONNX graph does not reproduce the PyTorch model "
+                f"(max |diff| leak probability {parity['max_abs_diff_leak_probability']:.3g}, "
+                f"class probabilities {parity['max_abs_diff_class_probabilities']:.3g}; "
+                f"tolerance {TOLERANCE:g}); nothing written")
+        int8_info = _quantise(tmp, tmp8, segments, ref) if int8 else None
+        os.replace(tmp, out_path)
+        if int8_info is not None:
+            os.replace(tmp8, int8_path)
+            int8_info["file"] = int8_path.name
+        else:  # an int8 file from an earlier export would not match this graph and card
+            int8_path.unlink(missing_ok=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp8.unlink(missing_ok=True)
+    card = _card(meta, cfg, model_path, out_path, parity, int8_info)
+    run_files.write_json(out_path.parent / CARD_NAME, card)
+    return card
+
+
+def parity_segments(cfg: FeatureConfig, seed: int = 0) -> np.ndarray:
+    """About 260 deterministic test segments, float32 ``[N, cfg.segment_samples]``.
+
+    Synthetic recordings of five kinds (``leakhunter.synth``: pipe noise, hum, interference,
+    out-of-water hiss) peak-normalised from -60 to -1 dBFS, plus edge cases for the log and
+    the ``top_db`` floor: digital silence, near-silence, clipped full-scale noise, pure
+    tones, an impulse, a DC offset, an onset.
+    """
+    n, hop, sr = cfg.segment_samples, cfg.segment_hop, cfg.sample_rate
+    rng = np.random.default_rng(seed)
+    parts = []
+    if sr >= 1000:  # the synthesiser's lower limit
+        sc = SynthConfig(count=6, seed=seed, sample_rate=sr, duration_s=(n + 7 * hop) / sr,
+                         labels=("LEAK", "NOLEAK", "CRACK", "NORMAL", "BACKGROUND"),
+                         sensors_per_label=3, out_of_water=1, interference=0.5)
+        for plan, peak in zip(synth._plan(sc), rng.permutation(np.geomspace(1e-3, 0.9, 30))):
+            x = synth._render(plan, sc)
+            x *= peak / max(float(np.abs(x).max()), 1e-12)
+            parts.append(np.lib.stride_tricks.sliding_window_view(x, n)[::hop])
+    t = np.arange(n) / sr
+    noise = rng.standard_normal((4, n))
+    onset = np.where(t > t[-1] / 2, 0.5, 1e-4) * noise[3]
+    edge = [np.zeros(n), 1e-7 * noise[0], 1e-5 * noise[1], np.clip(3 * noise[2], -1, 1),
+            0.01 * noise[3] + 0.5, onset, np.eye(1, n, n // 2)[0]]
+    for f in np.geomspace(30, 0.45 * sr, 8):
+        edge += [0.7 * np.sin(2 * np.pi * f * t), 0.1 * np.sin(2 * np.pi * f * t) + 1e-6 * noise[0]]
+    parts.append(np.stack(edge))
+    return np.concatenate(parts).astype(np.float32)
+
+
+class OnnxScorer:
+    """An exported model in onnxruntime (CPU) with its ``model_card.json``."""
+
+    def __init__(self, onnx_path: str | Path, threads: int = 0):
+        """``threads``: onnxruntime intra-op threads; 0 = its default (all cores). Worker
+        processes that share the cores pass 1."""
+        path = Path(onnx_path)
+        card_path = path.parent / CARD_NAME
+        if not path.is_file():
+            raise ExportError(f"{path}: ONNX model not found")
+        if not card_path.is_file():
+            raise ExportError(f"{path}: no {CARD_NAME} beside it; export the model again "
+                              f"(leakhunter export) or copy its card along with it")
+        try:
+            self.card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
+            self.segment_samples = int(self.card["segment_samples"])
+            self.n_classes = len(self.card["classes"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ExportError(f"{card_path}: not a leakhunter model card ({exc})") from None
+        self.session = _session(path, threads)
+        got = [(i.name, i.type, i.shape[1:]) for i in self.session.get_inputs()]
+        if got != [(INPUT, "tensor(float)", [self.segment_samples])] or sorted(
+                o.name for o in self.session.get_outputs()) != sorted(OUTPUTS):
+            raise ExportError(f"{path}: the graph's inputs {got} do not match its model card "
+                              f"(expected {INPUT} float32 [batch, {self.segment_samples}] and "
+                              f"outputs {', '.join(OUTPUTS)})")
+
+    def score(self, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segments float32 ``[B, segment_samples]`` (full scale 1.0) to (leak probability
+        float32 ``[B]``, class probabilities float32 ``[B, n_classes]``); B may be 0."""
+        x = _segments(segments, self.segment_samples, allow_empty=True)
+        if len(x) == 0:
+            return np.zeros(0, np.float32), np.zeros((0, self.n_classes), np.float32)
+        return _run(self.session, x)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _segments(segments: np.ndarray, n: int, allow_empty: bool = False) -> np.ndarray:
+    x = np.ascontiguousarray(segments, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != n or (len(x) == 0 and not allow_empty):
+        raise InputError(f"segments must be float32 [batch, {n}], got shape {list(x.shape)}")
+    return x
+
+
+def _session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=PROVIDERS)
+    except Exception as exc:  # noqa: BLE001 (onnxruntime's own types; any is unusable)
+        raise ExportError(f"{path}: onnxruntime cannot load it "
+                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                          ) from None
+
+
+def _run(session: ort.InferenceSession, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(leak ``[B]``, class probabilities ``[B, C]``) of segments ``x`` ``[B, S]``, B > 0."""
+    runs = [session.run(list(OUTPUTS), {INPUT: x[i:i + BATCH]}) for i in range(0, len(x), BATCH)]
+    return np.concatenate([r[1] for r in runs]), np.concatenate([r[0] for r in runs])
+
+
+def _compare(got: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray]
+             ) -> dict[str, Any]:
+    leak, probs = (float(np.max(np.abs(g - r))) for g, r in zip(got, ref))
+    return {"segments": len(ref[0]), "max_abs_diff_leak_probability": leak,
+            "max_abs_diff_class_probabilities": probs, "tolerance": TOLERANCE,
+            "passed": bool(leak <= TOLERANCE and probs <= TOLERANCE),  # NaN fails
+            "runtime": f"onnxruntime {ort.__version__} {PROVIDERS[0]}"}
+
+
+def _export_graph(wrapper: nn.Module, segment_samples: int, path: Path) -> None:
+    example = torch.zeros(2, segment_samples)  # batch 2: nothing may specialise to 1
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT], output_names=list(OUTPUTS),
+                          dynamic_axes={k: {0: "batch"} for k in (INPUT, *OUTPUTS)})
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"exported graph is not valid ONNX: {exc}") from None
+
+
+def _quantise(src: Path, dst: Path, segments: np.ndarray,
+              ref: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Dynamic int8 weights for the CNN's Conv and dense layers; the front-end stays
+    float32 (its DFT and mel weights feed a log, where int8 error would be amplified)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src))
+    _gemm_as_matmul(graph)  # dynamic quantisation has MatMulInteger, nothing for Gemm
+    cnn = [n.name for n in graph.graph.node if n.name.startswith("/model/")]
+    note = None
+    with _quiet_root_logger():
+        try:
+            quantize_dynamic(graph, dst, weight_type=QuantType.QInt8, nodes_to_quantize=cnn)
+            got = _run(_session(dst), segments)
+        except Exception as exc:  # noqa: BLE001 (an op without an int8 kernel here)
+            note = (f"full quantisation failed ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); quantised MatMul/Gemm only")
+            quantize_dynamic(graph, dst, weight_type=QuantType.QInt8, nodes_to_quantize=cnn,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+            got = _run(_session(dst), segments)
+    result = _compare(got, ref)
+    integer = sorted({n.op_type for n in onnx.load(str(dst)).graph.node
+                      if n.op_type in ("ConvInteger", "MatMulInteger")})
+    return {"file": None, "weight_type": "QInt8", "integer_ops": integer, "fallback": note,
+            **{k: v for k, v in result.items() if k not in ("passed", "tolerance")}}
+
+
+def _gemm_as_matmul(model: onnx.ModelProto) -> None:
+    """Rewrite ``Gemm(A, B, C)`` with a constant B (the Linear layers) as
+    ``MatMul(A, B') + C`` in place, node names kept as prefixes."""
+    inits = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        name = node.input[1] + "_matmul"
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(weight.T if attrs.get("transB", 0) else weight), name))
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        product = node.output[0] + "_matmul" if bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], name], [product],
+                                      name=node.name + "_matmul"))
+        if bias:
+            nodes.append(helper.make_node("Add", [product, bias], [node.output[0]],
+                                          name=node.name + "_bias"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """quantize_dynamic logs advice (run pre-processing, ...) through the root logger."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "onnxruntime" not in record.pathname
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _card(meta: dict[str, Any], cfg: FeatureConfig, model_path: Path, out_path: Path,
+          parity: dict[str, Any], int8_info: dict[str, Any] | None) -> dict[str, Any]:
+    n_classes = len(meta["class_names"])
+    return {
+        "onnx_file": out_path.name, "source_checkpoint": str(model_path),
+        "classes": meta["class_names"], "positive": meta["positive"], "task": meta.get("task"),
+        "threshold": meta.get("threshold"), "threshold_method": meta.get("threshold_method"),
+        "aggregate": meta.get("aggregate"), "vote_fraction": meta.get("vote_fraction"),
+        "sample_rate": cfg.sample_rate, "segment_samples": cfg.segment_samples,
+        "segment_hop": cfg.segment_hop, "segment_s": cfg.segment_s,
+        "feature_config": to_dict(cfg), "model_config": meta.get("model_config"),
+        "inputs": [{"name": INPUT, "shape": ["batch", cfg.segment_samples], "dtype": "float32",
+                    "units": f"raw long segments at {cfg.sample_rate} Hz, full scale 1.0"}],
+        "outputs": [{"name": OUTPUTS[0], "shape": ["batch", n_classes], "dtype": "float32",
+                     "units": "softmax over classes, in the order of classes"},
+                    {"name": OUTPUTS[1], "shape": ["batch"], "dtype": "float32",
+                     "units": "probability that the segment is a leak"}],
+        "training": {"dataset_dir": meta.get("dataset_dir"), "epoch": meta.get("epoch"),
+                     "metrics": meta.get("metrics"), "parameters": meta.get("parameters"),
+                     "leakhunter_version": meta.get("leakhunter_version")},
+        "parity": parity, "int8": int8_info,
+        "leakhunter_version": __version__, "opset": OPSET,
+    }

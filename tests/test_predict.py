@@ -1,0 +1,178 @@
+"""`leakhunter predict`: same features and decisions as build/evaluate, any length, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from leakhunter import predict as predict_module
+from leakhunter.audio_stream import SegmentAssembler, waveform_pieces
+from leakhunter.cli import main
+from leakhunter.config import AudioConfig, FeatureConfig
+from leakhunter.dataset.store import SPLIT_FILES, read_split_info
+from leakhunter.features import LogMel, extract
+from leakhunter.predict import Predictor, predict
+
+from .conftest import needs_real, real_files
+from .test_audio import _bad_files
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    return out
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_predict_and_build_compute_identical_features(dataset: Path) -> None:
+    info = read_split_info(dataset / SPLIT_FILES["TESTING"])
+    front = LogMel(info.feature)
+    with h5py.File(info.path, "r") as h5:
+        for row in range(info.recordings):
+            _, _, pieces = waveform_pieces(info.files["path"][row], info.feature,
+                                           AudioConfig())
+            asm = SegmentAssembler(info.feature)
+            waves = [w for w in (asm.push(p) for p in pieces) if w.size]
+            (mel,) = extract(waves, front)
+            lo, n = info.files["first_segment"][row], info.files["segment_count"][row]
+            np.testing.assert_array_equal(mel.astype(np.float16), h5["mel"][lo:lo + n])
+
+
+def test_predict_reproduces_evaluate_decisions(run: Path, dataset: Path, tmp_path: Path
+                                               ) -> None:
+    assert main(["-q", "evaluate", str(run / "best.pt"), str(dataset)]) == 0
+    evaluated = {r["path"]: r for r in _csv(run / "eval-testing" / "predictions.csv")}
+    out = tmp_path / "p.csv"
+    assert main(["-q", "predict", str(run / "best.pt"), *evaluated, "--out", str(out),
+                 "--workers", "2"]) == 0
+    predicted = {r["path"]: r for r in _csv(out)}
+    assert predicted.keys() == evaluated.keys()
+    for path, row in predicted.items():
+        assert row["decision"] == evaluated[path]["decision"], path
+        assert float(row["vote_fraction"]) == pytest.approx(
+            float(evaluated[path]["vote_fraction"]), abs=1e-6)
+        assert float(row["leak_probability"]) == pytest.approx(
+            float(evaluated[path]["leak_probability"]), abs=1e-5)
+    threshold = json.loads((run / "model_meta.json").read_text())["threshold"]
+    assert all(float(r["threshold"]) == pytest.approx(threshold) for r in predicted.values())
+
+
+def test_long_recordings_are_read_in_blocks_with_the_same_result(run: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "S1~R1~20240101T000000~15.flac"
+    x = 0.1 * rng.standard_normal(8000 * 45) + 0.02 * np.sin(np.arange(8000 * 45) * 0.3)
+    sf.write(path, np.stack([x, 0.5 * x], 1), 8000)  # stereo, 8 kHz, 45 s
+    whole = predict(run / "best.pt", [path], workers=1, segments=True)[0]
+    monkeypatch.setattr(predict_module, "BLOCK_S", 10.0)  # now read in 5 blocks
+    blocks = predict(run / "best.pt", [path], workers=1, segments=True)[0]
+    assert whole["segments"] == blocks["segments"] == FeatureConfig().n_segments(45 * 8192)
+    a = np.array([p for _, p, _ in whole["timeline"]])
+    b = np.array([p for _, p, _ in blocks["timeline"]])
+    np.testing.assert_allclose(a, b, atol=2e-3)
+    assert whole["sensor_id"] == "S1" and whole["gain_db"] == 15.0
+
+
+def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _bad_files(tmp_path / "bad")
+    for path in (tmp_path / "bad").iterdir():  # the bad files and one good one
+        shutil.copy(path, folder / path.name)
+    sf.write(folder / "S9~R9~T~1.wav", np.random.default_rng(0).standard_normal(8192) * 0.1,
+             8192)  # out of water
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run / "best.pt"), str(folder), "--out", str(out),
+                 "--workers", "1"]) == 0
+    status = {Path(r["path"]).name: r for r in _csv(out)}
+    assert status["empty.wav"]["status"] == "unreadable"
+    assert status["text.wav"]["status"] == "unreadable"
+    assert status["nosamples.wav"]["status"] in ("empty", "unreadable")
+    assert status["nan.wav"]["status"] == "invalid samples"
+    assert status["silence.wav"]["status"] == "silence"
+    assert status["S9~R9~T~1.wav"]["status"] == "out of water"
+    assert status["short.wav"]["status"] == "padded" and status["short.wav"]["decision"]
+    assert status["good.wav"]["status"] == "ok" and status["good.wav"]["decision"]
+    for name in ("empty.wav", "silence.wav", "S9~R9~T~1.wav"):
+        assert status[name]["decision"] == "" and status[name]["leak_probability"] == ""
+    assert "not judged" in capsys.readouterr().out
+    assert main(["-q", "predict", str(run / "best.pt"), str(folder), "--out", str(out),
+                 "--workers", "1", "--strict"]) == 1
+
+
+@needs_real
+def test_real_hydrophone_recordings(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "real.json"
+    assert main(["-q", "predict", str(run / "best.pt"), str(real_files()[0].parent),
+                 "--out", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 5
+    for r in records:
+        assert r["status"] == "ok" and r["decision"] in ("LEAK", "NO LEAK")
+        assert r["segments"] == FeatureConfig().n_segments(round(r["duration_s"] * 8192))
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing-input", "no such file or folder"),
+    ("not-a-model", "not a readable checkpoint"),
+    ("pickle", "refused"),
+])
+def test_bad_model_or_input_is_one_line(run: Path, dataset: Path, tmp_path: Path, capsys,
+                                        case: str, message: str) -> None:
+    model, inputs = run / "best.pt", [str(dataset)]
+    if case == "missing-input":
+        inputs = [str(tmp_path / "nowhere")]
+    elif case == "not-a-model":
+        model = tmp_path / "model.pt"
+        model.write_text("hello")
+    else:
+        model = tmp_path / "evil.pt"
+        torch.save({"kind": "model", "format_version": 1, "x": Path("/")}, model)
+    assert main(["predict", str(model), *inputs, "--out", str(tmp_path / "p.csv")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("leakhunter: error") == 1 and "Traceback" not in err
+
+
+def test_python_api(run: Path, recordings: Path) -> None:
+    files = sorted((recordings / "LEAK").glob("*.wav"))[:3]
+    predictor = Predictor(run / "best.pt", workers=1, threshold=0.3, vote_fraction=0.25)
+    records = list(predictor.predict(files))
+    assert [r["path"] for r in records] == [str(f) for f in files]
+    for r in records:
+        assert r["threshold"] == 0.3 and r["segments"] == FeatureConfig().n_segments(2 * 8192)
+        assert (r["decision"] == "LEAK") == (r["vote_fraction"] >= 0.25)
+
+
+def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path: Path
+                                           ) -> None:
+    onnx = tmp_path / "export" / "model.onnx"
+    assert main(["-q", "export", str(run / "best.pt"), "--out", str(onnx)]) == 0
+    card = json.loads((onnx.parent / "model_card.json").read_text())
+    assert card["parity"]["passed"] and card["parity"]["max_abs_diff_leak_probability"] < 1e-4
+    a, b = tmp_path / "torch.csv", tmp_path / "onnx.csv"
+    assert main(["-q", "predict", str(run / "best.pt"), str(recordings), "--out", str(a)]) == 0
+    assert main(["-q", "predict", str(run / "best.pt"), str(recordings), "--out", str(b),
+                 "--onnx", str(onnx)]) == 0
+    rows_a, rows_b = _csv(a), _csv(b)
+    assert [r["path"] for r in rows_a] == [r["path"] for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b):
+        assert ra["decision"] == rb["decision"] and ra["status"] == rb["status"]
+        if ra["leak_probability"]:
+            # torch scores float16-rounded features in bf16 where the CPU has it; the ONNX
+            # graph works in float32 throughout
+            assert float(ra["leak_probability"]) == pytest.approx(
+                float(rb["leak_probability"]), abs=0.02)
