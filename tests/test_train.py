@@ -188,6 +188,7 @@ def test_resume_on_a_rebuilt_dataset_is_refused(dataset: Path, recordings: Path,
 def test_ddp_with_two_gloo_processes(dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env["GLOO_SOCKET_IFNAME"] = "lo"  # all processes are local: no other interface needed
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "leakhunter", "-q", "train", str(dataset), "--out", str(run), "--epochs", "2",

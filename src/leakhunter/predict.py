@@ -40,7 +40,8 @@ from .precision import autocast, resolve_amp
 
 log = logging.getLogger(__name__)
 
-BLOCK_S = 600.0  # recordings longer than this are read in blocks of this length
+BLOCK_S = 60.0  # recordings longer than this are read in blocks of this length
+MODEL_BATCH = 256  # segments per forward pass (larger ran slower on CPU: see evaluate)
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,15 @@ def _score(scorer: Any, waves: list[np.ndarray]) -> list[tuple[np.ndarray, np.nd
         mels = [m.astype(np.float16) for m in extract(waves, front)]  # as datasets store
         counts = [m.shape[0] for m in mels]
         cpu = torch.device("cpu")
-        with autocast(resolve_amp("auto", cpu), cpu):  # as evaluate scores
-            out = model(torch.from_numpy(np.concatenate(mels)).float())
-        leak = model.leak_probability(out).numpy()
-        classes = torch.softmax(model.class_logits(out).float(), dim=1).numpy()
+        x = torch.from_numpy(np.concatenate(mels))
+        leak_parts, class_parts = [], []
+        for lo in range(0, x.shape[0], MODEL_BATCH):  # bounded activations, cache-sized
+            with autocast(resolve_amp("auto", cpu), cpu):  # as evaluate scores
+                out = model(x[lo:lo + MODEL_BATCH].float())
+            leak_parts.append(model.leak_probability(out))
+            class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
+        leak = torch.cat(leak_parts).numpy()
+        classes = torch.cat(class_parts).numpy()
     else:
         size, hop = scorer.card["segment_samples"], scorer.card["segment_hop"]
         segs = [np.lib.stride_tricks.sliding_window_view(w, size)[::hop] for w in waves]
