@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py
+	$(BIN)/python benchmarks/predict.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

@@ -185,8 +185,8 @@ def _add_train(sub: Any) -> None:
                     "file-level leak F1 on VALIDATION. Under torchrun, trains with DDP.")
     p.add_argument("dataset", metavar="DATASET_DIR", nargs="?",
                    help="folder written by build (not with --resume)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run folder to create (required unless "
-                                                    "--resume)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: none; "
+                                                    "required unless --resume)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last checkpoint (default: off)")
     p.add_argument("--overwrite", action="store_true",
