@@ -176,3 +176,24 @@ def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path
             # graph works in float32 throughout
             assert float(ra["leak_probability"]) == pytest.approx(
                 float(rb["leak_probability"]), abs=0.02)
+
+
+def test_multiclass_columns(tmp_path: Path) -> None:
+    from leakhunter.config import MULTICLASS_LABELS, SynthConfig
+    from leakhunter.synth import synthesize
+
+    rec, ds, run = tmp_path / "rec", tmp_path / "ds", tmp_path / "run"
+    synthesize(rec, SynthConfig(count=8, duration_s=1.0, sensors_per_label=3,
+                                labels=MULTICLASS_LABELS))
+    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
+    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--width", "8",
+                 "--dense", "32", "--batch-size", "32", "--positive", "LEAK,CRACK"]) == 0
+    out = tmp_path / "p.csv"
+    assert main(["-q", "predict", str(run / "best.pt"), str(rec / "CRACK"), "--out",
+                 str(out), "--workers", "1"]) == 0
+    rows = [r for r in _csv(out) if r["status"] == "ok"]
+    assert rows
+    for r in rows:
+        probs = [float(r[f"p_{c}"]) for c in MULTICLASS_LABELS]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert r["top_class"] == MULTICLASS_LABELS[int(np.argmax(probs))]
