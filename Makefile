@@ -21,9 +21,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	$(BIN)/leakhunter synth $(DEMO)/recordings --count 200 --overwrite
-	$(BIN)/leakhunter build $(DEMO)/recordings --out $(DEMO)/dataset --overwrite
-	$(BIN)/leakhunter info $(DEMO)/dataset
+	$(BIN)/leakhunter demo --out $(DEMO)
 
 bench: setup
 	$(BIN)/python benchmarks/build.py

@@ -315,6 +315,28 @@ def _add_export(sub: Any) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+def _add_demo(sub: Any) -> None:
+    from .demo import DemoConfig
+
+    p = sub.add_parser(
+        "demo", help="the whole pipeline on generated data: synth to ONNX",
+        description="synth -> build -> train -> evaluate -> predict on fresh recordings -> "
+                    "export to ONNX, then one summary. The folder is rebuilt unless --keep.")
+    p.add_argument("--out", metavar="DIR", default="demo",
+                   help="folder for every artifact (default: demo)")
+    p.add_argument("--keep", action="store_true",
+                   help="reuse what an earlier demo left in DIR (default: rebuild)")
+    d = DemoConfig()
+    _option(p, ["--count"], "count", d, "training recordings per label")
+    _option(p, ["--fresh"], "fresh", d, "fresh recordings per label to predict")
+    _option(p, ["--duration"], "duration_s", d, "seconds per recording")
+    _option(p, ["--epochs"], "epochs", d, "maximum training epochs")
+    _option(p, ["--time-budget"], "time_budget_s", d, "stop training after this many seconds")
+    _option(p, ["--seed"], "seed", d, "random seed of the whole demo")
+    _log_flags(p, argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -324,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_predict,
-                _add_export):
+                _add_export, _add_demo):
         add(sub)
     return parser
 
@@ -493,6 +515,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
         q = card["int8"]
         print(f"int8 model {q['file']}: max |difference| "
               f"{q['max_abs_diff_leak_probability']:.1e} (reported, not enforced)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+
+    summary = run_demo(args.out, _config(DemoConfig, args), keep=args.keep)
+    t, d, f = summary["test"], summary["decision"], summary["fresh"]
+    print(f"\nleakhunter demo finished in {summary['total_s']:.0f} s "
+          f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")
+    for name, path in summary["artifacts"].items():
+        print(f"  {name:<16} {path}")
+    print(f"threshold chosen on VALIDATION: {d['threshold']:.4f} ({d['how']})")
+    print(f"TESTING, {summary['test_recordings']} recordings: accuracy {t['accuracy']:.4f}, "
+          f"precision {t['precision']:.4f}, sensitivity {t['sensitivity']:.4f}, "
+          f"specificity {t['specificity']:.4f}, F1 {t['f1']:.4f}")
+    print(f"fresh recordings: {f['called_leak']} of {f['judged']} judged called leaks "
+          f"({f['true_leaks_called']} of the {f['true_leaks']} real leaks); "
+          f"{f['recordings'] - f['judged']} not judged (out of water)")
+    print(f"ONNX export parity with PyTorch: {summary['onnx_parity']:.1e}")
     return 0
 
 

@@ -1,0 +1,66 @@
+"""The whole chain as `leakhunter demo` runs it, on a tiny dataset: every artifact exists
+and the artifacts agree with each other."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+
+from leakhunter import checkpoint
+from leakhunter.cli import main
+from leakhunter.dataset.store import SPLIT_FILES
+
+TINY = ["--count", "12", "--fresh", "4", "--duration", "2", "--epochs", "2"]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "threshold chosen on VALIDATION" in printed and "TESTING" in printed
+    for path in ("recordings/LEAK", "dataset/build_report.json", "run/best.pt",
+                 "run/curves.png", "run/checkpoints/last.pt", "run/eval-testing/report.json",
+                 "run/eval-testing/roc.png", "predictions.csv", "export/model.onnx",
+                 "export/model_card.json"):
+        assert (out / path).exists(), path
+
+    best = checkpoint.load(out / "run" / "best.pt", "model")
+    with h5py.File(out / "dataset" / SPLIT_FILES["TESTING"], "r") as h5:
+        assert json.loads(h5.attrs["feature_config"]) == best["feature_config"]
+        assert json.loads(h5.attrs["labels"]) == best["class_names"]
+    report = json.loads((out / "run" / "eval-testing" / "report.json").read_text())
+    card = json.loads((out / "export" / "model_card.json").read_text())
+    assert best["threshold"] == report["decision"]["threshold"] == card["threshold"]
+
+    evaluated = {r["path"]: r["decision"] for r in
+                 _csv(out / "run" / "eval-testing" / "predictions.csv")}
+    assert main(["-q", "predict", str(out / "run" / "best.pt"), *evaluated, "--out",
+                 str(tmp_path / "again.csv")]) == 0
+    assert {r["path"]: r["decision"] for r in _csv(tmp_path / "again.csv")} == evaluated
+
+    fresh = _csv(out / "predictions.csv")
+    assert len(fresh) == 8 and all(r["path"].startswith(str(out / "fresh")) for r in fresh)
+
+    # --keep reuses the recordings, dataset and model; a plain re-run rebuilds them
+    stamp = (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert main(["-q", "demo", "--out", str(out), "--keep", *TINY]) == 0
+    assert (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
+    assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
+    assert (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns != stamp
+    # a folder the demo did not make is refused, not deleted
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert main(["-q", "demo", "--out", str(other), *TINY]) == 1
+    assert (other / "notes.txt").read_text() == "keep me"
