@@ -17,17 +17,16 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
-import psutil
 import soundfile as sf
+
+from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import BuildConfig, FeatureConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
@@ -66,36 +65,6 @@ def leakhunter_build(root: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def cli_peak_memory(root: Path, out: Path) -> tuple[float, float]:
-    """Run the CLI; return (wall seconds, peak RSS in MiB summed over its process tree)."""
-    proc = subprocess.Popen([sys.executable, "-m", "leakhunter", "-q", "build", str(root),
-                             "--out", str(out), "--overwrite"])
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        parent = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                procs = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    start = time.perf_counter()
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    code = proc.wait()
-    wall = time.perf_counter() - start
-    done.set()
-    thread.join()
-    if code:
-        raise SystemExit(f"leakhunter build failed with exit code {code}")
-    return wall, peak / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recordings", type=int, default=300,
@@ -116,8 +85,9 @@ def main() -> None:
     reference_build(small, work / "warm.h5", FeatureConfig())  # numba and caches warm
     ref = [reference_build(small, work / "ref.h5", FeatureConfig()) for _ in range(args.repeats)]
     ours = [leakhunter_build(small, work / "ds") for _ in range(args.repeats)]
-    wall_n, peak_n = cli_peak_memory(small, work / "ds-cli")
-    wall_10n, peak_10n = cli_peak_memory(large, work / "ds-10n")
+    cli = [sys.executable, "-m", "leakhunter", "-q", "build", "--overwrite", "--out"]
+    wall_n, peak_n = peak_memory([*cli, str(work / "ds-cli"), str(small)])
+    wall_10n, peak_10n = peak_memory([*cli, str(work / "ds-10n"), str(large)])
 
     r, o = statistics.median(ref), statistics.median(ours)
     print(f"recordings: N = {n} ({audio_s / 60:.0f} min of audio, 4096 Hz, 10 s each)")

@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import soundfile as sf
+
+from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
 from leakhunter.dataset.build import build_dataset
@@ -33,34 +32,6 @@ from leakhunter.export import export_onnx
 from leakhunter.predict import Predictor
 from leakhunter.synth import synthesize
 from leakhunter.train import train
-
-
-def peak_memory(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; (wall seconds, peak RSS in MiB summed over its process tree)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak, done = 0, threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        parent = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                peak = max(peak, sum(p.memory_info().rss for p in
-                                     [parent, *parent.children(recursive=True)]))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    start = time.perf_counter()
-    thread.start()
-    code = proc.wait()
-    wall = time.perf_counter() - start
-    done.set()
-    thread.join()
-    if code:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
-    return wall, peak / 2**20
 
 
 def long_recording(path: Path, minutes: float) -> None:

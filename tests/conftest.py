@@ -59,3 +59,20 @@ def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     train(dataset, run, TrainConfig(epochs=2, batch_size=32,
                                     model=ModelConfig(width=8, dense=32)), overwrite=True)
     return run
+
+
+@pytest.fixture(scope="session")
+def multiclass_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(recordings, dataset, run) of a tiny five-class task trained for one epoch with
+    LEAK and CRACK as leaks. Read-only."""
+    from leakhunter.cli import main
+    from leakhunter.config import MULTICLASS_LABELS
+
+    root = tmp_path_factory.mktemp("multiclass")
+    rec, ds, run = root / "rec", root / "ds", root / "run"
+    synthesize(rec, SynthConfig(count=8, duration_s=1.0, sensors_per_label=3,
+                                labels=MULTICLASS_LABELS))
+    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
+    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--width", "8",
+                 "--dense", "32", "--batch-size", "32", "--positive", "LEAK,CRACK"]) == 0
+    return rec, ds, run

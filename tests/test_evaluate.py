@@ -175,16 +175,12 @@ def test_mismatched_or_empty_data_is_one_line(run: Path, dataset: Path, recordin
     assert message in err and err.count("\n") == 1
 
 
-def test_multiclass_evaluation_reports_every_class(tmp_path: Path) -> None:
-    from leakhunter.config import MULTICLASS_LABELS, SynthConfig
-    from leakhunter.synth import synthesize
+def test_multiclass_evaluation_reports_every_class(multiclass_run, tmp_path: Path) -> None:
+    from leakhunter.config import MULTICLASS_LABELS
 
-    rec, ds, run = tmp_path / "rec", tmp_path / "ds", tmp_path / "run"
-    synthesize(rec, SynthConfig(count=8, duration_s=1.0, sensors_per_label=3,
-                                labels=MULTICLASS_LABELS))
-    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
-    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--width", "8",
-                 "--dense", "32", "--batch-size", "32", "--positive", "LEAK,CRACK"]) == 0
+    _, ds, trained = multiclass_run
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
     report = evaluate(run / "best.pt", ds, EvalConfig(aggregate="mean"))
     classes = report["classes"]
     assert np.array(classes["confusion"]).shape == (5, 5)

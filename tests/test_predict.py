@@ -178,16 +178,10 @@ def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path
                 float(rb["leak_probability"]), abs=0.02)
 
 
-def test_multiclass_columns(tmp_path: Path) -> None:
-    from leakhunter.config import MULTICLASS_LABELS, SynthConfig
-    from leakhunter.synth import synthesize
+def test_multiclass_columns(multiclass_run, tmp_path: Path) -> None:
+    from leakhunter.config import MULTICLASS_LABELS
 
-    rec, ds, run = tmp_path / "rec", tmp_path / "ds", tmp_path / "run"
-    synthesize(rec, SynthConfig(count=8, duration_s=1.0, sensors_per_label=3,
-                                labels=MULTICLASS_LABELS))
-    assert main(["-q", "build", str(rec), "--out", str(ds), "--workers", "1"]) == 0
-    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--width", "8",
-                 "--dense", "32", "--batch-size", "32", "--positive", "LEAK,CRACK"]) == 0
+    rec, _, run = multiclass_run
     out = tmp_path / "p.csv"
     assert main(["-q", "predict", str(run / "best.pt"), str(rec / "CRACK"), "--out",
                  str(out), "--workers", "1"]) == 0

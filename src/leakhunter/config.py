@@ -244,6 +244,18 @@ class EvalConfig:
                "give a threshold or a target specificity, not both")
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """`leakhunter demo`: the size of the generated data and of the training run."""
+
+    count: int = 200  # recordings per label for training data
+    fresh: int = 40  # fresh recordings per label for prediction
+    duration_s: float = 10.0
+    epochs: int = 10
+    time_budget_s: float = 150.0  # keeps the demo within minutes on a slow CPU
+    seed: int = 0
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

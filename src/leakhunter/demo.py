@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import BuildConfig, EvalConfig, SynthConfig, TrainConfig
+from .config import BuildConfig, DemoConfig, EvalConfig, SynthConfig, TrainConfig
 from .dataset.build import build_dataset
 from .errors import InputError
 from .evaluate import evaluate
@@ -26,16 +25,6 @@ from .train import train
 log = logging.getLogger(__name__)
 
 MARKER = ".leakhunter-demo"  # marks a folder the demo made, so it may rebuild it
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    count: int = 200  # recordings per label for training data
-    fresh: int = 40  # fresh recordings per label for prediction
-    duration_s: float = 10.0
-    epochs: int = 10
-    time_budget_s: float = 150.0  # keeps the demo within minutes on a slow CPU
-    seed: int = 0
 
 
 def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False

@@ -1,0 +1,214 @@
+"""What each ``leakhunter`` subcommand does: build its settings, call the library, print.
+
+The parser lives in :mod:`leakhunter.cli`; library imports happen inside each command so
+``leakhunter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
+                     TrainConfig, from_dict, load_toml)
+from .errors import LeakhunterError
+
+CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
+
+
+def settings(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """Dataclass ``cls`` from defaults, then ``--config`` TOML, then explicit flags."""
+    data: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        data.update(load_toml(args.config))
+    for dest, value in vars(args).items():
+        if dest.startswith(CFG):
+            node = data
+            *parents, leaf = dest[len(CFG):].split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return from_dict(cls, data)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import synthesize
+
+    base = {"labels": list(MULTICLASS_LABELS)} if args.multiclass else None
+    cfg = settings(SynthConfig, args, base)
+    summary = synthesize(args.out_dir, cfg, overwrite=args.overwrite)
+    print(f"wrote {summary.files} recordings ({summary.total_seconds / 60:.1f} min of audio) "
+          f"to {summary.out_dir}")
+    for label, n in summary.per_label.items():
+        print(f"  {label:<14} {n:>6} recordings, {len(summary.sensors[label])} sensors")
+    print(f"  {summary.out_of_water} out of water (gain 1 dB), "
+          f"{summary.with_interference} with interference bursts")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .dataset.build import build_dataset
+
+    cfg = settings(BuildConfig, args)
+    report = build_dataset(args.input, args.out, cfg, overwrite=args.overwrite)
+    _print_splits(report["splits"], report["labels"])
+    t = report["timings"]
+    print(f"{len(report['skipped'])} skipped, {len(report['excluded_out_of_water'])} out of "
+          f"water, {len(report['duplicates'])} duplicate sets; "
+          f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
+          f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
+    for item in report["skipped"][:10]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    if len(report["skipped"]) > 10:
+        print(f"  ... and {len(report['skipped']) - 10} more (see build_report.json)")
+    print(f"dataset written to {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .dataset.info import inspect_dataset
+
+    info = inspect_dataset(args.dataset, check=not args.no_check)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"dataset {info['path']}")
+        print(f"labels: {', '.join(info['labels'])}; input shape "
+              f"{' x '.join(map(str, info['input_shape']))} (mels x frames)")
+        fc = info["feature_config"]
+        if fc:
+            print("features: " + ", ".join(f"{k}={v}" for k, v in fc.items()))
+        _print_splits(info["splits"], info["labels"])
+        if info["problems"]:
+            print(f"integrity: {len(info['problems'])} problem(s)")
+            for problem in info["problems"]:
+                print(f"  - {problem}")
+        else:
+            print("integrity: OK" if args.no_check is False else "integrity: not checked "
+                  "(--no-check)")
+    return 1 if info["problems"] else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    if args.resume and (args.dataset or args.out):
+        raise LeakhunterError("--resume RUN_DIR takes no DATASET_DIR or --out: the run's "
+                              "checkpoint says what it trains on")
+    if not args.resume and not (args.dataset and args.out):
+        raise LeakhunterError("train needs DATASET_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    overrides = {dest[len(CFG):]: value for dest, value in vars(args).items()
+                 if dest.startswith(CFG)}
+    cfg = settings(TrainConfig, args)
+    summary = train(args.dataset, args.resume or args.out, cfg, resume=bool(args.resume),
+                    overwrite=args.overwrite, overrides=overrides)
+    best = summary["best"]
+    print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
+          f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
+    print(f"model: {summary['run_dir']}/best.pt")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    cfg = settings(EvalConfig, args)
+    report = evaluate(args.model, args.dataset, cfg, out_dir=args.out, device=args.device)
+    d, ds = report["decision"], report["dataset"]
+    print(f"{ds['split']}: {ds['recordings']} recordings, {ds['segments']} segments; "
+          f"threshold {d['threshold']:.4f} ({d['how']}); recordings decided by "
+          f"{d['aggregate']}" + (f" (fraction {d['vote_fraction']:g})"
+                                 if d["aggregate"] == "vote" else ""))
+    cols = ("accuracy", "precision", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
+    print(f"{'':<12}" + "".join(f"{c:>12}" for c in cols))
+    for level in ("segments", "recordings"):
+        row = report[level]
+        print(f"{level:<12}" + "".join(
+            f"{row[c]:>12.4f}" if row[c] is not None else f"{'n/a':>12}" for c in cols))
+    r = report["recordings"]
+    print(f"recordings: {r['tp']} leaks found, {r['fn']} missed, {r['fp']} false alarms, "
+          f"{r['tn']} correctly quiet")
+    for item in report["misclassified"][:10]:
+        print(f"  misclassified: {item['path']} ({item['true_label']}, score "
+              f"{item['score']:.3f})")
+    out = Path(report["plots"][0]).parent
+    print(f"report, predictions and plots in {out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import Predictor, write_predictions, write_timeline
+
+    predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
+                          vote_fraction=args.vote_fraction, aggregate=args.aggregate,
+                          workers=args.workers)
+    records = list(predictor.predict(args.inputs, segments=args.segments))
+    out = Path(args.out)
+    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
+    write_predictions(records, out, fmt, predictor.classes)
+    if args.segments:
+        write_timeline(records, out.with_name(out.stem + "_segments.csv"))
+    judged = [r for r in records if r["decision"]]
+    leaks = sum(r["decision"] == "LEAK" for r in judged)
+    skipped = [r for r in records if not r["decision"]]
+    d = predictor.decision
+    print(f"{len(records)} recordings: {leaks} leak(s), {len(judged) - leaks} no leak, "
+          f"{len(skipped)} not judged (threshold {d.threshold:.4f}, {d.aggregate}"
+          + (f" {d.vote_fraction:g}" if d.aggregate == "vote" else "") + ")")
+    for r in skipped[:10]:
+        print(f"  not judged: {r['path']}: {r['status']}")
+    padded = sum(r["status"] == "padded" for r in records)
+    if padded:
+        print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
+    print(f"decisions written to {out}")
+    return 1 if args.strict and skipped else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    card = export_onnx(args.model, args.out, int8=args.int8)
+    print(f"wrote {args.out} and {Path(args.out).with_name('model_card.json')}")
+    parity = card["parity"]
+    print(f"parity with PyTorch on {parity['segments']} segments: max |difference| "
+          f"{parity['max_abs_diff_leak_probability']:.1e} (leak probability), "
+          f"{parity['max_abs_diff_class_probabilities']:.1e} (class probabilities); "
+          f"tolerance {parity['tolerance']:g}")
+    if card.get("int8"):
+        q = card["int8"]
+        print(f"int8 model {q['file']}: max |difference| "
+              f"{q['max_abs_diff_leak_probability']:.1e} (reported, not enforced)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, settings(DemoConfig, args), keep=args.keep)
+    t, d, f = summary["test"], summary["decision"], summary["fresh"]
+    print(f"\nleakhunter demo finished in {summary['total_s']:.0f} s "
+          f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")
+    for name, path in summary["artifacts"].items():
+        print(f"  {name:<16} {path}")
+    print(f"threshold chosen on VALIDATION: {d['threshold']:.4f} ({d['how']})")
+    print(f"TESTING, {summary['test_recordings']} recordings: accuracy {t['accuracy']:.4f}, "
+          f"precision {t['precision']:.4f}, sensitivity {t['sensitivity']:.4f}, "
+          f"specificity {t['specificity']:.4f}, F1 {t['f1']:.4f}")
+    print(f"fresh recordings: {f['called_leak']} of {f['judged']} judged called leaks "
+          f"({f['true_leaks_called']} of the {f['true_leaks']} real leaks); "
+          f"{f['recordings'] - f['judged']} not judged (out of water)")
+    print(f"ONNX export parity with PyTorch: {summary['onnx_parity']:.1e}")
+    return 0
+
+
+def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
+    head = f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}  per class (recordings)"
+    print(head)
+    for name, sp in splits.items():
+        sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
+        per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
+        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}  {per}")
