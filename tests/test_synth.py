@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from leakhunter import synth
+from leakhunter import sounds, synth
 from leakhunter.config import MULTICLASS_LABELS, SynthConfig
 from leakhunter.errors import ConfigError, InputError
 from leakhunter.synth import SynthSummary, recipe_for, synthesize
@@ -169,7 +169,7 @@ def test_interference_adds_bursts():
     for plan in synth._plan(config):
         clean = synth._render(plan, config)
         noisy = clean.copy()
-        synth._add_interference(np.random.default_rng(plan.index), noisy, 4096.0)
+        sounds.add_interference(np.random.default_rng(plan.index), noisy, 4096.0)
         seg = (noisy - clean).reshape(40, 1024)
         rms = np.sqrt((seg ** 2).mean(axis=1))
         ratios.append(rms.max() / np.sqrt((clean ** 2).mean()))

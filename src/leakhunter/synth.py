@@ -29,6 +29,8 @@ import soundfile as sf
 from .config import SynthConfig
 from .errors import ConfigError, InputError
 from .log import progress_bar
+from .sounds import (add_interference, db, highpass, lowpass, resonance, shaped_noise,
+                     smooth, tones)
 
 log = logging.getLogger(__name__)
 
@@ -230,56 +232,16 @@ def _plan(config: SynthConfig) -> list[_Plan]:
 
 
 # --- signal ingredients -------------------------------------------------------------------
-
-def _shaped_noise(rng: np.random.Generator, n: int, sr: float, amplitude) -> np.ndarray:
-    """Gaussian noise of ``n`` samples with |spectrum| ``amplitude(f)`` (f in Hz, an array),
-    scaled to unit RMS."""
-    f = np.fft.rfftfreq(n, 1.0 / sr)
-    spec = rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)
-    spec *= amplitude(np.maximum(f, 1e-3))
-    spec[0] = 0.0  # no DC offset
-    x = np.fft.irfft(spec, n)
-    return x / max(float(np.sqrt(np.mean(x ** 2))), 1e-12)
-
-
-def _lowpass(f, fc, order=2):
-    return 1.0 / np.sqrt(1.0 + (f / fc) ** (2 * order))
-
-
-def _highpass(f, fc, order=2):
-    return 1.0 / np.sqrt(1.0 + (fc / f) ** (2 * order))
-
-
-def _resonance(f, centre, bandwidth):
-    return 1.0 / (1.0 + ((f - centre) / (bandwidth / 2)) ** 2)
-
-
-def _smooth(rng: np.random.Generator, n: int, sr: float, cutoff_hz: float) -> np.ndarray:
-    """Unit-RMS random curve varying no faster than ``cutoff_hz``: slow modulations."""
-    return _shaped_noise(rng, n, sr, lambda f: np.exp(-0.5 * (f / cutoff_hz) ** 2))
-
-
-def _tones(rng, n, sr, fundamental, amplitudes) -> np.ndarray:
-    """A harmonic series (amplitude of harmonic k+1 is ``amplitudes[k]``) whose fundamental
-    wanders by ~0.2 %, as motors and the grid do. Harmonics above 0.45 * sr are dropped."""
-    phase = 2 * np.pi * np.cumsum(fundamental * (1 + 0.002 * _smooth(rng, n, sr, 0.5))) / sr
-    out = np.zeros(n)
-    for k, a in enumerate(amplitudes, start=1):
-        if k * fundamental < 0.45 * sr:
-            out += a * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
-    return out
-
-
 def _leak_noise(rng, n, sr, s: _Sensor) -> np.ndarray:
     """Turbulent jet noise through the pipe: band-passed, a few per-sensor resonances
     (jittered by a few percent per recording), slowly amplitude-modulated."""
     res = [(c * rng.uniform(0.97, 1.03), b, w) for c, b, w in s.resonances]
 
     def shape(f):
-        peaks = sum(w * _resonance(f, c, b) for c, b, w in res)
-        return _highpass(f, s.band[0]) * _lowpass(f, s.band[1], 3) * (1.0 + peaks)
-    envelope = np.exp(rng.uniform(0.15, 0.4) * _smooth(rng, n, sr, 0.4))
-    x = _shaped_noise(rng, n, sr, shape) * envelope
+        peaks = sum(w * resonance(f, c, b) for c, b, w in res)
+        return highpass(f, s.band[0]) * lowpass(f, s.band[1], 3) * (1.0 + peaks)
+    envelope = np.exp(rng.uniform(0.15, 0.4) * smooth(rng, n, sr, 0.4))
+    x = shaped_noise(rng, n, sr, shape) * envelope
     return x / np.sqrt(np.mean(x ** 2))
 
 
@@ -291,21 +253,21 @@ def _crack_noise(rng, n, sr, s: _Sensor) -> np.ndarray:
            for _ in range(rng.integers(1, 3))]
 
     def shape(f):
-        return 0.15 * _highpass(f, min(800, 0.5 * top), 3) + sum(
-            _resonance(f, c, b) for c, b in res)
-    return _shaped_noise(rng, n, sr, shape) * np.exp(0.1 * _smooth(rng, n, sr, 0.3))
+        return 0.15 * highpass(f, min(800, 0.5 * top), 3) + sum(
+            resonance(f, c, b) for c, b in res)
+    return shaped_noise(rng, n, sr, shape) * np.exp(0.1 * smooth(rng, n, sr, 0.3))
 
 
 def _flow_noise(rng, n, sr) -> np.ndarray:
     """Ordinary flow past the sensor: low, pinker than a leak (most energy below ~300 Hz)."""
     fc, slope = rng.uniform(80, 300), rng.uniform(0.5, 1.0)
-    return _shaped_noise(rng, n, sr, lambda f: _lowpass(f, fc) * (f + 10) ** -slope)
+    return shaped_noise(rng, n, sr, lambda f: lowpass(f, fc) * (f + 10) ** -slope)
 
 
 def _consumption(rng, n, sr) -> np.ndarray:
     """Broadband draw-off noise switched on for one episode of 20-60 % of the recording."""
     lo, hi = rng.uniform(100, 250), rng.uniform(800, 1500)
-    x = _shaped_noise(rng, n, sr, lambda f: _highpass(f, lo) * _lowpass(f, hi, 3))
+    x = shaped_noise(rng, n, sr, lambda f: highpass(f, lo) * lowpass(f, hi, 3))
     length, ramp = n * rng.uniform(0.2, 0.6), 0.5 * sr  # samples; 0.5 s fade in and out
     start = rng.uniform(0, n - length)
     t = np.arange(n)
@@ -317,7 +279,7 @@ def _pump_hum(rng, n, sr, s: _Sensor) -> np.ndarray:
     """Pump rotation harmonics plus the blade-pass tone; unit RMS."""
     amps = rng.uniform(0.2, 1.0, 8) / np.arange(1, 9)
     amps[s.pump_blades - 1] += rng.uniform(0.5, 1.5)  # blade-pass frequency
-    x = _tones(rng, n, sr, s.pump_hz * rng.uniform(0.99, 1.01), amps)
+    x = tones(rng, n, sr, s.pump_hz * rng.uniform(0.99, 1.01), amps)
     return x / max(float(np.sqrt(np.mean(x ** 2))), 1e-12)
 
 
@@ -326,12 +288,12 @@ def _background(rng, n, sr, s: _Sensor) -> np.ndarray:
     coloured by the pipe's resonances, self-noise, mains and (near pumps) pump hum. RMS 1."""
     def pink(f):
         return (f + 5) ** (-s.tilt / 2) * (1 + 0.3 * sum(
-            _resonance(f, c, b) for c, b, _ in s.resonances))
-    x = _shaped_noise(rng, n, sr, pink) + _db(s.hiss_db) * rng.standard_normal(n)
+            resonance(f, c, b) for c, b, _ in s.resonances))
+    x = shaped_noise(rng, n, sr, pink) + db(s.hiss_db) * rng.standard_normal(n)
     if s.mains_hz:
-        x += _db(s.mains_db) * _tones(rng, n, sr, s.mains_hz, [1.0, 0.3, 0.6, 0.15, 0.35])
+        x += db(s.mains_db) * tones(rng, n, sr, s.mains_hz, [1.0, 0.3, 0.6, 0.15, 0.35])
     if s.pump_db is not None:
-        x += _db(s.pump_db) * _pump_hum(rng, n, sr, s)
+        x += db(s.pump_db) * _pump_hum(rng, n, sr, s)
     return x / np.sqrt(np.mean(x ** 2))
 
 
@@ -342,18 +304,18 @@ def _signature(recipe, rng, n, sr, s: _Sensor, difficulty) -> np.ndarray:
     if recipe == "crack":
         return _crack_noise(rng, n, sr, s)
     if recipe == "normal":
-        return _flow_noise(rng, n, sr) + _db(rng.uniform(-8, 0)) * _pump_hum(rng, n, sr, s)
+        return _flow_noise(rng, n, sr) + db(rng.uniform(-8, 0)) * _pump_hum(rng, n, sr, s)
     if recipe == "background":  # no flow: only faint distant low-frequency ambience
-        return 0.3 * _shaped_noise(rng, n, sr, lambda f: _lowpass(f, 60, 3))
+        return 0.3 * shaped_noise(rng, n, sr, lambda f: lowpass(f, 60, 3))
     if recipe == "noleak":
         x = _flow_noise(rng, n, sr)
         if rng.random() < 0.6:
-            x += _db(rng.uniform(-10, 0)) * _pump_hum(rng, n, sr, s)
+            x += db(rng.uniform(-10, 0)) * _pump_hum(rng, n, sr, s)
         # At higher difficulty no-leak recordings may hear consumption (a customer drawing
         # water): leak-like broadband noise, but for part of the recording only, so single
         # segments are fooled while votes over the whole recording need not be.
         if rng.random() < 0.6 * difficulty:
-            x += _db(rng.uniform(-2, 4)) * _consumption(rng, n, sr)
+            x += db(rng.uniform(-2, 4)) * _consumption(rng, n, sr)
         return x
     raise ValueError(f"unknown recipe {recipe!r}")
 
@@ -361,79 +323,10 @@ def _signature(recipe, rng, n, sr, s: _Sensor, difficulty) -> np.ndarray:
 def _out_of_water(rng, n, sr) -> np.ndarray:
     """A sensor hanging in air: electronic hiss with a little 1/f flicker, no pipe sound."""
     return (rng.standard_normal(n)
-            + 0.5 * _shaped_noise(rng, n, sr, lambda f: (f + 1) ** -0.5 * _lowpass(f, 40)))
-
-
-# --- interference bursts ------------------------------------------------------------------
-
-def _speech(rng, m, sr):
-    """Voiced speech-like babble: harmonics of a wandering 100-250 Hz pitch, weighted by
-    two drifting formants, chopped into syllables at 3-6 per second."""
-    t = np.arange(m) / sr
-    f0 = np.clip(rng.uniform(100, 250) * np.exp(0.12 * _smooth(rng, m, sr, 3.0)), 80, 300)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    f1 = rng.uniform(300, 800) * np.exp(0.15 * _smooth(rng, m, sr, 4.0))
-    f2 = rng.uniform(900, 2000) * np.exp(0.1 * _smooth(rng, m, sr, 4.0))
-    k = np.arange(1, min(40, int(0.45 * sr / 80)) + 1)[:, None]
-    fk = k * f0
-    gain = (np.exp(-((fk - f1) / 150) ** 2) + 0.6 * np.exp(-((fk - f2) / 250) ** 2) + 0.03)
-    x = np.sum(np.where(fk < 0.45 * sr, gain, 0.0) * np.sin(k * phase), axis=0)
-    rate = rng.uniform(3, 6)
-    return x * np.clip(np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)), 0, None) ** 1.5
-
-
-def _knocks(rng, m, sr):
-    """1-5 impacts on the pipe: decaying resonant clicks."""
-    x = np.zeros(m)
-    for _ in range(rng.integers(1, 6)):
-        start = int(rng.integers(0, m))
-        t = np.arange(m - start) / sr
-        for _ in range(rng.integers(1, 4)):
-            f, tau = rng.uniform(100, min(1500, 0.4 * sr)), rng.uniform(0.005, 0.04)
-            x[start:] += rng.uniform(0.3, 1) * np.exp(-t / tau) * np.sin(2 * np.pi * f * t)
-    return x
-
-
-def _traffic(rng, m, sr):
-    """A vehicle passing overhead: 20-150 Hz rumble rising and falling."""
-    lo, hi = rng.uniform(15, 30), rng.uniform(80, 150)
-    x = _shaped_noise(rng, m, sr, lambda f: _highpass(f, lo) * _lowpass(f, hi, 3))
-    return x * np.sin(np.pi * np.arange(m) / m) ** rng.uniform(1, 3)
-
-
-def _chirps(rng, m, sr):
-    """Frog-like calls: short 500-2000 Hz sweeps repeated 4-12 times a second."""
-    x, top = np.zeros(m), min(2000, 0.45 * sr)
-    period, length = int(sr / rng.uniform(4, 12)), int(sr * rng.uniform(0.02, 0.06))
-    fa, fb = rng.uniform(500, top, 2)
-    t = np.arange(length) / sr
-    call = np.sin(2 * np.pi * (fa * t + (fb - fa) * t ** 2 / (2 * t[-1] + 1e-9)))
-    call *= np.hanning(length)
-    for start in range(int(rng.integers(0, period)), m - length, period):
-        x[start:start + length] += call * rng.uniform(0.6, 1.0)
-    return x
-
-
-_BURSTS = (_speech, _knocks, _traffic, _chirps)
-
-
-def _add_interference(rng, x: np.ndarray, sr: float) -> None:
-    """Add 1-4 bursts of 0.1-1.5 s in place, each 0-15 dB above the recording's RMS."""
-    rms = np.sqrt(np.mean(x ** 2))
-    for _ in range(rng.integers(1, 5)):
-        m = min(x.size, int(rng.uniform(0.1, 1.5) * sr))
-        burst = _BURSTS[rng.integers(len(_BURSTS))](rng, m, sr)
-        burst_rms = np.sqrt(np.mean(burst ** 2))
-        if burst_rms > 0:
-            start = int(rng.integers(0, x.size - m + 1))
-            x[start:start + m] += burst * (rms * _db(rng.uniform(0, 15)) / burst_rms)
+            + 0.5 * shaped_noise(rng, n, sr, lambda f: (f + 1) ** -0.5 * lowpass(f, 40)))
 
 
 # --- assembling and writing ---------------------------------------------------------------
-
-def _db(level_db: float) -> float:
-    return float(10.0 ** (level_db / 20.0))
-
 
 def _render(plan: _Plan, config: SynthConfig) -> np.ndarray:
     """The recording's samples, float64 of shape ``(n,)``, in background units."""
@@ -449,9 +342,9 @@ def _render(plan: _Plan, config: SynthConfig) -> np.ndarray:
     if recipe == "mixed":  # unclassified: some other recipe, heard faintly
         recipe = ("leak", "crack", "normal", "background")[rng.integers(4)]
         level -= rng.uniform(4, 10)
-    x += _db(level) * _signature(recipe, rng, n, sr, plan.sensor, config.difficulty)
+    x += db(level) * _signature(recipe, rng, n, sr, plan.sensor, config.difficulty)
     if plan.interference:
-        _add_interference(rng, x, sr)
+        add_interference(rng, x, sr)
     return x
 
 
