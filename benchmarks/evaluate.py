@@ -12,6 +12,7 @@ Medians of ``--repeats`` runs. Targets: >= 3x faster than the per-file loop, wit
 bare inference.
 
     python benchmarks/evaluate.py [--recordings 600] [--duration 10] [--repeats 5]
+                                  [--device auto]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 import torch
 
+from leakhunter import devices
 from leakhunter.config import BuildConfig, SplitConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.segments import load_split
@@ -72,22 +74,9 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recordings", type=int, default=600,
-                        help="synthetic recordings; 80 %% form the evaluated split "
-                             "(default: 600)")
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="seconds per recording (default: 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs each (default: 5)")
-    parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
-    args = parser.parse_args()
-    work = Path(args.out or tempfile.mkdtemp(prefix="leakhunter-bench-eval-"))
-    dataset = work / "dataset"
-    if not (dataset / "build_report.json").exists():
-        synthesize_and_build(work, args.recordings, args.duration)
-    path = dataset / SPLIT_FILES["TESTING"]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def measure(path: Path, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of batched evaluation, the per-file loop and bare inference of the
+    split file ``path`` on ``device`` (same decisions checked first)."""
     precision = resolve_amp("auto", device)
     autocast = torch.autocast(device.type, dtype=torch.float16 if precision == "fp16"
                               else torch.bfloat16, enabled=precision != "off")
@@ -98,16 +87,38 @@ def main() -> None:
 
     assert (batched(path, model, device, autocast) == per_file(path, model, device,
                                                                autocast)).all()
-    t_batched = timed(lambda: batched(path, model, device, autocast), args.repeats)
-    t_loop = timed(lambda: per_file(path, model, device, autocast), args.repeats)
-    t_bare = timed(lambda: bare(x, model, autocast, batch), args.repeats)
-    print(f"device: {device}, precision {precision}; {data.recordings} recordings, "
-          f"{data.segments} segments")
-    print(f"bare inference (segments in memory): {t_bare:7.3f} s")
-    print(f"leakhunter batched evaluation:       {t_batched:7.3f} s  "
-          f"{t_batched / t_bare:.2f}x bare (target <= 1.2)")
-    print(f"per-file loop:                       {t_loop:7.3f} s  "
-          f"leakhunter is {t_loop / t_batched:.1f}x faster (target >= 3)")
+    return {"recordings": data.recordings, "segments": data.segments,
+            "precision": precision,
+            "batched_s": timed(lambda: batched(path, model, device, autocast), repeats),
+            "loop_s": timed(lambda: per_file(path, model, device, autocast), repeats),
+            "bare_s": timed(lambda: bare(x, model, autocast, batch), repeats)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recordings", type=int, default=600,
+                        help="synthetic recordings; 80 %% form the evaluated split "
+                             "(default: 600)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per recording (default: 10)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs each (default: 5)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = Path(args.out or tempfile.mkdtemp(prefix="leakhunter-bench-eval-"))
+    dataset = work / "dataset"
+    if not (dataset / "build_report.json").exists():
+        synthesize_and_build(work, args.recordings, args.duration)
+    device = devices.resolve(args.device, "evaluate").device
+    r = measure(dataset / SPLIT_FILES["TESTING"], device, args.repeats)
+    print(f"device: {device}, precision {r['precision']}; {r['recordings']} recordings, "
+          f"{r['segments']} segments")
+    print(f"bare inference (segments in memory): {r['bare_s']:7.3f} s")
+    print(f"leakhunter batched evaluation:       {r['batched_s']:7.3f} s  "
+          f"{r['batched_s'] / r['bare_s']:.2f}x bare (target <= 1.2)")
+    print(f"per-file loop:                       {r['loop_s']:7.3f} s  "
+          f"leakhunter is {r['loop_s'] / r['batched_s']:.1f}x faster (target >= 3)")
     if not args.out:
         shutil.rmtree(work, ignore_errors=True)
 

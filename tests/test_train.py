@@ -230,12 +230,3 @@ def test_sigterm_saves_the_state_and_exits_143(dataset: Path, tmp_path: Path) ->
     state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
     assert 1 <= state["epoch"] < 500
     assert main(["-q", "train", "--resume", str(run), "--epochs", str(state["epoch"] + 1)]) == 0
-
-
-def test_precision_auto_follows_the_device() -> None:
-    from leakhunter.precision import resolve_amp
-
-    assert resolve_amp("auto", torch.device("cuda")) == "fp16"
-    assert resolve_amp("auto", torch.device("cpu")) in ("bf16", "off")
-    assert resolve_amp("off", torch.device("cuda")) == "off"
-    assert resolve_amp("bf16", torch.device("cpu")) == "bf16"

@@ -7,9 +7,22 @@ its own ``torch.Generator``, whose state travels in the checkpoint.
 
 from __future__ import annotations
 
+import logging
+import math
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CPU_BATCH = 256  # larger CPU batches ran slower: their activations leave the caches
+CUDA_BATCH = 4096  # one H200: 375,000 segments/s against 52,000 at 256, validation F1 kept
+BASE_LR = 2e-3  # the peak learning rate at CPU_BATCH segments per batch
+MIN_STEPS = 16  # an automatic batch size leaves at least this many steps per epoch
 
 
 def epoch_order(labels: np.ndarray, epoch: int, seed: int, rank: int = 0, world: int = 1,
@@ -83,3 +96,25 @@ def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Te
         return ce
     p_t = torch.softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
     return (1.0 - p_t).pow(focal_gamma) * ce
+
+
+def resolve_auto(cfg: TrainConfig, device: torch.device, segments: int) -> TrainConfig:
+    """``cfg`` with an automatic (0) batch size and learning rate made concrete.
+
+    Batch size: 256 on the CPU; on CUDA, 4,096 or less so that an epoch of ``segments``
+    (this process's share) still has :data:`MIN_STEPS` steps, never under 256. Learning
+    rate: ``2e-3 * sqrt(batch / 256)`` (square-root scaling; at 4,096 that is the 8e-3 that
+    kept validation F1 on one H200). A value given explicitly is kept as it is.
+    """
+    batch = cfg.batch_size
+    if batch == 0:
+        batch = CPU_BATCH
+        if device.type == "cuda":
+            fit = 2 ** int(math.log2(max(segments // MIN_STEPS, 1)))
+            batch = max(CPU_BATCH, min(CUDA_BATCH, fit))
+    lr = cfg.lr or BASE_LR * math.sqrt(batch / CPU_BATCH)
+    if (batch, lr) != (cfg.batch_size, cfg.lr):
+        log.info("automatic settings on %s: batch size %d, peak learning rate %.3g",
+                 device.type, batch, lr)
+    return replace(cfg, batch_size=batch, lr=lr)
+

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__, commands, signals
 from .commands import CFG
-from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
+from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
                      TrainConfig)
 from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
@@ -77,6 +77,17 @@ def _log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="warnings and errors only, no progress bars (default: off)")
 
 
+def _device_help(command: str) -> str:
+    preferred, why = AUTO_DEVICE[command]
+    auto = "CUDA when present" if preferred == "cuda" else "the CPU"
+    return f"auto, cpu, cuda or cuda:N; auto = {auto} ({why})"
+
+
+def _device_flag(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--device", default="auto",
+                        help=f"{_device_help(command)} (default: auto)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.toml",
                         help="TOML file of settings for this command; flags override it "
@@ -124,7 +135,8 @@ def _add_build(sub: Any) -> None:
     d = BuildConfig()
     _option(p, ["--workers"], "workers", d, "worker processes; 0 = one per CPU core, "
                                             "1 = no worker processes")
-    _option(p, ["--device"], "device", d, "where features are computed: cpu, cuda, cuda:N")
+    _option(p, ["--device"], "device", d, "where features are computed: "
+            + _device_help("build"))
     _option(p, ["--strict"], "strict", d, "fail when any recording has to be skipped",
             action="store_true")
     _option(p, ["--files-per-task"], "files_per_task", d, "recordings per worker task")
@@ -190,8 +202,10 @@ def _add_train(sub: Any) -> None:
                    help="replace a run already in RUN_DIR (default: refuse)")
     d = TrainConfig()
     _option(p, ["--epochs"], "epochs", d, "maximum epochs")
-    _option(p, ["--batch-size"], "batch_size", d, "segments per batch (per process)")
-    _option(p, ["--lr"], "lr", d, "peak learning rate (AdamW)")
+    _option(p, ["--batch-size"], "batch_size", d, "segments per batch (per process); "
+                                                   "0 = 256 on CPU, up to 4096 on CUDA")
+    _option(p, ["--lr"], "lr", d, "peak learning rate (AdamW); 0 = 2e-3 scaled by "
+                                  "sqrt(batch size / 256)")
     _option(p, ["--weight-decay"], "weight_decay", d, "AdamW weight decay")
     _option(p, ["--warmup-epochs"], "warmup_epochs", d, "linear warm-up, then cosine decay")
     _option(p, ["--grad-clip"], "grad_clip", d, "maximum gradient norm; 0 = off")
@@ -214,7 +228,7 @@ def _add_train(sub: Any) -> None:
     _option(p, ["--positive"], "positive", d, "comma-separated classes that count as a leak",
             type=_names)
     _option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
-    _option(p, ["--device"], "device", d, "auto, cpu, cuda or cuda:N")
+    _option(p, ["--device"], "device", d, _device_help("train"))
     _option(p, ["--amp"], "amp", d, "mixed precision: auto = fp16 on CUDA, bf16 on CPUs "
                                     "with native bf16, else off",
             choices=["auto", "off", "bf16", "fp16"])
@@ -262,8 +276,7 @@ def _add_evaluate(sub: Any) -> None:
     _option(p, ["--svg"], "svg", d, "also write the plots as SVG", action="store_true")
     p.add_argument("--out", metavar="DIR", help="output folder (default: "
                                                 "MODEL's folder/eval-<split>)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N "
-                                                    "(default: auto)")
+    _device_flag(p, "evaluate")
     _common(p)
     p.set_defaults(func=commands.cmd_evaluate)
 
@@ -294,6 +307,7 @@ def _add_predict(sub: Any) -> None:
                    help="worker processes; 0 = one per CPU core (default: 0)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
+    _device_flag(p, "predict")
     _log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=commands.cmd_predict)
 
@@ -308,6 +322,9 @@ def _add_export(sub: Any) -> None:
                                                                       "(required)")
     p.add_argument("--int8", action="store_true",
                    help="also write a dynamically quantised int8 model (default: off)")
+    p.add_argument("--device", default="auto",
+                   help="where the PyTorch reference of the parity check runs: "
+                        f"{_device_help('export')} (default: auto)")
     _log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=commands.cmd_export)
 
@@ -328,6 +345,10 @@ def _add_demo(sub: Any) -> None:
     _option(p, ["--epochs"], "epochs", d, "maximum training epochs")
     _option(p, ["--time-budget"], "time_budget_s", d, "stop training after this many seconds")
     _option(p, ["--seed"], "seed", d, "random seed of the whole demo")
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda or cuda:N for every step; auto = each step's own "
+                        "choice (build and export on the CPU, train, evaluate and predict on "
+                        "CUDA when present) (default: auto)")
     _log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=commands.cmd_demo)
 

@@ -145,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
-                          workers=args.workers)
+                          workers=args.workers, device=args.device)
     records = list(predictor.predict(args.inputs, segments=args.segments))
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -171,7 +171,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
-    card = export_onnx(args.model, args.out, int8=args.int8)
+    card = export_onnx(args.model, args.out, int8=args.int8, device=args.device)
     print(f"wrote {args.out} and {Path(args.out).with_name('model_card.json')}")
     parity = card["parity"]
     print(f"parity with PyTorch on {parity['segments']} segments: max |difference| "
@@ -188,7 +188,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    summary = run_demo(args.out, settings(DemoConfig, args), keep=args.keep)
+    summary = run_demo(args.out, settings(DemoConfig, args), keep=args.keep,
+                       device=args.device)
     t, d, f = summary["test"], summary["decision"], summary["fresh"]
     print(f"\nleakhunter demo finished in {summary['total_s']:.0f} s "
           f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")

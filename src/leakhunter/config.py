@@ -24,6 +24,15 @@ T = TypeVar("T")
 SPLITS = ("TRAINING", "VALIDATION", "TESTING")
 """Split names, in order; also the folder names of an already-split input."""
 
+AUTO_DEVICE = {  # what --device auto picks per command, and why (see leakhunter.devices)
+    "build": ("cpu", "decoding and resampling dominate a build and run on CPU cores; the "
+                     "GPU build measured slower"),
+    "train": ("cuda", "the CNN trains fastest on a GPU"),
+    "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
+    "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
+    "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
+}
+
 BINARY_LABELS = ("LEAK", "NOLEAK")
 MULTICLASS_LABELS = ("BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED")
 
@@ -128,7 +137,7 @@ class BuildConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     workers: int = 0  # 0: one per CPU core
     files_per_task: int = 8  # recordings handed to a worker at once
-    device: str = "cpu"  # where features are computed: cpu, cuda, cuda:N
+    device: str = "auto"  # where features are computed: auto, cpu, cuda, cuda:N
     strict: bool = False  # any skipped recording fails the build
     chunk_segments: int = 512  # HDF5 chunk length along the segment axis
 
@@ -184,8 +193,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     positive: tuple[str, ...] = ("LEAK",)  # classes that count as a leak
     epochs: int = 60
-    batch_size: int = 256
-    lr: float = 2e-3
+    batch_size: int = 0  # 0: automatic (256 on CPU, up to 4096 on CUDA)
+    lr: float = 0.0  # 0: automatic (2e-3 at batch 256, scaled by sqrt(batch / 256))
     weight_decay: float = 0.01
     warmup_epochs: float = 1.0
     grad_clip: float = 1.0  # max gradient norm; 0 = off
@@ -208,8 +217,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs must be at least 1")
-        _check(self.batch_size >= 1, "batch_size must be at least 1")
-        _check(self.lr > 0, "lr must be positive")
+        _check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
+        _check(self.lr >= 0, "lr must be positive (or 0: automatic)")
         _check(self.loss in ("ce", "focal"), "loss must be ce or focal")
         _check(self.amp in ("auto", "off", "bf16", "fp16"), "amp must be auto/off/bf16/fp16")
         _check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")

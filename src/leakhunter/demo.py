@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import BuildConfig, DemoConfig, EvalConfig, SynthConfig, TrainConfig
+from . import devices
+from .config import AUTO_DEVICE, BuildConfig, DemoConfig, EvalConfig, SynthConfig, TrainConfig
 from .dataset.build import build_dataset
 from .errors import InputError
 from .evaluate import evaluate
@@ -27,15 +28,20 @@ log = logging.getLogger(__name__)
 MARKER = ".leakhunter-demo"  # marks a folder the demo made, so it may rebuild it
 
 
-def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
-             ) -> dict[str, Any]:
+def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False,
+             device: str = "auto") -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also what the CLI prints).
+
+    ``device`` goes to every step (``auto``: each step's own choice, see
+    :mod:`leakhunter.devices`).
 
     Without ``keep`` the folder is rebuilt from nothing; it must be empty, absent, or a
     folder an earlier demo made (anything else is refused rather than deleted). With
     ``keep``, the steps whose output is already there are skipped.
     """
     out = Path(out)
+    for command in AUTO_DEVICE:  # a device this machine lacks fails now, not after minutes
+        devices.resolve(device, command)
     _prepare(out, keep)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -55,19 +61,21 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     step("synth", keep and recordings.exists(),
          lambda: synthesize(recordings, synth_cfg, overwrite=True))
     step("build", keep and (dataset / "build_report.json").exists(),
-         lambda: build_dataset(recordings, dataset, BuildConfig(), overwrite=True))
+         lambda: build_dataset(recordings, dataset, BuildConfig(device=device),
+                                       overwrite=True))
     step("train", keep and (run / "best.pt").exists(),
          lambda: train(dataset, run, TrainConfig(epochs=cfg.epochs, seed=cfg.seed,
-                                                 time_budget_s=cfg.time_budget_s),
+                                                 time_budget_s=cfg.time_budget_s,
+                                                 device=device),
                        overwrite=True))
     report: dict[str, Any] = {}
     step("evaluate", False, lambda: report.update(evaluate(run / "best.pt", dataset,
-                                                           EvalConfig())))
+                                                           EvalConfig(), device=device)))
     fresh_cfg = SynthConfig(count=cfg.fresh, duration_s=cfg.duration_s, seed=cfg.seed + 1000)
     step("synth fresh recordings", keep and fresh.exists(),
          lambda: synthesize(fresh, fresh_cfg, overwrite=True))
     records: list[dict[str, Any]] = []
-    predictor = Predictor(run / "best.pt")
+    predictor = Predictor(run / "best.pt", device=device)
 
     def predict_fresh() -> None:
         records.extend(predictor.predict([fresh]))
@@ -75,7 +83,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
 
     step("predict", False, predict_fresh)
     card: dict[str, Any] = {}
-    step("export", False, lambda: card.update(export_onnx(run / "best.pt", export)))
+    step("export", False, lambda: card.update(export_onnx(run / "best.pt", export,
+                                                                  device=device)))
     return _summary(out, report, records, card, timings, time.perf_counter() - started)
 
 

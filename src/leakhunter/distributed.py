@@ -13,6 +13,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from . import devices
 from .errors import LeakhunterError
 
 
@@ -41,18 +42,17 @@ def from_environment() -> Context:
         raise LeakhunterError(f"bad torchrun environment: {exc}") from None
 
 
-def device_for(ctx: Context, requested: str) -> torch.device:
-    """The device of this process: ``cuda:LOCAL_RANK`` under torchrun with CUDA."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LeakhunterError(f"--device {requested}: CUDA is not available on this machine")
-        if ctx.enabled:
-            device = torch.device("cuda", ctx.local_rank)
-        torch.cuda.set_device(device)
-    return device
+def device_for(ctx: Context, requested: str) -> devices.Choice:
+    """The device of this process (``cuda:LOCAL_RANK`` under torchrun with CUDA), made
+    current. Raises :class:`devices.DeviceError` for a device the machine lacks."""
+    choice = devices.resolve(requested, "train", ctx.local_rank if ctx.enabled else None)
+    devices.activate(choice.device)
+    return choice
+
+
+def ddp_device_ids(device: torch.device) -> list[int] | None:
+    """``device_ids`` for ``DistributedDataParallel``: the GPU's index, or None on CPU."""
+    return [device.index] if device.type == "cuda" else None
 
 
 def init(ctx: Context, device: torch.device) -> None:

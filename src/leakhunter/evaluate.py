@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, run_files
+from . import checkpoint, devices, run_files
 from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
@@ -29,6 +30,8 @@ from .metrics import (binary_scores, choose_threshold, recording_scores, thresho
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
 from .precision import autocast, resolve_amp
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -50,10 +53,10 @@ def predict_segments(model: LeakCNN, data: SplitData, device: torch.device,
         x = data.batch(np.arange(lo, min(lo + batch_size, data.segments))).to(device)
         with autocast or nullcontext():
             out = model(x)
-        leak.append(model.leak_probability(out).float().cpu())
-        logits.append(model.class_logits(out).float().cpu())
+        leak.append(model.leak_probability(out).float())  # stays on the device: no sync
+        logits.append(model.class_logits(out).float())
     model.train(was_training)
-    return torch.cat(leak).numpy(), torch.cat(logits).numpy()
+    return torch.cat(leak).cpu().numpy(), torch.cat(logits).cpu().numpy()  # sync
 
 
 def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
@@ -85,20 +88,23 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     Raises :class:`DatasetError` / :class:`CheckpointError` with one clear reason.
     """
     model_path, dataset_dir = Path(model_path), Path(dataset_dir)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       "cpu" if device == "auto" else device)
+    choice = devices.resolve(device, "evaluate")
+    dev = choice.device
     model, meta = load_model(model_path, dev)
     amp = autocast(resolve_amp("auto", dev), dev)  # as predict scores
     classes, positive = meta["class_names"], [meta["class_names"].index(p)
                                               for p in meta["positive"]]
     vote_fraction = cfg.vote_fraction or meta["vote_fraction"]
     data = _split_for(model_path, meta, dataset_dir, cfg.split)
+    log.info("%s: %d recordings, %d segments, %s; model on %s", cfg.split, data.recordings,
+             data.segments, data.place(dev), choice.describe())
 
     if cfg.threshold is not None:
         threshold, how = cfg.threshold, "fixed by --threshold"
     else:
         val = data if cfg.split == "VALIDATION" else \
             _split_for(model_path, meta, dataset_dir, "VALIDATION")
+        val.place(dev)
         val_prob, _ = predict_segments(model, val, dev, autocast=amp)
         threshold, how = choose_threshold(
             np.isin(val.file_label, positive),

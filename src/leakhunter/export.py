@@ -12,6 +12,7 @@ needs to cut recordings into segments and turn probabilities into decisions.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -28,11 +29,13 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from . import __version__, run_files, synth
+from . import __version__, devices, run_files, synth
 from .config import FeatureConfig, SynthConfig, from_dict, to_dict
 from .errors import InputError, LeakhunterError
 from .features import LogMel
 from .model import LeakCNN, load_model
+
+log = logging.getLogger(__name__)
 
 OPSET = 18
 TOLERANCE = 1e-4  # max abs probability difference between ONNX and PyTorch
@@ -100,7 +103,8 @@ class OnnxWrapper(nn.Module):
 
 
 def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = False,
-                check_segments: np.ndarray | None = None) -> dict[str, Any]:
+                check_segments: np.ndarray | None = None, device: str = "auto"
+                ) -> dict[str, Any]:
     """Export the model in ``model_path`` (a ``best.pt``) to ``out_path`` and write
     ``model_card.json`` beside it; returns the card.
 
@@ -109,7 +113,8 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     otherwise :class:`ExportError`, and ``out_path`` is left as it was. ``int8`` also writes
     ``<stem>.int8.onnx`` (dynamic int8 weights for the CNN, front-end kept float32), whose
     difference is reported, not enforced. Raises ``CheckpointError`` for a file that is not
-    a model checkpoint.
+    a model checkpoint. ``device``: where the PyTorch reference of the parity check runs
+    (in float32, TF32 off on a GPU); the graph itself is always exported from the CPU.
     """
     model_path, out_path = Path(model_path), Path(out_path)
     try:
@@ -120,11 +125,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     cfg = from_dict(FeatureConfig, meta["feature_config"])
     segments = parity_segments(cfg) if check_segments is None else _segments(
         check_segments, cfg.segment_samples)
-    with torch.inference_mode():  # the reference: the path build, train and evaluate use
-        x = torch.from_numpy(segments)
-        out = torch.cat([model(LogMel(cfg)(c)) for c in x.split(BATCH)])
-        ref = (model.leak_probability(out).numpy(),
-               torch.softmax(model.class_logits(out).float(), dim=1).numpy())
+    ref = _reference(model, cfg, segments, devices.resolve(device, "export"))
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     int8_path = out_path.with_name(out_path.stem + ".int8.onnx")
@@ -151,6 +152,21 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     card = _card(meta, cfg, model_path, out_path, parity, int8_info)
     run_files.write_json(out_path.parent / CARD_NAME, card)
     return card
+
+
+def _reference(model: LeakCNN, cfg: FeatureConfig, segments: np.ndarray,
+               choice: devices.Choice) -> tuple[np.ndarray, np.ndarray]:
+    """(leak ``[N]``, class probabilities ``[N, C]``) of ``segments`` through the path
+    build, train and evaluate use (:class:`LogMel`, then the model) on ``choice``'s device."""
+    dev = choice.device
+    log.info("parity reference on %s", choice.describe())
+    ref_model = copy.deepcopy(model).to(dev) if dev.type != "cpu" else model
+    front = LogMel(cfg).to(dev)
+    with torch.inference_mode(), devices.exact_float32(dev):
+        x = torch.from_numpy(segments)
+        out = torch.cat([ref_model(front(c.to(dev))) for c in x.split(BATCH)])
+        return (ref_model.leak_probability(out).float().cpu().numpy(),
+                torch.softmax(ref_model.class_logits(out).float(), dim=1).cpu().numpy())
 
 
 def parity_segments(cfg: FeatureConfig, seed: int = 0) -> np.ndarray:

@@ -113,27 +113,37 @@ def segment_starts(n_segments: int, cfg: FeatureConfig) -> np.ndarray:
 
 
 def extract(waveforms: Sequence[np.ndarray], front_end: LogMel,
-            device: torch.device | str = "cpu") -> list[np.ndarray]:
+            device: torch.device | str = "cpu", flat: bool | None = None,
+            dtype: torch.dtype = torch.float32) -> list[np.ndarray]:
     """Log-mel of every long segment of every recording, computed in one batch.
 
     ``waveforms``: float32 mono arrays ``[samples_i]`` at ``front_end.cfg.sample_rate``.
-    Returns one float32 array ``[S_i, n_mels, frames_per_segment]`` per recording, where
-    ``S_i = cfg.n_segments(samples_i)`` (the tail shorter than a segment is dropped; a
-    recording shorter than one segment gives ``S_i = 0``).
+    Returns one array ``[S_i, n_mels, frames_per_segment]`` of ``dtype`` per recording,
+    where ``S_i = cfg.n_segments(samples_i)`` (the tail shorter than a segment is dropped;
+    a recording shorter than one segment gives ``S_i = 0``).
+
+    ``flat`` (default: on CUDA) frames all recordings in one strided view on the device
+    (:func:`_extract_flat`) instead of framing each on the host: for a GPU, which then
+    receives each sample once and runs one FFT of a bucketed size.
     """
     cfg = front_end.cfg
     counts = [cfg.n_segments(len(w)) for w in waveforms]
     if sum(counts) == 0:
-        empty = np.zeros((0, cfg.n_mels, cfg.frames_per_segment), np.float32)
+        empty = np.zeros((0, cfg.n_mels, cfg.frames_per_segment), torch.empty(0, dtype=dtype)
+                         .numpy().dtype)
         return [empty for _ in waveforms]
+    if flat is None:
+        flat = torch.device(device).type == "cuda"
     with torch.inference_mode():
-        if cfg.segment_hop % cfg.frame_hop == 0:
+        if cfg.segment_hop % cfg.frame_hop == 0 and flat:
+            mel = _extract_flat(waveforms, counts, front_end, device)
+        elif cfg.segment_hop % cfg.frame_hop == 0:
             mel = _extract_on_frame_grid(waveforms, counts, front_end, device)
         else:
             segs = [torch.from_numpy(np.ascontiguousarray(w)).unfold(
                 0, cfg.segment_samples, cfg.segment_hop) for w, n in zip(waveforms, counts) if n]
             mel = front_end(torch.cat(segs).to(device))
-        out = mel.float().cpu().numpy()
+        out = mel.to(dtype).cpu().numpy()  # converted on the device: half the copy for fp16
     return list(np.split(out, np.cumsum(counts)[:-1]))
 
 
@@ -161,4 +171,42 @@ def _extract_on_frame_grid(waveforms: Sequence[np.ndarray], counts: list[int],
         index.append(offset + torch.arange(n_seg)[:, None] * k + grid[None, :])
         offset += n_fr
     mel_power = front_end.power_mel_windowed(frames.to(device))  # [T, n_mels]
+    return front_end.to_db(mel_power[torch.cat(index).to(mel_power.device)])
+
+
+FLAT_BUCKET_FRAMES = 8192  # frame counts of the flat path are rounded up to a multiple of
+                           # this, so cuFFT reuses a few plans instead of planning per batch
+
+
+def _extract_flat(waveforms: Sequence[np.ndarray], counts: list[int], front_end: LogMel,
+                  device: torch.device | str) -> torch.Tensor:
+    """The frame-grid computation with every recording framed by one strided view.
+
+    Each recording's used samples are padded to a multiple of ``frame_hop`` and laid end
+    to end, so every frame of recording ``r`` starts on one global grid of ``frame_hop``:
+    its frame ``j`` is global frame ``offset_r / frame_hop + j``. The samples cross to the
+    device once; a few frames that straddle two recordings are computed and never used.
+    Same numbers as :func:`_extract_on_frame_grid` (same frames, window, FFT, filters).
+    """
+    cfg = front_end.cfg
+    hop, k = cfg.frame_hop, cfg.segment_hop // cfg.frame_hop
+    grid = torch.arange(cfg.frames_per_segment)
+    blocks, index, offset = [], [], 0
+    for wave, n_seg in zip(waveforms, counts):
+        if n_seg == 0:
+            continue
+        used = ((n_seg - 1) * k + cfg.frames_per_segment - 1) * hop + cfg.n_fft
+        padded = -(-used // hop) * hop
+        block = np.zeros(padded, np.float32)
+        block[:used] = wave[:used]
+        blocks.append(block)
+        index.append(offset // hop + torch.arange(n_seg)[:, None] * k + grid[None, :])
+        offset += padded
+    n_frames = (offset - cfg.n_fft) // hop + 1
+    bucket = -(-n_frames // FLAT_BUCKET_FRAMES) * FLAT_BUCKET_FRAMES
+    samples = np.zeros((bucket - 1) * hop + cfg.n_fft, np.float32)
+    samples[:offset] = np.concatenate(blocks)
+    flat = torch.from_numpy(samples).to(device)
+    frames = flat.unfold(0, cfg.n_fft, hop)  # [bucket, n_fft], a view
+    mel_power = front_end.power_mel(frames)  # [bucket, n_mels]
     return front_end.to_db(mel_power[torch.cat(index).to(mel_power.device)])

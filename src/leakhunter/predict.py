@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import devices
 from .audio import AUDIO_EXTENSIONS, gain_too_low, parse_name
 from .audio_stream import SegmentAssembler, waveform_pieces
 from .config import AudioConfig, FeatureConfig, from_dict
@@ -41,7 +42,9 @@ from .precision import autocast, resolve_amp
 log = logging.getLogger(__name__)
 
 BLOCK_S = 60.0  # recordings longer than this are read in blocks of this length
-MODEL_BATCH = 256  # segments per forward pass (larger ran slower on CPU: see evaluate)
+MODEL_BATCH = {"cpu": 256,  # segments per forward pass (larger ran slower on CPU: evaluate)
+               "cuda": 8192}
+MAIN_SEGMENTS = 32768  # segments gathered from the workers per model call in the main process
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,26 @@ class Predictor:
 
     ``threshold``, ``vote_fraction`` and ``aggregate`` default to what the model carries
     (chosen on validation data by ``evaluate``); a model without a threshold uses 0.5.
+
+    ``device``: where the torch model runs. On the CPU each worker process decodes, computes
+    features and scores its recordings; on CUDA the workers decode and compute features,
+    and this process scores the segments of many recordings per GPU call
+    (:data:`MAIN_SEGMENTS`). ONNX models run in onnxruntime on the CPU.
     """
 
     def __init__(self, model: str | Path, *, onnx: str | Path | None = None,
                  threshold: float | None = None, vote_fraction: float | None = None,
-                 aggregate: str | None = None, workers: int = 0):
+                 aggregate: str | None = None, workers: int = 0, device: str = "auto"):
         self.model_path = Path(model)
         self.onnx = Path(onnx) if onnx else None
-        _, meta = load_model(self.model_path)
+        if self.onnx and devices.parse(device) not in (None, torch.device("cpu")):
+            raise InputError(f"--device {device}: an --onnx model runs in onnxruntime on "
+                             f"the CPU; leave --device out or give cpu")
+        self.choice = devices.Choice(torch.device("cpu"), "onnxruntime runs on the CPU") \
+            if self.onnx else devices.resolve(device, "predict")
+        self.device = self.choice.device
+        model_obj, meta = load_model(self.model_path, self.device)
+        self.model = model_obj if _score_in_main(self.device) else None
         self.meta = meta
         self.classes: list[str] = meta["class_names"]
         self.feature = from_dict(FeatureConfig, meta["feature_config"])
@@ -113,15 +128,39 @@ class Predictor:
         """One record per recording (input order); with ``segments``, each record also
         holds ``timeline``: a list of ``(start_s, leak_probability, top_class)``."""
         paths = find_recordings(inputs)
+        log.info("model on %s", self.choice.describe())
+        in_main = self.model is not None
         tasks = [([str(p) for p in paths[i:i + 8]], str(self.model_path),
-                  str(self.onnx) if self.onnx else None, self.feature, self.audio)
+                  str(self.onnx) if self.onnx else None, self.feature, self.audio, in_main)
                  for i in range(0, len(paths), 8)]
+        waiting: list[tuple[str, dict[str, Any]]] = []  # features for the next model call
+        waiting_segments = 0
         with Workers(min(self.workers, len(tasks))) as pool, \
                 progress_bar(total=len(paths), desc="predict", unit="rec") as bar:
             for results in pool.map(_score_chunk, tasks):
+                if in_main:
+                    waiting.extend(results)
+                    waiting_segments += sum(len(r.get("mel", ())) for _, r in results)
+                    if waiting_segments < MAIN_SEGMENTS:
+                        continue
+                    results, waiting, waiting_segments = self._score_waiting(waiting), [], 0
                 for path, result in results:
                     yield self._record(path, result, segments)
                     bar.update(1)
+            for path, result in self._score_waiting(waiting):
+                yield self._record(path, result, segments)
+                bar.update(1)
+
+    def _score_waiting(self, waiting: list[tuple[str, dict[str, Any]]]
+                       ) -> list[tuple[str, dict[str, Any]]]:
+        """Score the features the workers sent, all recordings in one model call."""
+        holders = [r for _, r in waiting if "mel" in r]
+        if not holders:
+            return waiting
+        mels = [r.pop("mel") for r in holders]
+        for result, scores in zip(holders, _model_scores(self.model, mels, self.device)):
+            result.update(scores)
+        return waiting
 
     def _record(self, path: str, result: dict[str, Any], segments: bool) -> dict[str, Any]:
         meta = parse_name(path)
@@ -154,11 +193,19 @@ class Predictor:
 
 # --- worker side ----------------------------------------------------------------------------
 
-_SCORERS: dict[tuple[str, str | None], Any] = {}  # one model (or ONNX session) per process
+_SCORERS: dict[tuple[str, str | None, bool], Any] = {}  # one model (or ONNX session) per process
 
 
-def _scorer(model_path: str, onnx: str | None) -> Any:
-    key = (model_path, onnx)
+def _score_in_main(device: torch.device) -> bool:
+    """Whether this process runs the model on the workers' features: on a GPU, which one
+    process must own (workers are forked and never touch CUDA)."""
+    return device.type == "cuda"
+
+
+def _scorer(model_path: str, onnx: str | None, features_only: bool) -> Any:
+    """This process's scorer: an ONNX session, ``(model, front end)``, or (``features_only``)
+    the front end alone."""
+    key = (model_path, onnx, features_only)
     if key not in _SCORERS:
         if onnx:
             from .export import OnnxScorer
@@ -166,42 +213,56 @@ def _scorer(model_path: str, onnx: str | None) -> Any:
             _SCORERS[key] = OnnxScorer(onnx, threads=1 if _in_worker() else 0)
         else:
             model, meta = load_model(model_path)
-            _SCORERS[key] = (model, LogMel(from_dict(FeatureConfig, meta["feature_config"])))
+            front = LogMel(from_dict(FeatureConfig, meta["feature_config"]))
+            _SCORERS[key] = front if features_only else (model, front)
     return _SCORERS[key]
 
 
+def _model_scores(model: Any, mels: list[np.ndarray], device: torch.device
+                  ) -> list[dict[str, np.ndarray]]:
+    """``leak`` (probability ``[S]``) and ``classes`` (probabilities ``[S, C]``) for each
+    float16 log-mel ``[S, M, F]``: all segments together, in model batches of
+    :data:`MODEL_BATCH` (bounded activations: cache-sized on CPU, large on a GPU)."""
+    counts = [m.shape[0] for m in mels]
+    x = torch.from_numpy(np.concatenate(mels))
+    step = MODEL_BATCH[device.type]
+    leak_parts, class_parts = [], []
+    with torch.inference_mode(), autocast(resolve_amp("auto", device), device):  # as evaluate
+        for lo in range(0, x.shape[0], step):
+            out = model(x[lo:lo + step].to(device).float())
+            leak_parts.append(model.leak_probability(out).float())
+            class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
+    leak = torch.cat(leak_parts).cpu().numpy()  # sync
+    classes = torch.cat(class_parts).cpu().numpy()
+    bounds = np.cumsum(counts)[:-1]
+    return [{"leak": lk, "classes": cl}
+            for lk, cl in zip(np.split(leak, bounds), np.split(classes, bounds))]
+
+
 @torch.inference_mode()
-def _score(scorer: Any, waves: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(leak probability [S], class probabilities [S, C]) for each waveform's segments,
-    all segments in one batch."""
-    counts = []
+def _score(scorer: Any, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per waveform: ``leak`` and ``classes`` of its segments, or (front end only) ``mel``,
+    its float16 log-mel ``[S, M, F]``; all segments in one batch."""
+    if isinstance(scorer, LogMel):
+        return [{"mel": m} for m in extract(waves, scorer, dtype=torch.float16)]
     if isinstance(scorer, tuple):
         model, front = scorer
-        mels = [m.astype(np.float16) for m in extract(waves, front)]  # as datasets store
-        counts = [m.shape[0] for m in mels]
-        cpu = torch.device("cpu")
-        x = torch.from_numpy(np.concatenate(mels))
-        leak_parts, class_parts = [], []
-        for lo in range(0, x.shape[0], MODEL_BATCH):  # bounded activations, cache-sized
-            with autocast(resolve_amp("auto", cpu), cpu):  # as evaluate scores
-                out = model(x[lo:lo + MODEL_BATCH].float())
-            leak_parts.append(model.leak_probability(out))
-            class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
-        leak = torch.cat(leak_parts).numpy()
-        classes = torch.cat(class_parts).numpy()
-    else:
-        size, hop = scorer.card["segment_samples"], scorer.card["segment_hop"]
-        segs = [np.lib.stride_tricks.sliding_window_view(w, size)[::hop] for w in waves]
-        counts = [s.shape[0] for s in segs]
-        leak, classes = scorer.score(np.ascontiguousarray(np.concatenate(segs), np.float32))
-    bounds = np.cumsum(counts)[:-1]
-    return list(zip(np.split(leak, bounds), np.split(classes, bounds)))
+        mels = extract(waves, front, dtype=torch.float16)  # rounded as datasets store them
+        return _model_scores(model, mels, torch.device("cpu"))
+    size, hop = scorer.card["segment_samples"], scorer.card["segment_hop"]
+    segs = [np.lib.stride_tricks.sliding_window_view(w, size)[::hop] for w in waves]
+    leak, classes = scorer.score(np.ascontiguousarray(np.concatenate(segs), np.float32))
+    bounds = np.cumsum([s.shape[0] for s in segs])[:-1]
+    return [{"leak": lk, "classes": cl}
+            for lk, cl in zip(np.split(leak, bounds), np.split(classes, bounds))]
 
 
 def _score_chunk(paths: list[str], model_path: str, onnx: str | None, feature: FeatureConfig,
-                 audio: AudioConfig) -> list[tuple[str, dict[str, Any]]]:
-    """Score recordings; short ones together in one batch, long ones block by block."""
-    scorer = _scorer(model_path, onnx)
+                 audio: AudioConfig, features_only: bool = False
+                 ) -> list[tuple[str, dict[str, Any]]]:
+    """Score recordings (or, ``features_only``, compute their features for the main
+    process); short ones together in one batch, long ones block by block."""
+    scorer = _scorer(model_path, onnx, features_only)
     results: dict[str, dict[str, Any]] = {}
     batch: list[tuple[str, np.ndarray]] = []
     for path in paths:
@@ -216,22 +277,22 @@ def _score_chunk(paths: list[str], model_path: str, onnx: str | None, feature: F
                 wave = assembler.push(first)
                 batch.append((path, wave if wave.size else assembler.finish()))
                 results[path] = {"duration_s": duration}
-            else:  # a long recording: score block by block, keep only probabilities
+            else:  # a long recording: block by block, keep only what the blocks give
                 scored = []
                 for piece in itertools.chain([first, second], pieces):
                     wave = assembler.push(piece)
                     if wave.size:
                         scored.extend(_score(scorer, [wave]))
                 results[path] = {"duration_s": duration,
-                                 "leak": np.concatenate([s[0] for s in scored]),
-                                 "classes": np.concatenate([s[1] for s in scored])}
+                                 **{k: np.concatenate([s[k] for s in scored])
+                                    for k in scored[0]}}
         except AudioError as exc:
             results[path] = {"status": _status(exc.reason)}
             continue
         results[path]["status"] = "padded" if assembler.padded else "ok"
     if batch:
-        for (path, _), (leak, classes) in zip(batch, _score(scorer, [w for _, w in batch])):
-            results[path].update(leak=leak, classes=classes)
+        for (path, _), scores in zip(batch, _score(scorer, [w for _, w in batch])):
+            results[path].update(scores)
     return [(p, results[p]) for p in paths]
 
 

@@ -17,7 +17,7 @@ RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.j
              "curves.png", "checkpoints/last.pt")
 METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
            "val_segment_f1", "val_file_accuracy", "val_file_f1", "lr", "epoch_s",
-           "segments_per_s")
+           "segments_per_s", "gpu_memory_peak_gib")
 
 
 def prepare(run: Path, overwrite: bool, main: bool) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, batches, checkpoint, distributed, run_files, signals
+from . import __version__, batches, checkpoint, devices, distributed, run_files, signals
 from .config import TrainConfig, from_dict, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
@@ -59,15 +59,15 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
         dataset_dir = state["dataset_dir"]
     elif dataset_dir is None:
         raise InputError("give a DATASET_DIR to train on, or --resume RUN_DIR")
-    else:
+    choice = distributed.device_for(ctx, config.device)  # before anything is written
+    if not resume:
         run_files.prepare(run, overwrite, ctx.main)
-    device = distributed.device_for(ctx, config.device)
-    distributed.init(ctx, device)
+    distributed.init(ctx, choice.device)
     handler = add_log_file(run / "train.log") if ctx.main else None
     if not ctx.main:
         logging.getLogger("leakhunter").setLevel(logging.WARNING)
     try:
-        return _Trainer(Path(dataset_dir), run, config, ctx, device, state).fit()
+        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state).fit()
     finally:
         if handler:
             remove_log_file(handler)
@@ -98,12 +98,16 @@ class _Trainer:
     """The state of one run and the loop over it."""
 
     def __init__(self, dataset_dir: Path, run: Path, cfg: TrainConfig,
-                 ctx: distributed.Context, device: torch.device,
+                 ctx: distributed.Context, choice: devices.Choice,
                  state: dict[str, Any] | None):
-        self.run, self.cfg, self.ctx, self.device = run, cfg, ctx, device
+        device = choice.device
+        self.run, self.ctx, self.device, self.choice = run, ctx, device, choice
         self.dataset_dir = dataset_dir.resolve()
         self.train_data = load_split(dataset_dir / SPLIT_FILES["TRAINING"], cfg.preload)
         self.val_data = load_split(dataset_dir / SPLIT_FILES["VALIDATION"], cfg.preload)
+        if state is None:  # a resumed run keeps the batch size and rate it started with
+            cfg = batches.resolve_auto(cfg, device, self.train_data.segments // ctx.world)
+        self.cfg = cfg
         self._check_data(state)
         labels = self.train_data.labels
         self.positive = [labels.index(p) for p in cfg.positive]
@@ -132,11 +136,16 @@ class _Trainer:
             self._write_config()
         else:
             self._restore(state)
+        # after the band statistics, which are computed on the host
+        self.placement = {d.split: d.place(device)
+                          for d in (self.train_data, self.val_data)}
+        self.train_labels = torch.from_numpy(self.train_data.label).to(
+            self.train_data.mel.device if self.train_data.mel is not None else "cpu")
         self.events = run_files.event_writer(run) if ctx.main else run_files.NoEvents()
         self.net = torch.compile(self.model) if cfg.compile else self.model
         if ctx.enabled:
             self.net = DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+                self.net, device_ids=distributed.ddp_device_ids(device))
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -196,8 +205,7 @@ class _Trainer:
             "elapsed_s": self.elapsed, "best": dict(self.best), "bad_epochs": self.bad_epochs,
             "partial": list(self.partial),
             "rng": {"torch": torch.get_rng_state(), "augment": self.aug.get_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda"
-                    else []}})
+                    "cuda": devices.rng_state(self.device)}})
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -209,8 +217,7 @@ class _Trainer:
         self.bad_epochs, self.partial = state["bad_epochs"], list(state["partial"])
         torch.set_rng_state(state["rng"]["torch"])
         self.aug.set_state(state["rng"]["augment"])
-        if self.device.type == "cuda" and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        devices.set_rng_state(self.device, state["rng"]["cuda"])
         if self.ctx.main:
             run_files.trim_metrics(self.run / "metrics.csv", self.epoch)
         log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %.4f",
@@ -251,6 +258,7 @@ class _Trainer:
     def _train_epoch(self) -> dict[str, Any]:
         cfg, dev = self.cfg, self.device
         started = time.perf_counter()
+        devices.reset_peak_memory(dev)
         self.net.train()
         todo = batches.batches(self._order(self.epoch), cfg.batch_size)
         loss_sum = torch.tensor(self.partial[0], dtype=torch.float64, device=dev)
@@ -302,9 +310,16 @@ class _Trainer:
         return row
 
     def _feed(self, todo: list[np.ndarray]) -> Any:
-        """``(indices, features, labels)`` per batch: slices of the preloaded split, or
-        read from disk by DataLoader workers (each opens the HDF5 file itself)."""
+        """``(indices, features, labels)`` per batch: gathered from the preloaded split
+        where it lives (on the GPU when it fits there: the epoch's order is copied once,
+        no batch crosses the bus), or read from disk by DataLoader workers (each opens the
+        HDF5 file itself)."""
         data = self.train_data
+        if data.mel is not None and todo:
+            flat = torch.from_numpy(np.concatenate(todo)).to(data.mel.device)
+            parts = flat.split([len(b) for b in todo])
+            return ((idx, data.mel[part].float(), self.train_labels[part])
+                    for idx, part in zip(todo, parts))
         if data.mel is not None or self.cfg.loader_workers == 0:
             return ((idx, data.batch(idx), torch.from_numpy(data.label[idx])) for idx in todo)
         return torch.utils.data.DataLoader(
@@ -355,6 +370,7 @@ class _Trainer:
                                          self.cfg.vote_fraction, autocast=self.autocast)
             result[:] = torch.tensor([metrics["file_f1"], metrics["loss"]])
         file_f1, val_loss = distributed.broadcast(self.ctx, result).tolist()  # sync
+        peak = devices.peak_memory(self.device)
         improved = (file_f1, -val_loss) > (self.best["file_f1"], -self.best["loss"])
         self.epoch += 1
         self.batch, self.partial = 0, [0.0, 0]
@@ -369,36 +385,33 @@ class _Trainer:
                "val_segment_f1": metrics.get("segment_f1"),
                "val_file_accuracy": metrics.get("file_accuracy"), "val_file_f1": file_f1,
                "lr": self.scheduler.get_last_lr()[0], "epoch_s": train_s,
-               "segments_per_s": segments / max(train_s, 1e-9)}
+               "segments_per_s": segments / max(train_s, 1e-9),
+               "gpu_memory_peak_gib": None if peak is None else peak / 2**30}
         if self.ctx.main:
             run_files.append_metrics(self.run / "metrics.csv", row)
             for key, value in row.items():
                 if key not in ("epoch", "step") and value is not None:
                     self.events.add_scalar(key, value, self.epoch)
             log.info("epoch %3d  train loss %.4f  val loss %.4f  val seg acc %.4f  "
-                     "val file F1 %.4f%s  %.0f seg/s", self.epoch, train_loss, val_loss,
+                     "val file F1 %.4f%s  %.0f seg/s%s", self.epoch, train_loss, val_loss,
                      metrics["segment_accuracy"], file_f1, "  *" if improved else "",
-                     row["segments_per_s"])
+                     row["segments_per_s"],
+                     "" if peak is None else f"  GPU memory peak {peak / 2**30:.2f} GiB")
         return row
 
     def _log_start(self) -> None:
-        dev = self.device
-        if dev.type == "cuda":
-            props = torch.cuda.get_device_properties(dev)
-            where = (f"{props.name}, capability {props.major}.{props.minor}, "
-                     f"{props.total_memory / 2**30:.0f} GiB")
-        else:
-            where = f"CPU, {torch.get_num_threads()} threads"
-        log.info("device: %s (%s)%s; precision: %s", dev, where,
+        log.info("device: %s%s; precision: %s%s", self.choice.describe(),
                  f"; {self.ctx.world} processes" if self.ctx.enabled else "",
-                 "float32" if self.amp == "off" else f"autocast {self.amp}")
+                 "float32" if self.amp == "off" else f"autocast {self.amp}",
+                 " with gradient scaling" if self.scaler.is_enabled() else "")
         for data in (self.train_data, self.val_data):
             per = np.bincount(data.file_label, minlength=len(data.labels))
-            log.info("%s: %d recordings, %d segments (%s)%s", data.split, data.recordings,
+            log.info("%s: %d recordings, %d segments (%s), %s", data.split, data.recordings,
                      data.segments, ", ".join(f"{lab} {n}" for lab, n in zip(data.labels, per)),
-                     "" if data.mel is not None else ", read from disk")
-        log.info("model: %s parameters; %d steps per epoch of %d segments",
-                 f"{count_parameters(self.model):,}", self.steps_per_epoch, self.cfg.batch_size)
+                     self.placement[data.split])
+        log.info("model: %s parameters; %d steps per epoch of %d segments, peak lr %g",
+                 f"{count_parameters(self.model):,}", self.steps_per_epoch,
+                 self.cfg.batch_size, self.cfg.lr)
         log.info("config: %s", json.dumps(to_dict(self.cfg)))
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, signals
+from .. import __version__, devices, signals
 from ..audio import NameMeta, gain_too_low, load_recording, parse_name
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "build_report.json"
 OUTPUT_FILES = (*SPLIT_FILES.values(), "labels.json", "config.json", REPORT_FILE)
 SPOOL_FILE = "features.spool" + PARTIAL_SUFFIX  # float16 [segments, n_mels, frames], raw
+MAIN_BATCH_SAMPLES = 2**24  # samples per device call when the main process computes
+                            # features: 64 MiB of float32, ~200 recordings of 10 s at 8 kHz
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,13 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     """
     started = time.perf_counter()
     out = Path(out_dir)
-    device = _device(config.device)
+    choice = devices.resolve(config.device, "build")
+    device = choice.device
     found = discover(input_path)
     _prepare_out_dir(out, overwrite)
     log.info("found %d recordings under %s (%s; labels: %s)", len(found.sources), input_path,
              found.layout, ", ".join(found.labels))
+    log.info("features on %s", choice.describe())
     spool = out / SPOOL_FILE
     try:
         t0 = time.perf_counter()
@@ -123,16 +127,10 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
         stale.unlink()
 
 
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name}: not a device name (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {name}: only cpu and cuda are supported")
-    return device
+def _features_in_main(device: torch.device) -> bool:
+    """Whether the main process computes features (batched over many recordings) while the
+    workers only decode and resample: on a GPU, which one process must own."""
+    return device.type == "cuda"
 
 
 def _sort_out(scanned: list[Scanned], found: Discovery, config: BuildConfig
@@ -197,34 +195,60 @@ def _extract_chunk(sources: list[Source], feature: FeatureConfig, audio: AudioCo
 
 
 def _features(waves: list[np.ndarray | None], front_end: LogMel,
-              device: torch.device | str) -> list[np.ndarray | None]:
+              device: torch.device | str, flat: bool | None = None
+              ) -> list[np.ndarray | None]:
     """float16 log-mel for each waveform (``None`` stays ``None``), one batch."""
     good = [w for w in waves if w is not None]
-    mels = iter(extract(good, front_end, device) if good else [])
-    return [next(mels).astype(np.float16) if w is not None else None for w in waves]
+    mels = iter(extract(good, front_end, device, flat=flat, dtype=torch.float16)
+                if good else [])
+    return [next(mels) if w is not None else None for w in waves]
 
 
 def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: torch.device,
              spool: Path) -> list[Scanned]:
-    """Extract every recording's features into ``spool`` (input order)."""
-    features_here = device.type == "cpu"
-    front_end = None if features_here else LogMel(config.feature).to(device)
+    """Extract every recording's features into ``spool`` (input order).
+
+    On the CPU each worker computes the features of its recordings. When the main process
+    computes them (:func:`_features_in_main`), the workers send waveforms, which are
+    gathered into batches of about :data:`MAIN_BATCH_SAMPLES` samples, one device call each.
+    """
+    in_main = _features_in_main(device)
+    front_end = LogMel(config.feature).to(device) if in_main else None
     chunks = [sources[i:i + config.files_per_task]
               for i in range(0, len(sources), config.files_per_task)]
-    tasks = [(chunk, config.feature, config.audio, features_here) for chunk in chunks]
+    tasks = [(chunk, config.feature, config.audio, not in_main) for chunk in chunks]
     scanned: list[Scanned] = []
+    waiting: list[tuple[Scanned, np.ndarray | None]] = []  # waveforms for the next batch
+    waiting_samples = 0
     with spool.open("wb") as fh, progress_bar(total=len(sources), desc="features",
                                               unit="rec") as bar:
-        for results in pool.map(_extract_chunk, tasks):
-            if front_end is not None:
-                mels = _features([w for _, w in results], front_end, device)
-                results = [(s, m) for (s, _), m in zip(results, mels)]
+
+        def write(results: list[tuple[Scanned, np.ndarray | None]]) -> None:
             for item, mel in results:
                 if mel is not None:
                     fh.write(np.ascontiguousarray(mel).data)
                 scanned.append(item)
             bar.update(len(results))
+
+        for results in pool.map(_extract_chunk, tasks):
+            if front_end is None:
+                write(results)
+                continue
+            waiting.extend(results)
+            waiting_samples += sum(w.size for _, w in results if w is not None)
+            if waiting_samples >= MAIN_BATCH_SAMPLES:
+                write(_in_batch(waiting, front_end, device))
+                waiting, waiting_samples = [], 0
+        if waiting:
+            write(_in_batch(waiting, front_end, device))
     return scanned
+
+
+def _in_batch(results: list[tuple[Scanned, np.ndarray | None]], front_end: LogMel,
+              device: torch.device) -> list[tuple[Scanned, np.ndarray | None]]:
+    """Waveforms replaced by their float16 log-mel, all computed in one flat batch."""
+    mels = _features([w for _, w in results], front_end, device, flat=True)
+    return [(item, mel) for (item, _), mel in zip(results, mels)]
 
 
 # --- split ----------------------------------------------------------------------------------

@@ -16,11 +16,14 @@ import h5py
 import numpy as np
 import torch
 
+from .. import devices
 from ..config import FeatureConfig
 from ..errors import DatasetError
 from .store import open_split, read_split_info
 
 PRELOAD_LIMIT = 2 * 2**30  # bytes of float16 features preloaded by "auto"
+GPU_SHARE = 0.5  # a preloaded split moves to the GPU when it takes at most this share of
+                 # the free memory: activations, weights and the optimizer need the rest
 
 
 @dataclass
@@ -52,8 +55,8 @@ class SplitData:
 
     def batch(self, indices: np.ndarray) -> torch.Tensor:
         """float32 features ``[len(indices), M, F]`` of the given segments."""
-        if self.mel is not None:
-            return self.mel[torch.from_numpy(indices)].float()
+        if self.mel is not None:  # gathered where the split lives (CPU or GPU)
+            return self.mel[torch.from_numpy(indices).to(self.mel.device)].float()
         if self._h5 is None:  # opened on first use, in the process that uses it
             self._h5 = open_split(self.path)
         order = np.argsort(indices)
@@ -63,6 +66,26 @@ class SplitData:
         out = np.empty((len(indices), *block.shape[1:]), np.float32)
         out[order] = block[inverse]
         return torch.from_numpy(out)
+
+    def place(self, device: torch.device) -> str:
+        """Move preloaded features to ``device`` when they fit; say where they are.
+
+        On CUDA the float16 features move to the GPU when they take at most
+        :data:`GPU_SHARE` of its free memory, so batches are gathered there; otherwise they
+        stay in host memory and each batch is copied over.
+        """
+        if self.mel is None:
+            return "read from disk per batch"
+        size = self.mel.numel() * self.mel.element_size()
+        if device.type != "cuda" or self.mel.device == device:
+            return f"in {'GPU' if self.mel.device.type == 'cuda' else 'host'} memory " \
+                   f"({size / 2**20:.0f} MiB)"
+        free = devices.free_memory(device)
+        if size > GPU_SHARE * free:
+            return (f"in host memory ({size / 2**20:.0f} MiB: more than {GPU_SHARE:.0%} of "
+                    f"the GPU's {free / 2**30:.1f} GiB free)")
+        self.mel = self.mel.to(device)
+        return f"in GPU memory ({size / 2**20:.0f} MiB)"
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -75,7 +98,7 @@ class SplitData:
         squares = np.zeros(self.feature.n_mels)
         count = 0
         for lo in range(0, self.segments, block):
-            x = self.batch(np.arange(lo, min(lo + block, self.segments))).double().numpy()
+            x = self.batch(np.arange(lo, min(lo + block, self.segments))).double().cpu().numpy()
             total += x.sum(axis=(0, 2))
             squares += np.square(x).sum(axis=(0, 2))
             count += x.shape[0] * x.shape[2]
