@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU check, on a bare CUDA machine without network: the `cuda` tests, then
+# benchmarks/gpu.py (build, train, evaluate and predict on the GPU beside the CPU), one table.
+#
+#   bash benchmarks/gpu.sh WHEEL_DIR [OUT_DIR]
+#
+# The machine's python3 must hold torch (with CUDA), numpy, h5py, scikit-learn, matplotlib,
+# onnx, onnxruntime, tqdm and pytest. WHEEL_DIR holds what it lacks as wheels for its Python
+# (soundfile, cffi, soxr): they are unpacked into a private folder, nothing is installed
+# system-wide. The project runs from src/ through PYTHONPATH; no pip install of leakhunter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+wheels=${1:?usage: bash benchmarks/gpu.sh WHEEL_DIR [OUT_DIR]}
+out=${2:-gpu-out}
+site=$(mktemp -d "${TMPDIR:-/tmp}/leakhunter-site.XXXXXX")
+mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+    "$wheels"/*.whl
+export PYTHONPATH="$PWD/src:$site" PYTHONUNBUFFERED=1
+python3 - <<'PY'
+import importlib, sys
+missing = [m for m in ("torch", "numpy", "h5py", "sklearn", "matplotlib", "onnx",
+                       "onnxruntime", "tqdm", "pytest", "soundfile", "soxr")
+           if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit(f"gpu.sh: missing Python packages: {', '.join(missing)} (bring them as wheels)")
+import torch
+if not torch.cuda.is_available():
+    sys.exit("gpu.sh: torch sees no CUDA device")
+print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
+PY
+start=$(date +%s)
+if ! python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_devices.py \
+        tests/test_build.py 2>&1 | tee "$out/cuda_tests.txt"; then
+    echo "gpu.sh: a cuda test FAILED (see $out/cuda_tests.txt); measuring anyway"
+fi
+python3 benchmarks/gpu.py --out "$out/work" "${@:3}" 2>&1 | tee "$out/gpu_figures.txt"
+cp "$out/work/gpu_figures.json" "$out/" 2>/dev/null || true
+echo "gpu.sh: done in $(( $(date +%s) - start )) s"
