@@ -84,11 +84,12 @@ def test_threshold_choice() -> None:
     assert t > 0.9 and "no threshold" in how
 
 
-def test_evaluate_writes_report_predictions_plots_and_stores_threshold(
+def test_evaluate_writes_report_predictions_and_plots_with_the_models_rule(
         run: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(run / "best.pt"), str(dataset), "--segments", "--svg"]) == 0
     out = capsys.readouterr().out
     assert "recordings" in out and "threshold" in out and "roc_auc" in out
+    assert "what-if" not in out
     ev = run / "eval-testing"
     report = json.loads((ev / "report.json").read_text())
     with (ev / "predictions.csv").open() as fh:
@@ -104,11 +105,75 @@ def test_evaluate_writes_report_predictions_plots_and_stores_threshold(
         assert (ev / f"{name}.png").stat().st_size > 1000 and (ev / f"{name}.svg").exists()
     best = checkpoint.load(run / "best.pt", "model")
     meta = json.loads((run / "model_meta.json").read_text())
-    t = report["decision"]["threshold"]
-    assert best["threshold"] == meta["threshold"] == t
-    assert "VALIDATION" in best["threshold_method"]
+    d = report["decision"]
+    assert best["threshold"] == meta["threshold"] == d["threshold"] == d["model_threshold"]
+    assert d["source"] == "model" and d["what_if"] is False
+    assert d["how"] == best["threshold_method"] and "VALIDATION" in d["how"]
     r = report["recordings"]
     assert r["tp"] + r["fn"] + r["fp"] + r["tn"] == report["dataset"]["recordings"]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("flags,source", [
+    ([], "model"),
+    (["--target-specificity", "0.9"], "chosen on VALIDATION"),
+    (["--threshold", "0.3"], "--threshold"),
+    (["--vote-fraction", "0.25"], "chosen on VALIDATION"),
+    (["--aggregate", "mean"], "chosen on VALIDATION"),
+])
+def test_evaluate_leaves_the_model_files_byte_identical(
+        run: Path, dataset: Path, tmp_path: Path, capsys, flags: list[str],
+        source: str) -> None:
+    before = {name: _sha256(run / name) for name in ("best.pt", "model_meta.json")}
+    stamp = (run / "best.pt").stat().st_mtime_ns
+    assert main(["evaluate", str(run / "best.pt"), str(dataset), "--out",
+                 str(tmp_path / "ev"), *flags]) == 0
+    assert {name: _sha256(run / name) for name in before} == before
+    assert (run / "best.pt").stat().st_mtime_ns == stamp
+    d = json.loads((tmp_path / "ev" / "report.json").read_text())["decision"]
+    assert d["source"].startswith(source) and d["what_if"] == bool(flags)
+    assert ("what-if rule" in capsys.readouterr().out) == bool(flags)
+    if "--target-specificity" in flags:
+        assert d["target_specificity"] == 0.9 and "specificity >= 0.9" in d["how"]
+        assert d["split"] == "VALIDATION" and str(dataset) in d["source"]
+    if "--vote-fraction" in flags:
+        assert d["vote_fraction"] == 0.25 and d["aggregate"] == "vote"
+
+
+def test_choose_threshold_equals_scoring_every_candidate() -> None:
+    """The cumulative-count implementation picks what scoring each candidate with
+    binary_scores picks (the definition), ties and all."""
+    def reference(truth, scores, target=None):
+        best_t, best_f1 = None, -1.0
+        for t in np.unique(scores)[::-1]:
+            s = binary_scores(truth, scores >= t)
+            if target is not None:
+                if s["specificity"] + 1e-12 >= target:
+                    best_t = t
+                else:
+                    break
+            elif s["f1"] > best_f1:
+                best_t, best_f1 = t, s["f1"]
+        return best_t
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(2, 60))
+        truth = rng.random(n) < rng.random()
+        scores = np.round(rng.random(n), int(rng.integers(1, 3)))  # many ties
+        for target in (None, 0.5, 0.8, 1.0):
+            expected = reference(truth, scores, target)
+            t, _ = choose_threshold(truth, scores, target)
+            if expected is None:
+                assert (scores >= t).sum() == 0
+            else:
+                np.testing.assert_array_equal(scores >= t, scores >= expected,
+                                              err_msg=f"trial {trial}, target {target}")
 
 
 def test_test_split_never_chooses_the_threshold(run: Path, dataset: Path,

@@ -164,13 +164,20 @@ def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path
     card = json.loads((onnx.parent / "model_card.json").read_text())
     assert card["parity"]["passed"] and card["parity"]["max_abs_diff_leak_probability"] < 1e-4
     a, b = tmp_path / "torch.csv", tmp_path / "onnx.csv"
-    assert main(["-q", "predict", str(run / "best.pt"), str(recordings), "--out", str(a)]) == 0
+    assert main(["-q", "predict", str(run / "best.pt"), str(recordings), "--out", str(a),
+                 "--segments"]) == 0
     assert main(["-q", "predict", str(run / "best.pt"), str(recordings), "--out", str(b),
-                 "--onnx", str(onnx)]) == 0
+                 "--onnx", str(onnx), "--segments"]) == 0
     rows_a, rows_b = _csv(a), _csv(b)
     assert [r["path"] for r in rows_a] == [r["path"] for r in rows_b]
+    near: set[str] = set()  # recordings with a segment within bf16's error of the threshold
+    for seg in _csv(a.with_name("torch_segments.csv")):
+        if abs(float(seg["leak_probability"]) - float(rows_a[0]["threshold"])) < 0.02:
+            near.add(seg["path"])
+    assert len(near) < len(rows_a)
     for ra, rb in zip(rows_a, rows_b):
-        assert ra["decision"] == rb["decision"] and ra["status"] == rb["status"]
+        assert ra["status"] == rb["status"]
+        assert ra["decision"] == rb["decision"] or ra["path"] in near
         if ra["leak_probability"]:
             # torch scores float16-rounded features in bf16 where the CPU has it; the ONNX
             # graph works in float32 throughout

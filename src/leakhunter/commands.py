@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
-                     TrainConfig, from_dict, load_toml)
+from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
+                     SynthConfig, TrainConfig, from_dict, load_toml)
 from .errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
@@ -109,6 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = summary["best"]
     print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
           f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
+    if best.get("threshold") is not None:
+        print(f"threshold {best['threshold']:.4f} ({best['threshold_method']}), in best.pt")
     print(f"model: {summary['run_dir']}/best.pt")
     return 0
 
@@ -123,6 +125,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"threshold {d['threshold']:.4f} ({d['how']}); recordings decided by "
           f"{d['aggregate']}" + (f" (fraction {d['vote_fraction']:g})"
                                  if d["aggregate"] == "vote" else ""))
+    if d["what_if"]:
+        print(f"what-if rule ({d['source']}), not the model's and not saved; "
+              f"`leakhunter calibrate` makes a model file with it")
     cols = ("accuracy", "precision", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
     print(f"{'':<12}" + "".join(f"{c:>12}" for c in cols))
     for level in ("segments", "recordings"):
@@ -194,10 +199,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")
     for name, path in summary["artifacts"].items():
         print(f"  {name:<16} {path}")
-    print(f"threshold chosen on VALIDATION: {d['threshold']:.4f} ({d['how']})")
+    print(f"threshold in best.pt, chosen by train on VALIDATION: {d['threshold']:.4f} "
+          f"({d['how']})")
     print(f"TESTING, {summary['test_recordings']} recordings: accuracy {t['accuracy']:.4f}, "
           f"precision {t['precision']:.4f}, sensitivity {t['sensitivity']:.4f}, "
           f"specificity {t['specificity']:.4f}, F1 {t['f1']:.4f}")
+    c = summary["calibrated"]
+    print(f"calibrated for specificity >= {c['target_specificity']:g} on VALIDATION: "
+          f"threshold {c['decision']['threshold']:.4f} in "
+          f"{summary['artifacts']['calibrated model']}; on TESTING specificity "
+          f"{c['test']['specificity']:.4f}, sensitivity {c['test']['sensitivity']:.4f}")
     print(f"fresh recordings: {f['called_leak']} of {f['judged']} judged called leaks "
           f"({f['true_leaks_called']} of the {f['true_leaks']} real leaks); "
           f"{f['recordings'] - f['judged']} not judged (out of water)")
@@ -212,3 +223,16 @@ def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
         sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
         per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
         print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}  {per}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, meta_path
+
+    cfg = settings(CalibrateConfig, args)
+    info = calibrate(args.model, args.dataset, args.out, cfg, overwrite=args.overwrite,
+                     device=args.device)
+    print(f"wrote {args.out} (and {meta_path(args.out)}): threshold {info['threshold']:.4f} "
+          f"({info['threshold_method']}), recordings decided by {info['aggregate']}"
+          + (f" (fraction {info['vote_fraction']:g})" if info["aggregate"] == "vote" else ""))
+    print(f"parent {args.model} (sha256 {info['parent']['sha256']}) left unchanged")
+    return 0

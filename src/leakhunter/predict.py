@@ -86,7 +86,8 @@ class Predictor:
     """Scores recordings with a ``best.pt`` (torch) or an exported ONNX model.
 
     ``threshold``, ``vote_fraction`` and ``aggregate`` default to what the model carries
-    (chosen on validation data by ``evaluate``); a model without a threshold uses 0.5.
+    (chosen on validation data by ``train``, or by ``calibrate``); a model without a
+    threshold (written by an older leakhunter) uses 0.5.
     """
 
     def __init__(self, model: str | Path, *, onnx: str | Path | None = None,
@@ -100,8 +101,9 @@ class Predictor:
         self.feature = from_dict(FeatureConfig, meta["feature_config"])
         self.audio = from_dict(AudioConfig, meta.get("audio_config") or {})
         if threshold is None and meta.get("threshold") is None:
-            log.warning("%s has no threshold yet (run `leakhunter evaluate`); using 0.5",
-                        self.model_path)
+            log.warning("%s carries no threshold (written before train chose one); using "
+                        "0.5: `leakhunter calibrate` writes a copy with one chosen on "
+                        "validation data", self.model_path)
         self.decision = Decision(
             threshold if threshold is not None else (meta.get("threshold") or 0.5),
             vote_fraction or meta.get("vote_fraction") or 0.5,
