@@ -27,7 +27,7 @@ from .precision import autocast, resolve_amp
 
 log = logging.getLogger(__name__)
 
-RULE_KEYS = ("threshold", "threshold_method", "aggregate", "vote_fraction")
+RULE_KEYS = ("threshold", "threshold_method", "aggregate", "vote_fraction", "class_aggregate")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -70,12 +70,14 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
     model, meta = load_model(model_path, dev)
     rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
-                         vote_fraction=cfg.vote_fraction, split=cfg.split,
+                         vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
+                         split=cfg.split,
                          autocast=autocast(resolve_amp("auto", dev), dev))
     how = rule["how"] if rule["source"] != "model" else \
         f"{rule['how']} (kept from the parent)"
     new = {**state, "threshold": rule["threshold"], "threshold_method": how,
            "aggregate": rule["aggregate"], "vote_fraction": rule["vote_fraction"],
+           "class_aggregate": rule["class_aggregate"],
            "threshold_source": {
                "command": "calibrate", "dataset": str(dataset_dir.resolve()),
                "split": rule["split"], "method": how,

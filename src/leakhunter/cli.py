@@ -151,6 +151,9 @@ def _add_build(sub: Any) -> None:
             action="store_false")
     _option(g, ["--silence-rms"], "audio.silence_rms", d,
             "RMS (full scale 1) at or below which a recording is silence")
+    _option(g, ["--min-duration"], "audio.min_duration_s", d,
+            "skip recordings shorter than this (s); longer ones shorter than a segment are "
+            "zero-padded to one (predict uses the model's value)")
     g = p.add_argument_group("splitting (when the input does not fix the splits)")
     _option(g, ["--split"], "split.fractions", d, "TRAINING,VALIDATION,TESTING fractions",
             type=_floats)
@@ -214,6 +217,9 @@ def _add_train(sub: Any) -> None:
     _option(p, ["--target-specificity"], "target_specificity", d,
             "threshold written into best.pt: the most sensitive one with this specificity "
             "on VALIDATION; none = the F1-best", type=_optional_float)
+    _option(p, ["--class-aggregate"], "class_aggregate", d,
+            "multi-class rule written into best.pt: a recording's class by segment vote or "
+            "mean class probability", choices=["vote", "mean"])
     _option(p, ["--positive"], "positive", d, "comma-separated classes that count as a leak",
             type=_names)
     _option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
@@ -279,6 +285,11 @@ def _decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str) -> Non
     _option(g, ["--target-specificity"], "target_specificity", d,
             "choose the most sensitive threshold with this specificity on VALIDATION",
             type=_optional_float)
+    _option(p, ["--class-aggregate"], "class_aggregate", d, "multi-class: a recording's "
+                                                            "class by segment vote or mean "
+                                                            f"class probability; none = "
+                                                            f"{otherwise}",
+            choices=["vote", "mean"], type=str)
 
 
 def _add_calibrate(sub: Any) -> None:
@@ -324,10 +335,17 @@ def _add_predict(sub: Any) -> None:
                    help="share of segments that makes a leak (default: the model's)")
     p.add_argument("--aggregate", choices=["vote", "mean", "max"], default=None,
                    help="how segments decide a recording (default: the model's)")
+    p.add_argument("--class-aggregate", choices=["vote", "mean"], default=None,
+                   help="multi-class: a recording's class by segment vote or mean class "
+                        "probability (default: the model's)")
     p.add_argument("--segments", action="store_true",
                    help="also write a per-segment timeline next to --out (default: off)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes; 0 = one per CPU core (default: 0)")
+    p.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
+                   help="skip recordings shorter than this (status 'too short'); shorter "
+                        "than a segment but longer are padded (default: the model's, from "
+                        "its dataset's build)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
     _log_flags(p, argparse.SUPPRESS)

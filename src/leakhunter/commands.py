@@ -58,7 +58,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     _print_splits(report["splits"], report["labels"])
     t = report["timings"]
     print(f"{len(report['skipped'])} skipped, {len(report['excluded_out_of_water'])} out of "
-          f"water, {len(report['duplicates'])} duplicate sets; "
+          f"water, {report['padded']} padded to one segment, {len(report['duplicates'])} "
+          f"duplicate sets; "
           f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
           f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
     for item in report["skipped"][:10]:
@@ -90,6 +91,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             print("integrity: OK" if args.no_check is False else "integrity: not checked "
                   "(--no-check)")
+        for note in info.get("notes", []):
+            print(f"  note: {note}")
     return 1 if info["problems"] else 0
 
 
@@ -137,6 +140,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     r = report["recordings"]
     print(f"recordings: {r['tp']} leaks found, {r['fn']} missed, {r['fp']} false alarms, "
           f"{r['tn']} correctly quiet")
+    if ds.get("padded"):
+        print(f"{ds['padded']} recording(s) shorter than one segment, zero-padded to one")
+    if "classes" in report:
+        _print_classes(report["classes"])
     for item in report["misclassified"][:10]:
         print(f"  misclassified: {item['path']} ({item['true_label']}, score "
               f"{item['score']:.3f})")
@@ -150,7 +157,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
-                          workers=args.workers)
+                          workers=args.workers, min_duration=args.min_duration,
+                          class_aggregate=args.class_aggregate)
     records = list(predictor.predict(args.inputs, segments=args.segments))
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -217,12 +225,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
-    head = f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}  per class (recordings)"
+    head = (f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}{'padded':>8}  "
+            f"per class (recordings)")
     print(head)
     for name, sp in splits.items():
         sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
         per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
-        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}  {per}")
+        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}"
+              f"{sp.get('padded', 0):>8}  {per}")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -236,3 +246,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           + (f" (fraction {info['vote_fraction']:g})" if info["aggregate"] == "vote" else ""))
     print(f"parent {args.model} (sha256 {info['parent']['sha256']}) left unchanged")
     return 0
+
+
+def _print_classes(classes: dict[str, Any]) -> None:
+    """Multi-class evaluation: per-recording class metrics, segment accuracy beside."""
+    rec, seg = classes["recordings"], classes["segments"]
+    print(f"class per recording ({classes['aggregate']} of segments): accuracy "
+          f"{rec['accuracy']:.4f} on {rec['count']} recordings (segment-level: "
+          f"{seg['accuracy']:.4f} on {seg['count']} segments)")
+    print(f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'recordings':>12}")
+    names = [k for k in rec["report"] if k not in ("accuracy", "macro avg", "weighted avg",
+                                                    "micro avg")]
+    for name in names:
+        row = rec["report"][name]
+        print(f"{name:<14}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+              f"{row['f1-score']:>10.4f}{int(row['support']):>12}")

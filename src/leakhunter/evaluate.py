@@ -24,8 +24,8 @@ from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError
-from .metrics import (binary_scores, choose_threshold, recording_scores, threshold_sweep,
-                      vote_fractions)
+from .metrics import (binary_scores, choose_threshold, recording_classes, recording_scores,
+                      threshold_sweep, vote_fractions)
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
 from .precision import autocast, resolve_amp
@@ -89,7 +89,8 @@ def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
 def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, dataset_dir: Path,
                   device: torch.device, *, threshold: float | None = None,
                   target_specificity: float | None = None, aggregate: str | None = None,
-                  vote_fraction: float | None = None, split: str = "VALIDATION",
+                  vote_fraction: float | None = None, class_aggregate: str | None = None,
+                  split: str = "VALIDATION",
                   autocast: AbstractContextManager | None = None) -> dict[str, Any]:
     """The decision rule to score with, and where it came from.
 
@@ -100,8 +101,12 @@ def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, datase
       without a threshold): chosen on ``split`` of ``dataset_dir`` (``source`` says which)
       by :func:`choose_threshold`, the one implementation ``train`` uses too.
 
+    ``class_aggregate`` (multi-class: how a recording's class is decided) defaults to the
+    model's ("vote" for a model that carries none).
+
     Returns ``threshold``, ``how``, ``source``, ``aggregate``, ``vote_fraction``,
-    ``target_specificity``, ``split`` and ``model_threshold`` (the model's own, or None).
+    ``class_aggregate``, ``target_specificity``, ``split`` and ``model_threshold`` (the
+    model's own, or None).
     Raises :class:`DatasetError` when ``split`` does not fit the model.
     """
     model_aggregate = meta.get("aggregate") or "vote"
@@ -109,6 +114,7 @@ def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, datase
     aggregate = aggregate or model_aggregate
     vote_fraction = vote_fraction or model_fraction
     rule = {"aggregate": aggregate, "vote_fraction": vote_fraction,
+            "class_aggregate": class_aggregate or meta.get("class_aggregate") or "vote",
             "target_specificity": target_specificity, "split": None,
             "model_threshold": meta.get("threshold")}
     if threshold is not None:
@@ -158,7 +164,8 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
                     "model with it", model_path)
     rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
-                         vote_fraction=cfg.vote_fraction, autocast=amp)
+                         vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
+                         autocast=amp)
     threshold, vote_fraction = rule["threshold"], rule["vote_fraction"]
     started = time.perf_counter()
     prob, logits = predict_segments(model, data, dev, autocast=amp)
@@ -176,16 +183,27 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         "model": {"path": str(model_path), "epoch": meta["epoch"],
                   "class_names": classes, "positive": meta["positive"], "task": meta["task"]},
         "dataset": {"path": str(dataset_dir), "split": cfg.split,
-                    "recordings": data.recordings, "segments": data.segments},
-        "decision": {**rule, "what_if": rule["source"] != "model"},
+                    "recordings": data.recordings, "segments": data.segments,
+                    # shorter than one segment, zero-padded to one by build
+                    "padded": int(data.file_padded.sum()) if data.file_padded is not None
+                    else 0},
+        "decision": {**rule, "what_if": rule["source"] != "model" or rule["class_aggregate"]
+                     != (meta.get("class_aggregate") or "vote")},
         "segments": {**binary_scores(seg_truth, prob >= threshold),
                      **_aucs(seg_truth, prob)},
         "recordings": {**binary_scores(rec_truth, decided), **_aucs(rec_truth, scores)},
         "inference_s": inference_s,
     }
     predicted_class = logits.argmax(axis=1)
+    rec_class = class_mean = None
     if meta["task"] == "multiclass":
-        report["classes"] = _class_report(data.label, predicted_class, classes)
+        class_prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        rec_class, class_mean = recording_classes(data.file_index, class_prob,
+                                                  data.recordings, rule["class_aggregate"])
+        report["classes"] = {
+            "aggregate": rule["class_aggregate"],
+            "recordings": _class_report(data.file_label, rec_class, classes),
+            "segments": _class_report(data.label, predicted_class, classes)}
     wrong = np.flatnonzero(decided != rec_truth)
     report["misclassified"] = [
         {"path": data.paths[i], "sensor_id": data.sensors[i],
@@ -195,7 +213,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     out = Path(out_dir) if out_dir else model_path.parent / f"eval-{cfg.split.lower()}"
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions(out / "predictions.csv", data, classes, rec_truth, mean_prob, votes,
-                       scores, decided)
+                       scores, decided, rec_class, class_mean)
     if cfg.segments:
         _write_segments(out / "segments.csv", data, classes, prob, predicted_class)
     confusion = np.array([[report["recordings"]["tp"], report["recordings"]["fn"]],
@@ -205,6 +223,8 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         recording_score=scores, recording_vote_fraction=votes, threshold=threshold,
         sweep=threshold_sweep(rec_truth, scores), confusion=confusion,
         confusion_labels=["LEAK", "NO LEAK"], split=cfg.split,
+        class_confusion=None if rec_class is None else
+        np.array(report["classes"]["recordings"]["confusion"]), class_labels=classes,
         formats=("png", "svg") if cfg.svg else ("png",))]
     run_files.write_json(out / "report.json", report)
     return report
@@ -236,10 +256,14 @@ def _aucs(truth: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
 
 def _class_report(truth: np.ndarray, predicted: np.ndarray,
                   classes: list[str]) -> dict[str, Any]:
+    """Accuracy, scikit-learn's per-class precision/recall/F1/support report, and the
+    confusion matrix (rows true, columns predicted, in the order of ``classes``) of
+    whatever ``truth`` and ``predicted`` count: recordings or segments."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     labels = list(range(len(classes)))
-    return {"report": classification_report(truth, predicted, labels=labels,
+    return {"count": int(len(truth)), "accuracy": float(np.mean(truth == predicted)),
+            "report": classification_report(truth, predicted, labels=labels,
                                             target_names=classes, output_dict=True,
                                             zero_division=0),
             "confusion": confusion_matrix(truth, predicted, labels=labels).tolist()}
@@ -247,16 +271,24 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
 
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
-                       decided: np.ndarray) -> None:
+                       decided: np.ndarray, rec_class: np.ndarray | None = None,
+                       class_mean: np.ndarray | None = None) -> None:
+    """One row per recording; multi-class adds ``predicted_class`` and ``p_<CLASS>`` (mean
+    class probabilities), as ``predict`` writes them."""
     tmp = path.with_name(path.name + ".tmp")
+    multi = rec_class is not None and class_mean is not None
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
-                    "score", "decision", "correct"])
+                    "score", "decision", "correct"]
+                   + (["predicted_class", *[f"p_{c}" for c in classes]] if multi else []))
         for i in range(data.recordings):
+            extra = [classes[rec_class[i]], *[f"{p:.6f}" for p in class_mean[i]]] \
+                if multi else []
             w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
                         f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
-                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
+                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i]),
+                        *extra])
     tmp.replace(path)
 
 

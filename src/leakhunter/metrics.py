@@ -42,6 +42,26 @@ def recording_scores(file_index: np.ndarray, leak_prob: np.ndarray, n_files: int
     return leak_prob[order][starts + np.minimum(k, np.maximum(counts, 1)) - 1]
 
 
+def recording_classes(file_index: np.ndarray, class_prob: np.ndarray, n_files: int,
+                      how: str = "vote") -> tuple[np.ndarray, np.ndarray]:
+    """Each recording's class, ``[R]`` int, and mean class probabilities, ``[R, C]``.
+
+    ``class_prob``: ``[N, C]`` softmax class probabilities of the segments. ``vote``: the
+    class most segments rank first (ties: the one of highest mean probability); ``mean``:
+    the class of highest mean probability. The one rule ``evaluate`` and ``predict`` use.
+    """
+    n_classes = class_prob.shape[1]
+    counts = np.maximum(np.bincount(file_index, minlength=n_files), 1)
+    mean = np.stack([np.bincount(file_index, weights=class_prob[:, c], minlength=n_files)
+                     for c in range(n_classes)], axis=1) / counts[:, None]
+    if how == "mean":
+        return mean.argmax(axis=1), mean
+    votes = np.zeros((n_files, n_classes), np.int64)
+    np.add.at(votes, (file_index, class_prob.argmax(axis=1)), 1)
+    leaders = votes == votes.max(axis=1, keepdims=True)
+    return np.where(leaders, mean, -1.0).argmax(axis=1), mean
+
+
 def choose_threshold(truth: np.ndarray, scores: np.ndarray,
                      target_specificity: float | None = None,
                      on: str = "VALIDATION") -> tuple[float, str]:
@@ -82,8 +102,9 @@ def choose_threshold(truth: np.ndarray, scores: np.ndarray,
     else:
         best = int(np.argmax(f1))  # the first maximum: the highest threshold among ties
         best_f1 = float(f1[best])
-    if best is None:  # no threshold reaches the target: call nothing a leak
-        return float(min(1.0, candidates[0] + 1e-6)), (
+    if best is None:  # no threshold reaches the target: call nothing a leak (above 1.0
+        # when a score is exactly 1.0, which float32 probabilities can be)
+        return float(candidates[0]) + 1e-6, (
             f"no threshold reaches specificity {target_specificity:g} on {on}; "
             f"above every recording's score")
     best_t = candidates[best]

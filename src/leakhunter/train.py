@@ -223,7 +223,7 @@ class _Trainer:
         Rank 0 only; a resumed run keeps the best.pt it had until an epoch beats it."""
         if not self.ctx.main:
             return
-        meta = {**self._identity(), **decision,
+        meta = {**self._identity(), **decision, "class_aggregate": self.cfg.class_aggregate,
                 "threshold_source": {"command": "train", "dataset": str(self.dataset_dir),
                                      "split": "VALIDATION", "epoch": self.epoch,
                                      "target_specificity": self.cfg.target_specificity},
