@@ -51,7 +51,7 @@ needs_real = pytest.mark.skipif(not real_files(), reason="shared/real-hydrophone
 @pytest.fixture(scope="session")
 def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with a small model trained for two epochs on :func:`dataset`.
-    Read-only: copy it before evaluating (evaluate writes the threshold into best.pt)."""
+    Read-only: copy it before changing anything (train wrote the threshold into best.pt)."""
     from leakhunter.config import ModelConfig, TrainConfig
     from leakhunter.train import train
 

@@ -124,7 +124,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     files["silence"] = tmp / "silence.wav"
     sf.write(files["silence"], np.zeros(8192, np.float32), 4096, subtype="PCM_16")
     files["short"] = tmp / "short.wav"
-    sf.write(files["short"], _tone(0.2), 4096, subtype="PCM_16")
+    sf.write(files["short"], _tone(0.02), 4096, subtype="PCM_16")  # under --min-duration
     files["missing"] = tmp / "missing.wav"
     return files
 

@@ -28,7 +28,8 @@ def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
     out = tmp_path / "demo"
     assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
-    assert "threshold chosen on VALIDATION" in printed and "TESTING" in printed
+    assert "chosen by train on VALIDATION" in printed and "TESTING" in printed
+    assert "calibrated for specificity >= 0.95 on VALIDATION" in printed
     for path in ("recordings/LEAK", "dataset/build_report.json", "run/best.pt",
                  "run/curves.png", "run/checkpoints/last.pt", "run/eval-testing/report.json",
                  "run/eval-testing/roc.png", "predictions.csv", "export/model.onnx",
@@ -42,6 +43,11 @@ def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
     report = json.loads((out / "run" / "eval-testing" / "report.json").read_text())
     card = json.loads((out / "export" / "model_card.json").read_text())
     assert best["threshold"] == report["decision"]["threshold"] == card["threshold"]
+    calibrated = checkpoint.load(out / "run" / "best-calibrated.pt", "model")
+    assert calibrated["parent"]["sha256"] == card["source_sha256"]  # best.pt never changed
+    assert "specificity" in calibrated["threshold_method"] and "0.95" in calibrated["threshold_method"]
+    strict = json.loads((out / "run" / "eval-calibrated" / "report.json").read_text())
+    assert strict["decision"]["threshold"] == calibrated["threshold"]
 
     evaluated = {r["path"]: r["decision"] for r in
                  _csv(out / "run" / "eval-testing" / "predictions.csv")}

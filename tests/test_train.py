@@ -85,6 +85,11 @@ def test_resume_after_interruption_equals_a_straight_run(dataset: Path, tmp_path
         torch.testing.assert_close(b["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
     for ra, rb in zip(_rows(straight), _rows(resumed), strict=True):
         assert ra["train_loss"] == rb["train_loss"] and ra["val_file_f1"] == rb["val_file_f1"]
+    best_a = checkpoint.load(straight / "best.pt", "model")
+    best_b = checkpoint.load(resumed / "best.pt", "model")  # the rule is chosen alike
+    assert best_a["epoch"] == best_b["epoch"]
+    assert best_a["threshold"] == pytest.approx(best_b["threshold"], abs=1e-6)
+    assert best_a["threshold_method"][:30] == best_b["threshold_method"][:30]
 
 
 def test_resume_refuses_changed_settings_and_allows_more_epochs(dataset: Path, tmp_path: Path,
@@ -201,6 +206,9 @@ def test_ddp_with_two_gloo_processes(dataset: Path, tmp_path: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     assert config["world_size"] == 2
     assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
+    best = checkpoint.load(run / "best.pt", "model")  # rank 0 chose and wrote the rule
+    assert best["threshold"] is not None and "VALIDATION" in best["threshold_method"]
+    assert best["threshold_source"]["epoch"] == best["epoch"]
 
 
 def test_reading_from_disk_gives_the_same_run(dataset: Path, tmp_path: Path) -> None:

@@ -118,14 +118,15 @@ def remove_trend(waveform: np.ndarray) -> np.ndarray:
     return np.subtract(waveform, trend, out=trend)
 
 
-def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
-                   require_segment: bool = True) -> Recording:
+def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
+                   ) -> Recording:
     """Read, check and prepare one recording at ``feature.sample_rate``: mono, resampled
     with soxr, detrended (unless ``audio.detrend`` is off).
 
     Raises :class:`AudioError` (with a short reason) for anything that makes the recording
-    unusable: unreadable, empty, NaN/inf samples, silence, or (unless ``require_segment``
-    is false) shorter than one long segment.
+    unusable: unreadable, empty, NaN/inf samples, silence, or shorter than
+    ``audio.min_duration_s``. A recording above that floor but shorter than one long
+    segment is returned as it is: callers pad it with :func:`pad_to_segment`.
     The gain check is not done here: it needs only the name (see :func:`gain_too_low`).
     """
     data, rate = read_audio(path)
@@ -141,11 +142,20 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
     if rms <= audio.silence_rms:
         raise AudioError(str(path), f"silence (RMS {rms:.1e})")
     wave = resample(wave, rate, feature.sample_rate)
-    if require_segment and wave.shape[0] < feature.segment_samples:
-        raise AudioError(str(path), f"too short ({duration:.3f} s; one segment is "
-                                    f"{feature.segment_s:g} s)")
+    if duration < audio.min_duration_s:
+        raise AudioError(str(path), f"too short ({duration:.3f} s; the minimum duration is "
+                                    f"{audio.min_duration_s:g} s)")
     content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
     return Recording(str(path), wave, rate, duration, content_hash)
+
+
+def pad_to_segment(wave: np.ndarray, feature: FeatureConfig) -> tuple[np.ndarray, bool]:
+    """``(waveform, padded)``: a waveform shorter than one long segment zero-padded at the
+    end to exactly one segment (``padded`` True), anything longer unchanged. The one rule
+    for short recordings in ``build`` and ``predict``."""
+    if 0 < wave.shape[0] < feature.segment_samples:
+        return np.pad(wave, (0, feature.segment_samples - wave.shape[0])), True
+    return wave, False
 
 
 def gain_too_low(meta: NameMeta, audio: AudioConfig) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .audio import load_recording, read_audio
+from .audio import load_recording, pad_to_segment, read_audio
 from .config import AudioConfig, FeatureConfig
 from .errors import AudioError
 
@@ -31,8 +31,8 @@ def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig
     """``(duration_s, original_rate, pieces)``: float32 mono pieces at the feature rate.
 
     Raises :class:`AudioError` before the first piece for unreadable, empty, NaN/inf and
-    silent recordings. Recordings shorter than one segment are not refused here (the caller
-    pads them).
+    silent recordings, and ones shorter than ``audio.min_duration_s``. Recordings shorter
+    than one segment are not refused here (:class:`SegmentAssembler` pads them).
     """
     try:
         info = sf.info(str(path))
@@ -40,7 +40,7 @@ def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig
         read_audio(path)  # raises the AudioError (with its reason) that a whole read gives
         raise
     if info.frames <= int(block_s * info.samplerate):
-        rec = load_recording(path, feature, audio, require_segment=False)
+        rec = load_recording(path, feature, audio)
         return rec.duration_s, rec.original_sample_rate, iter([rec.waveform])
     return _two_pass(path, info, feature, audio, block_s)
 
@@ -114,9 +114,8 @@ class SegmentAssembler:
         return ready
 
     def finish(self) -> np.ndarray:
-        f = self.feature
         if self.emitted == 0 and self.buffer.size > 0:
-            self.padded = True
+            wave, self.padded = pad_to_segment(self.buffer, self.feature)
             self.emitted = 1
-            return np.pad(self.buffer, (0, f.segment_samples - self.buffer.size))
+            return wave
         return np.zeros(0, np.float32)

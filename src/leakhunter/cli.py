@@ -16,8 +16,8 @@ from typing import Any
 
 from . import __version__, commands, signals
 from .commands import CFG
-from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
-                     TrainConfig)
+from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig,
+                     EvalConfig, SynthConfig, TrainConfig)
 from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
 from .log import setup_logging
@@ -163,6 +163,9 @@ def _add_build(sub: Any) -> None:
             action="store_false")
     _option(g, ["--silence-rms"], "audio.silence_rms", d,
             "RMS (full scale 1) at or below which a recording is silence")
+    _option(g, ["--min-duration"], "audio.min_duration_s", d,
+            "skip recordings shorter than this (s); longer ones shorter than a segment are "
+            "zero-padded to one (predict uses the model's value)")
     g = p.add_argument_group("splitting (when the input does not fix the splits)")
     _option(g, ["--split"], "split.fractions", d, "TRAINING,VALIDATION,TESTING fractions",
             type=_floats)
@@ -225,6 +228,12 @@ def _add_train(sub: Any) -> None:
                                                       "training (checked per epoch); 0 = none")
     _option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
                                                         "recording a leak")
+    _option(p, ["--target-specificity"], "target_specificity", d,
+            "threshold written into best.pt: the most sensitive one with this specificity "
+            "on VALIDATION; none = the F1-best", type=_optional_float)
+    _option(p, ["--class-aggregate"], "class_aggregate", d,
+            "multi-class rule written into best.pt: a recording's class by segment vote or "
+            "mean class probability", choices=["vote", "mean"])
     _option(p, ["--positive"], "positive", d, "comma-separated classes that count as a leak",
             type=_names)
     _option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
@@ -251,27 +260,19 @@ def _add_train(sub: Any) -> None:
 
 def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
-        "evaluate", help="per-segment and per-recording metrics, threshold, report, plots",
-        description="Score a model on a split. The decision threshold is chosen on "
-                    "VALIDATION (or fixed by --threshold), stored into the model, and used "
-                    "on the evaluated split. Writes RUN_DIR/eval-<split>/.")
-    p.add_argument("model", metavar="MODEL", help="best.pt written by train")
+        "evaluate", help="per-segment and per-recording metrics, report, plots",
+        description="Score a model on a split with the decision rule the model carries. "
+                    "--threshold, --target-specificity, --aggregate and --vote-fraction are "
+                    "what-if analyses (a new threshold is chosen on VALIDATION), reported in "
+                    "report.json and never written into the model; `leakhunter calibrate` "
+                    "makes a new model file with a new rule. Writes RUN_DIR/eval-<split>/.")
+    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate "
+                                                  "(only read)")
     p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
     d = EvalConfig()
     _option(p, ["--split"], "split", d, "split to evaluate",
             type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
-    _option(p, ["--aggregate"], "aggregate", d, "how segments decide a recording: vote "
-                                                "(a share of segments), mean or max",
-            choices=["vote", "mean", "max"])
-    _option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
-                                                        "recording a leak; none = the model's",
-            type=_optional_float)
-    g = p.add_mutually_exclusive_group()
-    _option(g, ["--threshold"], "threshold", d, "fixed segment threshold; none = choose the "
-                                                "F1-best on VALIDATION", type=_optional_float)
-    _option(g, ["--target-specificity"], "target_specificity", d,
-            "choose the most sensitive threshold with this specificity on VALIDATION",
-            type=_optional_float)
+    _decision_options(p, d, "the model's")
     _option(p, ["--segments"], "segments", d, "also write segments.csv", action="store_true")
     _option(p, ["--svg"], "svg", d, "also write the plots as SVG", action="store_true")
     p.add_argument("--out", metavar="DIR", help="output folder (default: "
@@ -281,13 +282,59 @@ def _add_evaluate(sub: Any) -> None:
     p.set_defaults(func=commands.cmd_evaluate)
 
 
+def _decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str) -> None:
+    """--aggregate, --vote-fraction, --threshold | --target-specificity (evaluate,
+    calibrate); ``otherwise`` says what "none" means."""
+    _option(p, ["--aggregate"], "aggregate", d, "how segments decide a recording: vote "
+                                                f"(a share of segments), mean or max; none = "
+                                                f"{otherwise}", choices=["vote", "mean", "max"], type=str)
+    _option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
+                                                        f"recording a leak; none = {otherwise}",
+            type=_optional_float)
+    g = p.add_mutually_exclusive_group()
+    _option(g, ["--threshold"], "threshold", d, f"fixed segment threshold; none = {otherwise}"
+                                                " (re-chosen F1-best on VALIDATION when the "
+                                                "aggregation changes)", type=_optional_float)
+    _option(g, ["--target-specificity"], "target_specificity", d,
+            "choose the most sensitive threshold with this specificity on VALIDATION",
+            type=_optional_float)
+    _option(p, ["--class-aggregate"], "class_aggregate", d, "multi-class: a recording's "
+                                                            "class by segment vote or mean "
+                                                            f"class probability; none = "
+                                                            f"{otherwise}",
+            choices=["vote", "mean"], type=str)
+
+
+def _add_calibrate(sub: Any) -> None:
+    p = sub.add_parser(
+        "calibrate", help="a new model file with a new decision rule (the source is kept)",
+        description="Choose a decision rule for MODEL on a split of DATASET_DIR (default "
+                    "VALIDATION) and write it, with the weights, into a NEW model file that "
+                    "records its parent (SHA-256), the dataset, the split and the method. "
+                    "MODEL is only read.")
+    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
+    p.add_argument("--out", required=True, metavar="NEW_MODEL",
+                   help="model file to write (required; never MODEL itself)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing NEW_MODEL (default: refuse)")
+    d = CalibrateConfig()
+    _option(p, ["--split"], "split", d, "split the threshold is chosen on",
+            type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
+    _decision_options(p, d, "the parent model's")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N "
+                                                    "(default: auto)")
+    _common(p)
+    p.set_defaults(func=commands.cmd_calibrate)
+
+
 def _add_predict(sub: Any) -> None:
     p = sub.add_parser(
         "predict", help="leak decisions on new recordings of any length",
         description="Decide, per recording, leak or not, with the threshold and vote "
                     "fraction the model carries. INPUT: files, folders (recursive) or glob "
                     "patterns; any format and sample rate soundfile reads.")
-    p.add_argument("model", metavar="MODEL", help="best.pt written by train (and evaluate)")
+    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="recordings, folders or globs")
     p.add_argument("--out", metavar="FILE", default="predictions.csv",
                    help="where to write the decisions (default: predictions.csv)")
@@ -301,10 +348,17 @@ def _add_predict(sub: Any) -> None:
                    help="share of segments that makes a leak (default: the model's)")
     p.add_argument("--aggregate", choices=["vote", "mean", "max"], default=None,
                    help="how segments decide a recording (default: the model's)")
+    p.add_argument("--class-aggregate", choices=["vote", "mean"], default=None,
+                   help="multi-class: a recording's class by segment vote or mean class "
+                        "probability (default: the model's)")
     p.add_argument("--segments", action="store_true",
                    help="also write a per-segment timeline next to --out (default: off)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes; 0 = one per CPU core (default: 0)")
+    p.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
+                   help="skip recordings shorter than this (status 'too short'); shorter "
+                        "than a segment but longer are padded (default: the model's, from "
+                        "its dataset's build)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
     _device_flag(p, "predict")
@@ -317,7 +371,7 @@ def _add_export(sub: Any) -> None:
         "export", help="export a model to ONNX, with the feature front-end inside",
         description="Write an ONNX graph that takes raw waveform segments and returns class "
                     "and leak probabilities, plus model_card.json; checked against PyTorch.")
-    p.add_argument("model", metavar="MODEL", help="best.pt written by train (and evaluate)")
+    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate")
     p.add_argument("--out", metavar="FILE.onnx", required=True, help="ONNX file to write "
                                                                       "(required)")
     p.add_argument("--int8", action="store_true",
@@ -332,8 +386,9 @@ def _add_export(sub: Any) -> None:
 def _add_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo", help="the whole pipeline on generated data: synth to ONNX",
-        description="synth -> build -> train -> evaluate -> predict on fresh recordings -> "
-                    "export to ONNX, then one summary. The folder is rebuilt unless --keep.")
+        description="synth -> build -> train -> evaluate -> calibrate for a target "
+                    "specificity -> predict on fresh recordings -> export to ONNX, then one "
+                    "summary. The folder is rebuilt unless --keep.")
     p.add_argument("--out", metavar="DIR", default="demo",
                    help="folder for every artifact (default: demo)")
     p.add_argument("--keep", action="store_true",
@@ -344,6 +399,8 @@ def _add_demo(sub: Any) -> None:
     _option(p, ["--duration"], "duration_s", d, "seconds per recording")
     _option(p, ["--epochs"], "epochs", d, "maximum training epochs")
     _option(p, ["--time-budget"], "time_budget_s", d, "stop training after this many seconds")
+    _option(p, ["--target-specificity"], "target_specificity", d,
+            "the calibrate step's specificity target on VALIDATION")
     _option(p, ["--seed"], "seed", d, "random seed of the whole demo")
     p.add_argument("--device", default="auto",
                    help="auto, cpu, cuda or cuda:N for every step; auto = each step's own "
@@ -361,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_predict,
-                _add_export, _add_demo):
+    for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_calibrate,
+                _add_predict, _add_export, _add_demo):
         add(sub)
     return parser
 

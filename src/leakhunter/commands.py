@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
-                     TrainConfig, from_dict, load_toml)
+from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
+                     SynthConfig, TrainConfig, from_dict, load_toml)
 from .errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
@@ -58,7 +58,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     _print_splits(report["splits"], report["labels"])
     t = report["timings"]
     print(f"{len(report['skipped'])} skipped, {len(report['excluded_out_of_water'])} out of "
-          f"water, {len(report['duplicates'])} duplicate sets; "
+          f"water, {report['padded']} padded to one segment, {len(report['duplicates'])} "
+          f"duplicate sets; "
           f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
           f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
     for item in report["skipped"][:10]:
@@ -90,6 +91,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             print("integrity: OK" if args.no_check is False else "integrity: not checked "
                   "(--no-check)")
+        for note in info.get("notes", []):
+            print(f"  note: {note}")
     return 1 if info["problems"] else 0
 
 
@@ -109,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = summary["best"]
     print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
           f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
+    if best.get("threshold") is not None:
+        print(f"threshold {best['threshold']:.4f} ({best['threshold_method']}), in best.pt")
     print(f"model: {summary['run_dir']}/best.pt")
     return 0
 
@@ -123,6 +128,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"threshold {d['threshold']:.4f} ({d['how']}); recordings decided by "
           f"{d['aggregate']}" + (f" (fraction {d['vote_fraction']:g})"
                                  if d["aggregate"] == "vote" else ""))
+    if d["what_if"]:
+        print(f"what-if rule ({d['source']}), not the model's and not saved; "
+              f"`leakhunter calibrate` makes a model file with it")
     cols = ("accuracy", "precision", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
     print(f"{'':<12}" + "".join(f"{c:>12}" for c in cols))
     for level in ("segments", "recordings"):
@@ -132,6 +140,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     r = report["recordings"]
     print(f"recordings: {r['tp']} leaks found, {r['fn']} missed, {r['fp']} false alarms, "
           f"{r['tn']} correctly quiet")
+    if ds.get("padded"):
+        print(f"{ds['padded']} recording(s) shorter than one segment, zero-padded to one")
+    if "classes" in report:
+        _print_classes(report["classes"])
     for item in report["misclassified"][:10]:
         print(f"  misclassified: {item['path']} ({item['true_label']}, score "
               f"{item['score']:.3f})")
@@ -145,7 +157,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
-                          workers=args.workers, device=args.device)
+                          workers=args.workers, min_duration=args.min_duration,
+                          class_aggregate=args.class_aggregate, device=args.device)
     records = list(predictor.predict(args.inputs, segments=args.segments))
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -195,10 +208,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")
     for name, path in summary["artifacts"].items():
         print(f"  {name:<16} {path}")
-    print(f"threshold chosen on VALIDATION: {d['threshold']:.4f} ({d['how']})")
+    print(f"threshold in best.pt, chosen by train on VALIDATION: {d['threshold']:.4f} "
+          f"({d['how']})")
     print(f"TESTING, {summary['test_recordings']} recordings: accuracy {t['accuracy']:.4f}, "
           f"precision {t['precision']:.4f}, sensitivity {t['sensitivity']:.4f}, "
           f"specificity {t['specificity']:.4f}, F1 {t['f1']:.4f}")
+    c = summary["calibrated"]
+    print(f"calibrated for specificity >= {c['target_specificity']:g} on VALIDATION: "
+          f"threshold {c['decision']['threshold']:.4f} in "
+          f"{summary['artifacts']['calibrated model']}; on TESTING specificity "
+          f"{c['test']['specificity']:.4f}, sensitivity {c['test']['sensitivity']:.4f}")
     print(f"fresh recordings: {f['called_leak']} of {f['judged']} judged called leaks "
           f"({f['true_leaks_called']} of the {f['true_leaks']} real leaks); "
           f"{f['recordings'] - f['judged']} not judged (out of water)")
@@ -207,9 +226,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
-    head = f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}  per class (recordings)"
+    head = (f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}{'padded':>8}  "
+            f"per class (recordings)")
     print(head)
     for name, sp in splits.items():
         sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
         per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
-        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}  {per}")
+        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}"
+              f"{sp.get('padded', 0):>8}  {per}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, meta_path
+
+    cfg = settings(CalibrateConfig, args)
+    info = calibrate(args.model, args.dataset, args.out, cfg, overwrite=args.overwrite,
+                     device=args.device)
+    print(f"wrote {args.out} (and {meta_path(args.out)}): threshold {info['threshold']:.4f} "
+          f"({info['threshold_method']}), recordings decided by {info['aggregate']}"
+          + (f" (fraction {info['vote_fraction']:g})" if info["aggregate"] == "vote" else ""))
+    print(f"parent {args.model} (sha256 {info['parent']['sha256']}) left unchanged")
+    return 0
+
+
+def _print_classes(classes: dict[str, Any]) -> None:
+    """Multi-class evaluation: per-recording class metrics, segment accuracy beside."""
+    rec, seg = classes["recordings"], classes["segments"]
+    print(f"class per recording ({classes['aggregate']} of segments): accuracy "
+          f"{rec['accuracy']:.4f} on {rec['count']} recordings (segment-level: "
+          f"{seg['accuracy']:.4f} on {seg['count']} segments)")
+    print(f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'recordings':>12}")
+    names = [k for k in rec["report"] if k not in ("accuracy", "macro avg", "weighted avg",
+                                                    "micro avg")]
+    for name in names:
+        row = rec["report"][name]
+        print(f"{name:<14}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+              f"{row['f1-score']:>10.4f}{int(row['support']):>12}")

@@ -109,6 +109,12 @@ class AudioConfig:
     min_gain_db: float = 1.0  # recordings at or below this gain: sensor out of water
     detrend: bool = True  # remove DC offset and linear trend
     silence_rms: float = 1e-6  # RMS (full scale 1.0) at or below which a recording is silence
+    # shorter recordings are skipped; longer ones shorter than a segment are zero-padded to
+    # one segment (build and predict alike: the model keeps the dataset's value)
+    min_duration_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(self.min_duration_s >= 0.0, "min_duration_s must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,8 @@ class TrainConfig:
     patience: int = 15  # epochs without validation F1 improvement before stopping
     time_budget_s: float = 0.0  # stop after this many seconds of training; 0 = none
     vote_fraction: float = 0.5  # a recording is a leak when this share of segments are
+    target_specificity: float | None = None  # threshold in best.pt: None = F1-best
+    class_aggregate: str = "vote"  # multi-class: a recording's class by segment vote or mean
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: str = "auto"  # auto (fp16 on CUDA, bf16 on CPUs with native bf16), off, bf16, fp16
@@ -226,6 +234,9 @@ class TrainConfig:
         _check(self.mixup >= 0.0, "mixup must be non-negative")
         _check(self.patience >= 1, "patience must be at least 1")
         _check(len(self.positive) >= 1, "positive needs at least one class")
+        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+               "target_specificity must be in (0, 1]")
+        _check(self.class_aggregate in ("vote", "mean"), "class_aggregate must be vote/mean")
 
 
 @dataclass(frozen=True)
@@ -233,16 +244,47 @@ class EvalConfig:
     """`leakhunter evaluate`: which split, how recordings are decided, what is written."""
 
     split: str = "TESTING"
-    aggregate: str = "vote"  # vote | mean | max: how segments make a recording's decision
-    vote_fraction: float | None = None  # None: the model's (from training)
-    threshold: float | None = None  # fixed segment threshold; None: chosen on VALIDATION
-    target_specificity: float | None = None  # choose the threshold for this specificity
+    aggregate: str | None = None  # vote | mean | max; None: the model's
+    vote_fraction: float | None = None  # None: the model's
+    threshold: float | None = None  # what-if segment threshold; None: the model's
+    target_specificity: float | None = None  # what-if: chosen on VALIDATION for this
+    class_aggregate: str | None = None  # multi-class: vote | mean; None: the model's
     segments: bool = False  # also write segments.csv
     svg: bool = False  # also write the plots as SVG
 
     def __post_init__(self) -> None:
         _check(self.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
-        _check(self.aggregate in ("vote", "mean", "max"), "aggregate must be vote/mean/max")
+        _check(self.aggregate in (None, "vote", "mean", "max"),
+               "aggregate must be vote/mean/max")
+        _check(self.class_aggregate in (None, "vote", "mean"),
+               "class_aggregate must be vote/mean")
+        _check(self.vote_fraction is None or 0.0 < self.vote_fraction <= 1.0,
+               "vote_fraction must be in (0, 1]")
+        _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
+               "threshold must be in [0, 1]")
+        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+               "target_specificity must be in (0, 1]")
+        _check(self.threshold is None or self.target_specificity is None,
+               "give a threshold or a target specificity, not both")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """`leakhunter calibrate`: the new decision rule and the split it is chosen on."""
+
+    split: str = "VALIDATION"  # where the threshold is chosen; never the split you report
+    aggregate: str | None = None  # vote | mean | max; None: the parent model's
+    vote_fraction: float | None = None  # None: the parent model's
+    threshold: float | None = None  # fixed segment threshold; None: chosen on the split
+    target_specificity: float | None = None  # the most sensitive threshold reaching this
+    class_aggregate: str | None = None  # multi-class: vote | mean; None: the parent's
+
+    def __post_init__(self) -> None:
+        _check(self.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
+        _check(self.aggregate in (None, "vote", "mean", "max"),
+               "aggregate must be vote/mean/max")
+        _check(self.class_aggregate in (None, "vote", "mean"),
+               "class_aggregate must be vote/mean")
         _check(self.vote_fraction is None or 0.0 < self.vote_fraction <= 1.0,
                "vote_fraction must be in (0, 1]")
         _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
@@ -262,6 +304,7 @@ class DemoConfig:
     duration_s: float = 10.0
     epochs: int = 10
     time_budget_s: float = 150.0  # keeps the demo within minutes on a slow CPU
+    target_specificity: float = 0.95  # the calibrate step's false-alarm budget
     seed: int = 0
 
 

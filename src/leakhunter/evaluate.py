@@ -9,7 +9,6 @@ validation pass inside ``train`` uses exactly this code.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -20,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, devices, run_files
+from . import devices, run_files
 from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError
-from .metrics import (binary_scores, choose_threshold, recording_scores, threshold_sweep,
-                      vote_fractions)
+from .metrics import (binary_scores, choose_threshold, recording_classes, recording_scores,
+                      threshold_sweep, vote_fractions)
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
 from .precision import autocast, resolve_amp
@@ -62,29 +61,93 @@ def predict_segments(model: LeakCNN, data: SplitData, device: torch.device,
 def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
                        device: torch.device, vote_fraction: float = 0.5,
                        threshold: float = 0.5,
-                       autocast: AbstractContextManager | None = None) -> dict[str, float]:
-    """Loss, segment and per-recording (voted) leak metrics on a split."""
+                       autocast: AbstractContextManager | None = None,
+                       target_specificity: float | None = None) -> dict[str, Any]:
+    """Loss, segment and per-recording (voted) leak metrics on a split, at ``threshold``.
+
+    Also ``"decision"``: the decision rule chosen on these recordings' voted scores (F1-best,
+    or the lowest threshold reaching ``target_specificity``) by :func:`choose_threshold`,
+    exactly as ``evaluate`` and ``calibrate`` choose it: a dict with ``threshold``,
+    ``threshold_method``, ``aggregate`` ("vote") and ``vote_fraction``.
+    """
     leak, logits = predict_segments(model, data, device, autocast=autocast)
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.label)))
     pos = np.isin(data.label, positive)
     seg = binary_scores(pos, leak >= threshold)
     scores = recording_scores(data.file_index, leak, data.recordings, "vote", vote_fraction)
-    files = binary_scores(np.isin(data.file_label, positive), scores >= threshold)
+    file_truth = np.isin(data.file_label, positive)
+    files = binary_scores(file_truth, scores >= threshold)
+    chosen, how = choose_threshold(file_truth, scores, target_specificity, data.split)
     return {"loss": loss, "segment_accuracy": seg["accuracy"], "segment_f1": seg["f1"],
             "file_accuracy": files["accuracy"], "file_f1": files["f1"],
             "file_sensitivity": files["sensitivity"],
-            "file_specificity": files["specificity"]}
+            "file_specificity": files["specificity"],
+            "decision": {"threshold": chosen, "threshold_method": how, "aggregate": "vote",
+                         "vote_fraction": vote_fraction}}
+
+
+def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, dataset_dir: Path,
+                  device: torch.device, *, threshold: float | None = None,
+                  target_specificity: float | None = None, aggregate: str | None = None,
+                  vote_fraction: float | None = None, class_aggregate: str | None = None,
+                  split: str = "VALIDATION",
+                  autocast: AbstractContextManager | None = None) -> dict[str, Any]:
+    """The decision rule to score with, and where it came from.
+
+    * ``threshold`` given: that threshold (``source`` "--threshold").
+    * nothing given, and the model carries a threshold for the same aggregation and vote
+      fraction: the model's (``source`` "model").
+    * otherwise (a target specificity, another aggregation or vote fraction, or a model
+      without a threshold): chosen on ``split`` of ``dataset_dir`` (``source`` says which)
+      by :func:`choose_threshold`, the one implementation ``train`` uses too.
+
+    ``class_aggregate`` (multi-class: how a recording's class is decided) defaults to the
+    model's ("vote" for a model that carries none).
+
+    Returns ``threshold``, ``how``, ``source``, ``aggregate``, ``vote_fraction``,
+    ``class_aggregate``, ``target_specificity``, ``split`` and ``model_threshold`` (the
+    model's own, or None).
+    Raises :class:`DatasetError` when ``split`` does not fit the model.
+    """
+    model_aggregate = meta.get("aggregate") or "vote"
+    model_fraction = meta.get("vote_fraction") or 0.5
+    aggregate = aggregate or model_aggregate
+    vote_fraction = vote_fraction or model_fraction
+    rule = {"aggregate": aggregate, "vote_fraction": vote_fraction,
+            "class_aggregate": class_aggregate or meta.get("class_aggregate") or "vote",
+            "target_specificity": target_specificity, "split": None,
+            "model_threshold": meta.get("threshold")}
+    if threshold is not None:
+        return {**rule, "threshold": float(threshold), "how": "fixed by --threshold",
+                "source": "--threshold"}
+    same_rule = (aggregate, vote_fraction) == (model_aggregate, model_fraction)
+    if target_specificity is None and same_rule and meta.get("threshold") is not None:
+        return {**rule, "threshold": float(meta["threshold"]),
+                "how": meta.get("threshold_method") or "stored in the model",
+                "source": "model"}
+    data = _split_for(model_path, meta, dataset_dir, split)
+    prob, _ = predict_segments(model, data, device, autocast=autocast)
+    positive = [meta["class_names"].index(p) for p in meta["positive"]]
+    chosen, how = choose_threshold(
+        np.isin(data.file_label, positive),
+        recording_scores(data.file_index, prob, data.recordings, aggregate, vote_fraction),
+        target_specificity, split)
+    return {**rule, "threshold": chosen, "how": how, "split": split,
+            "source": f"chosen on {split} of {dataset_dir}"}
 
 
 # --- `leakhunter evaluate` ------------------------------------------------------------------
 
 def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = EvalConfig(),
              out_dir: str | Path | None = None, device: str = "auto") -> dict[str, Any]:
-    """Evaluate ``best.pt`` on a split; write the report, predictions and plots.
+    """Evaluate a model file on a split; write the report, predictions and plots.
 
-    The threshold is ``cfg.threshold`` or chosen on VALIDATION (never on the split being
-    evaluated, unless that is VALIDATION itself), and is stored back into the checkpoint and
-    ``model_meta.json`` with how it was chosen. Returns the report (also ``report.json``).
+    Scores with the decision rule the model carries (chosen by ``train`` on VALIDATION, or
+    by ``calibrate``). ``cfg.threshold``, ``cfg.target_specificity``, ``cfg.aggregate`` and
+    ``cfg.vote_fraction`` are what-if analyses (see :func:`decision_rule`; a new threshold
+    is chosen on VALIDATION, never on the split being evaluated): reported in
+    ``report["decision"]`` with the rule's source, never written into the model, which is
+    only read. Returns the report (also ``report.json``).
     Raises :class:`DatasetError` / :class:`CheckpointError` with one clear reason.
     """
     model_path, dataset_dir = Path(model_path), Path(dataset_dir)
@@ -94,29 +157,25 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     amp = autocast(resolve_amp("auto", dev), dev)  # as predict scores
     classes, positive = meta["class_names"], [meta["class_names"].index(p)
                                               for p in meta["positive"]]
-    vote_fraction = cfg.vote_fraction or meta["vote_fraction"]
     data = _split_for(model_path, meta, dataset_dir, cfg.split)
     log.info("%s: %d recordings, %d segments, %s; model on %s", cfg.split, data.recordings,
              data.segments, data.place(dev), choice.describe())
-
-    if cfg.threshold is not None:
-        threshold, how = cfg.threshold, "fixed by --threshold"
-    else:
-        val = data if cfg.split == "VALIDATION" else \
-            _split_for(model_path, meta, dataset_dir, "VALIDATION")
-        val.place(dev)
-        val_prob, _ = predict_segments(model, val, dev, autocast=amp)
-        threshold, how = choose_threshold(
-            np.isin(val.file_label, positive),
-            recording_scores(val.file_index, val_prob, val.recordings, cfg.aggregate,
-                             vote_fraction), cfg.target_specificity)
+    if meta.get("threshold") is None and cfg.threshold is None:
+        log.warning("%s carries no threshold (predict would use 0.5); choosing one on "
+                    "VALIDATION for this report only: `leakhunter calibrate` writes a "
+                    "model with it", model_path)
+    rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
+                         target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
+                         vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
+                         autocast=amp)
+    threshold, vote_fraction = rule["threshold"], rule["vote_fraction"]
     started = time.perf_counter()
     prob, logits = predict_segments(model, data, dev, autocast=amp)
     inference_s = time.perf_counter() - started
 
     seg_truth = np.isin(data.label, positive)
     rec_truth = np.isin(data.file_label, positive)
-    scores = recording_scores(data.file_index, prob, data.recordings, cfg.aggregate,
+    scores = recording_scores(data.file_index, prob, data.recordings, rule["aggregate"],
                               vote_fraction)
     votes = vote_fractions(data.file_index, prob, data.recordings, threshold)
     mean_prob = np.bincount(data.file_index, weights=prob, minlength=data.recordings) / \
@@ -126,17 +185,27 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         "model": {"path": str(model_path), "epoch": meta["epoch"],
                   "class_names": classes, "positive": meta["positive"], "task": meta["task"]},
         "dataset": {"path": str(dataset_dir), "split": cfg.split,
-                    "recordings": data.recordings, "segments": data.segments},
-        "decision": {"threshold": threshold, "how": how, "aggregate": cfg.aggregate,
-                     "vote_fraction": vote_fraction},
+                    "recordings": data.recordings, "segments": data.segments,
+                    # shorter than one segment, zero-padded to one by build
+                    "padded": int(data.file_padded.sum()) if data.file_padded is not None
+                    else 0},
+        "decision": {**rule, "what_if": rule["source"] != "model" or rule["class_aggregate"]
+                     != (meta.get("class_aggregate") or "vote")},
         "segments": {**binary_scores(seg_truth, prob >= threshold),
                      **_aucs(seg_truth, prob)},
         "recordings": {**binary_scores(rec_truth, decided), **_aucs(rec_truth, scores)},
         "inference_s": inference_s,
     }
     predicted_class = logits.argmax(axis=1)
+    rec_class = class_mean = None
     if meta["task"] == "multiclass":
-        report["classes"] = _class_report(data.label, predicted_class, classes)
+        class_prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        rec_class, class_mean = recording_classes(data.file_index, class_prob,
+                                                  data.recordings, rule["class_aggregate"])
+        report["classes"] = {
+            "aggregate": rule["class_aggregate"],
+            "recordings": _class_report(data.file_label, rec_class, classes),
+            "segments": _class_report(data.label, predicted_class, classes)}
     wrong = np.flatnonzero(decided != rec_truth)
     report["misclassified"] = [
         {"path": data.paths[i], "sensor_id": data.sensors[i],
@@ -146,7 +215,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     out = Path(out_dir) if out_dir else model_path.parent / f"eval-{cfg.split.lower()}"
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions(out / "predictions.csv", data, classes, rec_truth, mean_prob, votes,
-                       scores, decided)
+                       scores, decided, rec_class, class_mean)
     if cfg.segments:
         _write_segments(out / "segments.csv", data, classes, prob, predicted_class)
     confusion = np.array([[report["recordings"]["tp"], report["recordings"]["fn"]],
@@ -156,9 +225,10 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         recording_score=scores, recording_vote_fraction=votes, threshold=threshold,
         sweep=threshold_sweep(rec_truth, scores), confusion=confusion,
         confusion_labels=["LEAK", "NO LEAK"], split=cfg.split,
+        class_confusion=None if rec_class is None else
+        np.array(report["classes"]["recordings"]["confusion"]), class_labels=classes,
         formats=("png", "svg") if cfg.svg else ("png",))]
     run_files.write_json(out / "report.json", report)
-    _store_decision(model_path, report["decision"])
     return report
 
 
@@ -188,10 +258,14 @@ def _aucs(truth: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
 
 def _class_report(truth: np.ndarray, predicted: np.ndarray,
                   classes: list[str]) -> dict[str, Any]:
+    """Accuracy, scikit-learn's per-class precision/recall/F1/support report, and the
+    confusion matrix (rows true, columns predicted, in the order of ``classes``) of
+    whatever ``truth`` and ``predicted`` count: recordings or segments."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     labels = list(range(len(classes)))
-    return {"report": classification_report(truth, predicted, labels=labels,
+    return {"count": int(len(truth)), "accuracy": float(np.mean(truth == predicted)),
+            "report": classification_report(truth, predicted, labels=labels,
                                             target_names=classes, output_dict=True,
                                             zero_division=0),
             "confusion": confusion_matrix(truth, predicted, labels=labels).tolist()}
@@ -199,16 +273,24 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
 
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
-                       decided: np.ndarray) -> None:
+                       decided: np.ndarray, rec_class: np.ndarray | None = None,
+                       class_mean: np.ndarray | None = None) -> None:
+    """One row per recording; multi-class adds ``predicted_class`` and ``p_<CLASS>`` (mean
+    class probabilities), as ``predict`` writes them."""
     tmp = path.with_name(path.name + ".tmp")
+    multi = rec_class is not None and class_mean is not None
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
-                    "score", "decision", "correct"])
+                    "score", "decision", "correct"]
+                   + (["predicted_class", *[f"p_{c}" for c in classes]] if multi else []))
         for i in range(data.recordings):
+            extra = [classes[rec_class[i]], *[f"{p:.6f}" for p in class_mean[i]]] \
+                if multi else []
             w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
                         f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
-                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
+                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i]),
+                        *extra])
     tmp.replace(path)
 
 
@@ -226,17 +308,3 @@ def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.nd
             w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
                         classes[predicted[j]], classes[data.label[j]]])
     tmp.replace(path)
-
-
-def _store_decision(model_path: Path, decision: dict[str, Any]) -> None:
-    """Write the threshold (and how it was chosen) into the checkpoint and its meta file."""
-    state = checkpoint.load(model_path, "model")
-    state.update(threshold=decision["threshold"], threshold_method=decision["how"],
-                 aggregate=decision["aggregate"], vote_fraction=decision["vote_fraction"])
-    checkpoint.save(model_path, state)
-    meta_path = model_path.parent / "model_meta.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        meta.update({k: v for k, v in state.items() if k in (
-            "threshold", "threshold_method", "aggregate", "vote_fraction")})
-        run_files.write_json(meta_path, meta)

@@ -30,6 +30,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from . import __version__, devices, run_files, synth
+from .calibrate import file_sha256
 from .config import FeatureConfig, SynthConfig, from_dict, to_dict
 from .errors import InputError, LeakhunterError
 from .features import LogMel
@@ -357,6 +358,9 @@ def _card(meta: dict[str, Any], cfg: FeatureConfig, model_path: Path, out_path: 
         "classes": meta["class_names"], "positive": meta["positive"], "task": meta.get("task"),
         "threshold": meta.get("threshold"), "threshold_method": meta.get("threshold_method"),
         "aggregate": meta.get("aggregate"), "vote_fraction": meta.get("vote_fraction"),
+        # model files never change, so the hash names the exact rule and weights exported
+        "source_sha256": file_sha256(model_path),
+        "threshold_source": meta.get("threshold_source"), "parent": meta.get("parent"),
         "sample_rate": cfg.sample_rate, "segment_samples": cfg.segment_samples,
         "segment_hop": cfg.segment_hop, "segment_s": cfg.segment_s,
         "feature_config": to_dict(cfg), "model_config": meta.get("model_config"),

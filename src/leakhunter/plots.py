@@ -114,7 +114,8 @@ def _pr(fig: Any, split: str, pairs: list[tuple[str, str, np.ndarray, np.ndarray
     ax.legend(loc="lower left", fontsize="small")
 
 
-def _confusion(fig: Any, split: str, confusion: np.ndarray, labels: list[str]) -> None:
+def _confusion(fig: Any, split: str, confusion: np.ndarray, labels: list[str],
+               what: str = "recordings") -> None:
     m = np.asarray(confusion, dtype=np.int64)
     n = m.shape[0]
     if m.ndim != 2 or m.shape != (n, n) or len(labels) != n:
@@ -135,7 +136,7 @@ def _confusion(fig: Any, split: str, confusion: np.ndarray, labels: list[str]) -
     ax.set_xticks(range(n), labels, rotation=30 if n > 3 else 0,
                   ha="right" if n > 3 else "center", fontsize=small)
     ax.set_yticks(range(n), labels, fontsize=small)
-    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion — {split.upper()}")
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion, {what} — {split.upper()}")
 
 
 def _sweep(fig: Any, split: str, sweep: dict[str, np.ndarray], threshold: float) -> None:
@@ -170,7 +171,9 @@ def write_evaluation_plots(out_dir: Path, *, segment_truth: np.ndarray,
                            recording_score: np.ndarray, recording_vote_fraction: np.ndarray,
                            threshold: float, sweep: dict[str, np.ndarray],
                            confusion: np.ndarray, confusion_labels: list[str], split: str,
-                           formats: tuple[str, ...] = ("png",)) -> list[Path]:
+                           formats: tuple[str, ...] = ("png",),
+                           class_confusion: np.ndarray | None = None,
+                           class_labels: list[str] | None = None) -> list[Path]:
     """Write ``roc``, ``pr``, ``confusion``, ``threshold_sweep`` and ``vote_fractions`` in
     ``out_dir`` (created if missing), once per format in ``formats``; return the paths
     written, plot by plot, formats in the order given.
@@ -178,7 +181,9 @@ def write_evaluation_plots(out_dir: Path, *, segment_truth: np.ndarray,
     Truths are bool (True = leak); scores lie in [0, 1]; pairs whose score is not finite
     are left out. ``sweep`` holds equal-length arrays ``threshold`` plus any of ``f1``,
     ``sensitivity``, ``specificity``. ``confusion`` is square (rows true, columns
-    predicted) in the order of ``confusion_labels``. A truth with one class only draws no
+    predicted) in the order of ``confusion_labels``: the leak decision per recording. With
+    ``class_confusion`` (multi-class: per recording, in the order of ``class_labels``) also
+    ``confusion_classes``. A truth with one class only draws no
     ROC curve and reports "AUC n/a" / "AP n/a" instead of raising. ValueError for an
     unknown format (before anything is written) or mismatched shapes.
     """
@@ -190,11 +195,15 @@ def write_evaluation_plots(out_dir: Path, *, segment_truth: np.ndarray,
     drawers = {
         "roc": lambda fig: _roc(fig, split, pairs),
         "pr": lambda fig: _pr(fig, split, pairs),
-        "confusion": lambda fig: _confusion(fig, split, confusion, confusion_labels),
+        "confusion": lambda fig: _confusion(fig, split, confusion, confusion_labels,
+                                            "leak decision per recording"),
         "threshold_sweep": lambda fig: _sweep(fig, split, sweep, threshold),
         "vote_fractions": lambda fig: _votes(fig, split, recording_truth,
                                              recording_vote_fraction),
     }
+    if class_confusion is not None:
+        drawers["confusion_classes"] = lambda fig: _confusion(
+            fig, split, class_confusion, class_labels or [], "class per recording")
     written = []
     with warnings.catch_warnings():  # sklearn warns on the degenerate cases handled above
         warnings.simplefilter("ignore")

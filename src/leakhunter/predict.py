@@ -34,7 +34,7 @@ from .config import AudioConfig, FeatureConfig, from_dict
 from .errors import AudioError, InputError
 from .features import LogMel, extract, segment_starts
 from .log import progress_bar
-from .metrics import recording_scores
+from .metrics import recording_classes, recording_scores
 from .model import load_model
 from .parallel import Workers, default_workers
 from .precision import autocast, resolve_amp
@@ -54,6 +54,7 @@ class Decision:
     threshold: float
     vote_fraction: float
     aggregate: str
+    class_aggregate: str = "vote"  # multi-class: a recording's class by vote or mean
 
 
 def find_recordings(inputs: Iterable[str | Path]) -> list[Path]:
@@ -89,7 +90,9 @@ class Predictor:
     """Scores recordings with a ``best.pt`` (torch) or an exported ONNX model.
 
     ``threshold``, ``vote_fraction`` and ``aggregate`` default to what the model carries
-    (chosen on validation data by ``evaluate``); a model without a threshold uses 0.5.
+    (chosen on validation data by ``train``, or by ``calibrate``); a model without a
+    threshold (written by an older leakhunter) uses 0.5. ``min_duration`` (seconds)
+    defaults to the model's, i.e. its dataset's ``build --min-duration``.
 
     ``device``: where the torch model runs. On the CPU each worker process decodes, computes
     features and scores its recordings; on CUDA the workers decode and compute features,
@@ -99,7 +102,9 @@ class Predictor:
 
     def __init__(self, model: str | Path, *, onnx: str | Path | None = None,
                  threshold: float | None = None, vote_fraction: float | None = None,
-                 aggregate: str | None = None, workers: int = 0, device: str = "auto"):
+                 aggregate: str | None = None, workers: int = 0,
+                 min_duration: float | None = None, class_aggregate: str | None = None,
+                 device: str = "auto"):
         self.model_path = Path(model)
         self.onnx = Path(onnx) if onnx else None
         if self.onnx and devices.parse(device) not in (None, torch.device("cpu")):
@@ -113,14 +118,19 @@ class Predictor:
         self.meta = meta
         self.classes: list[str] = meta["class_names"]
         self.feature = from_dict(FeatureConfig, meta["feature_config"])
-        self.audio = from_dict(AudioConfig, meta.get("audio_config") or {})
+        audio = dict(meta.get("audio_config") or {})  # as the model's dataset was built
+        if min_duration is not None:
+            audio["min_duration_s"] = min_duration
+        self.audio = from_dict(AudioConfig, audio)
         if threshold is None and meta.get("threshold") is None:
-            log.warning("%s has no threshold yet (run `leakhunter evaluate`); using 0.5",
-                        self.model_path)
+            log.warning("%s carries no threshold (written before train chose one); using "
+                        "0.5: `leakhunter calibrate` writes a copy with one chosen on "
+                        "validation data", self.model_path)
         self.decision = Decision(
             threshold if threshold is not None else (meta.get("threshold") or 0.5),
             vote_fraction or meta.get("vote_fraction") or 0.5,
-            aggregate or meta.get("aggregate") or "vote")
+            aggregate or meta.get("aggregate") or "vote",
+            class_aggregate or meta.get("class_aggregate") or "vote")
         self.workers = workers or default_workers()
 
     def predict(self, inputs: Iterable[str | Path], segments: bool = False
@@ -180,10 +190,11 @@ class Predictor:
         record.update(segments=n, leak_probability=float(prob.mean()),
                       vote_fraction=float((prob >= d.threshold).mean()),
                       decision="LEAK" if score >= d.threshold else "NO LEAK")
-        if len(self.classes) > 2:
-            mean = result["classes"].mean(axis=0)
-            record["top_class"] = self.classes[int(mean.argmax())]
-            record.update({f"p_{c}": float(p) for c, p in zip(self.classes, mean)})
+        if len(self.classes) > 2:  # the class by the rule evaluate uses
+            predicted, mean = recording_classes(np.zeros(n, np.int64), result["classes"], 1,
+                                                d.class_aggregate)
+            record["predicted_class"] = self.classes[int(predicted[0])]
+            record.update({f"p_{c}": float(p) for c, p in zip(self.classes, mean[0])})
         if segments:
             top = result["classes"].argmax(axis=1)
             record["timeline"] = [(float(s), float(p), self.classes[int(c)]) for s, p, c in
@@ -302,7 +313,8 @@ def _in_worker() -> bool:
 
 def _status(reason: str) -> str:
     """A short status word from an :class:`AudioError` reason."""
-    for word, status in (("silence", "silence"), ("NaN", "invalid samples"),
+    for word, status in (("too short", "too short"), ("silence", "silence"),
+                         ("NaN", "invalid samples"),
                          ("empty", "empty"), ("unreadable", "unreadable"),
                          ("cannot open", "unreadable")):
         if word in reason:
@@ -318,8 +330,8 @@ COLUMNS = ("path", "sensor_id", "recording_id", "timestamp", "gain_db", "duratio
 
 def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
                       classes: list[str]) -> Path:
-    """Write the records as CSV (one row per recording; multi-class adds ``top_class`` and
-    ``p_<CLASS>`` columns) or JSON, through a temporary file. Timelines go to
+    """Write the records as CSV (one row per recording; multi-class adds ``predicted_class``
+    and ``p_<CLASS>`` columns) or JSON, through a temporary file. Timelines go to
     :func:`write_timeline`, not here."""
     import csv
     import json
@@ -331,7 +343,7 @@ def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
     if fmt == "json":
         tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     else:
-        extra = ["top_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
+        extra = ["predicted_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
             writer.writeheader()

@@ -223,15 +223,24 @@ class _Trainer:
         log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %.4f",
                  self.run, self.epoch + 1, self.batch, self.step, self.best["file_f1"])
 
-    def _save_best(self, metrics: dict[str, float]) -> None:
+    def _save_best(self, metrics: dict[str, float], decision: dict[str, Any]) -> None:
+        """Write ``best.pt`` once, with the decision rule chosen on VALIDATION from this
+        very model's scores (``decision``, from :func:`validation_metrics`): the file is
+        complete when written and never changes afterwards (``calibrate`` makes new ones).
+        Rank 0 only; a resumed run keeps the best.pt it had until an epoch beats it."""
         if not self.ctx.main:
             return
-        meta = {**self._identity(), "threshold": None, "vote_fraction": self.cfg.vote_fraction,
+        meta = {**self._identity(), **decision, "class_aggregate": self.cfg.class_aggregate,
+                "threshold_source": {"command": "train", "dataset": str(self.dataset_dir),
+                                     "split": "VALIDATION", "epoch": self.epoch,
+                                     "target_specificity": self.cfg.target_specificity},
                 "epoch": self.epoch, "metrics": metrics,
                 "parameters": count_parameters(self.model), "leakhunter_version": __version__}
         checkpoint.save(self.run / "best.pt", {"kind": "model", **meta,
                                                 "model": self.model.state_dict()})
         run_files.write_json(self.run / "model_meta.json", meta)
+        self.best.update(threshold=decision["threshold"],
+                         threshold_method=decision["threshold_method"])
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -252,6 +261,9 @@ class _Trainer:
             write_training_curves(self.run / "metrics.csv", self.run / "curves.png")
         log.info("finished after %d epoch(s) (%s); best validation file F1 %.4f at epoch %d",
                  self.epoch, stopped, self.best["file_f1"], self.best["epoch"])
+        if self.ctx.main and self.best.get("threshold") is not None:
+            log.info("best.pt decides with threshold %.4f (%s)", self.best["threshold"],
+                     self.best["threshold_method"])
         return {"epochs": self.epoch, "stopped": stopped, "best": self.best,
                 "run_dir": str(self.run)}
 
@@ -363,11 +375,14 @@ class _Trainer:
     def _end_epoch(self, train_loss: float, train_s: float, segments: float) -> dict[str, Any]:
         """Validate (rank 0, shared with the others), keep the best, log, and count
         epochs without improvement."""
-        metrics = {}
+        metrics: dict[str, Any] = {}
+        decision: dict[str, Any] = {}
         result = torch.zeros(2, dtype=torch.float64, device=self.device)
         if self.ctx.main:
             metrics = validation_metrics(self.model, self.val_data, self.positive, self.device,
-                                         self.cfg.vote_fraction, autocast=self.autocast)
+                                         self.cfg.vote_fraction, autocast=self.autocast,
+                                         target_specificity=self.cfg.target_specificity)
+            decision = metrics.pop("decision")
             result[:] = torch.tensor([metrics["file_f1"], metrics["loss"]])
         file_f1, val_loss = distributed.broadcast(self.ctx, result).tolist()  # sync
         peak = devices.peak_memory(self.device)
@@ -377,7 +392,7 @@ class _Trainer:
         if improved:
             self.best = {"file_f1": file_f1, "loss": val_loss, "epoch": self.epoch}
             self.bad_epochs = 0
-            self._save_best({"train_loss": train_loss, **metrics})
+            self._save_best({"train_loss": train_loss, **metrics}, decision)
         else:
             self.bad_epochs += 1
         row = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss,

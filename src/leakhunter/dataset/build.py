@@ -1,8 +1,9 @@
 """`leakhunter build`: recordings -> TRAINING / VALIDATION / TESTING HDF5 datasets.
 
 1. **extract** (parallel worker processes): each recording is decoded once, checked
-   (unreadable, empty, NaN, silence, too short), hashed, resampled, cleaned and turned into
-   log-mel segments -- in the workers on CPU, or batched in the main process on CUDA. The
+   (unreadable, empty, NaN, silence, shorter than ``--min-duration``), hashed, resampled,
+   cleaned, zero-padded to one segment when shorter than one (as ``predict`` does; marked
+   in ``files/padded``), and turned into log-mel segments -- in the workers on CPU, or batched in the main process on CUDA. The
    features stream, in input order, into a spool file beside the output. Recordings whose
    name gives a gain at or below the minimum (sensor out of water) are excluded undecoded.
 2. **split**: grouped and stratified (see :mod:`.splits`); needs every recording's sensor
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import __version__, devices, signals
-from ..audio import NameMeta, gain_too_low, load_recording, parse_name
+from ..audio import NameMeta, gain_too_low, load_recording, pad_to_segment, parse_name
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
 from ..features import LogMel, extract, segment_starts
@@ -62,6 +63,7 @@ class Scanned:
     segments: int = 0  # its rows in the spool
     problem: str = ""
     out_of_water: bool = False
+    padded: bool = False  # shorter than one segment: zero-padded to one
 
 
 def build_dataset(input_path: str | Path, out_dir: str | Path,
@@ -182,9 +184,10 @@ def _extract_chunk(sources: list[Source], feature: FeatureConfig, audio: AudioCo
         else:
             try:
                 rec = load_recording(src.path, feature, audio)
-                wave = rec.waveform
+                wave, padded = pad_to_segment(rec.waveform, feature)
                 item = Scanned(src, meta, rec.content_hash, rec.duration_s,
-                               rec.original_sample_rate, feature.n_segments(wave.size))
+                               rec.original_sample_rate, feature.n_segments(wave.size),
+                               padded=padded)
             except AudioError as exc:
                 item = Scanned(src, meta, problem=exc.reason)
         scanned.append(item)
@@ -317,7 +320,7 @@ def _write_splits(usable: list[Scanned], splits: list[str | None], labels: list[
     index = {lab: i for i, lab in enumerate(labels)}
     stats: dict[str, dict[str, Any]] = {
         split: {"classes": Counter(), "segments_per_class": Counter(), "sensors": set(),
-                "audio_s": 0.0} for split in SPLITS}
+                "audio_s": 0.0, "padded": 0} for split in SPLITS}
     writers: dict[str, SplitWriter] = {}
     temps: list[Path] = []
     try:  # until the rename, any exception (Ctrl-C, SIGTERM included) removes every file
@@ -336,13 +339,14 @@ def _write_splits(usable: list[Scanned], splits: list[str | None], labels: list[
                     recording_id=s.meta.recording_id, timestamp=s.meta.timestamp,
                     gain_db=np.nan if s.meta.gain_db is None else s.meta.gain_db,
                     duration_s=s.duration_s, sample_rate=s.sample_rate,
-                    content_hash=s.content_hash)
+                    content_hash=s.content_hash, padded=s.padded)
                 writers[split].append(record, spooled[lo:offset],
                                       segment_starts(s.segments, feature))
                 st = stats[split]
                 st["classes"][s.source.label] += 1
                 st["segments_per_class"][s.source.label] += s.segments
                 st["audio_s"] += s.duration_s
+                st["padded"] += int(s.padded)
                 if _sensor(s):
                     st["sensors"].add(_sensor(s))
         for split in SPLITS:
@@ -383,16 +387,26 @@ def _report(found: Discovery, stats: dict[str, dict[str, Any]], skipped: list[di
             "recordings_per_class": {lab: st["classes"][lab] for lab in labels},
             "segments_per_class": {lab: st["segments_per_class"][lab] for lab in labels},
             "sensors": sorted(st["sensors"]),
+            "padded": st["padded"],  # recordings shorter than one segment, zero-padded
         }
     shared = {s: sp for s, sp in sorted(sensor_splits.items()) if len(sp) > 1}
     if shared:
         log.warning("%d sensor(s) appear in more than one split (as the input fixed it): %s",
                     len(shared), ", ".join(list(shared)[:5]))
+    padded = sum(sp["padded"] for sp in splits.values())
+    if padded:
+        log.info("%d recording(s) shorter than one segment (%g s) were zero-padded to one "
+                 "(files/padded)", padded, config.feature.segment_s)
     audio_s = sum(sp["audio_s"] for sp in splits.values())
     return {
         "input": found.input, "layout": found.layout, "labels": labels, "splits": splits,
+        # who chose each recording's split: the input (split folders, a manifest's split
+        # column) or build's grouped split
+        "splits_from": "input" if all(s.split is not None for s in found.sources)
+        else "build",
         "skipped": skipped, "excluded_out_of_water": excluded, "duplicates": duplicates,
-        "sensors_in_several_splits": shared,
+        "sensors_in_several_splits": shared, "padded": padded,
+        "min_duration_s": config.audio.min_duration_s,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "audio_s": round(audio_s, 3),
         "speed_x_realtime": round(audio_s / max(timings["total_s"], 1e-9), 1),

@@ -3,7 +3,9 @@
 The integrity check reads every split file in full: each opens and is complete, every array
 has the shape the feature config implies, ``files/`` and the per-segment arrays agree, no
 feature value is NaN or infinite (and no chunk fails its checksum), the splits share one
-feature config and label set, and no recording or sensor appears in two splits.
+feature config and label set, and no recording or sensor appears in two splits. A sensor in
+two splits is a problem only when ``build`` chose the splits: when the input fixed them
+(split folders, a manifest's split column) it is the input's choice, reported as a note.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def inspect_dataset(dataset_dir: str | Path, check: bool = True) -> dict[str, An
                                    for i, lab in enumerate(info.labels)},
             "sensors": len({s for s in info.files["sensor_id"] if s}),
             "audio_s": float(np.asarray(info.files["duration_s"], np.float64).sum()),
+            "padded": int(np.asarray(info.files["padded"]).sum()),
             "created": info.created, "leakhunter_version": info.version,
         }
-    problems += _check_across_splits(infos)
+    across, notes = _check_across_splits(infos, _splits_from_input(root))
+    problems += across
     first = next(iter(infos.values()), None)
     return {
         "path": str(root),
@@ -69,7 +73,19 @@ def inspect_dataset(dataset_dir: str | Path, check: bool = True) -> dict[str, An
         "splits": splits,
         "checked": check,
         "problems": problems,
+        "notes": notes,
     }
+
+
+def _splits_from_input(root: Path) -> bool:
+    """Whether the input fixed the splits (``build_report.json``'s ``splits_from``; for
+    datasets built before it was recorded, a split-folders layout)."""
+    try:
+        report = json.loads((root / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return report.get("splits_from", "input" if report.get("layout") == "split-folders"
+                      else "build") == "input"
 
 
 def _check_arrays(path: Path, info: Any) -> list[str]:
@@ -105,8 +121,12 @@ def _check_arrays(path: Path, info: Any) -> list[str]:
     return problems
 
 
-def _check_across_splits(infos: dict[str, Any]) -> list[str]:
-    problems = []
+def _check_across_splits(infos: dict[str, Any], splits_from_input: bool
+                         ) -> tuple[list[str], list[str]]:
+    """Problems, and notes: a sensor in several splits is a note when the input fixed the
+    splits (its owner's choice, e.g. a public set's official split), a problem otherwise
+    (build keeps each sensor in one split)."""
+    problems, notes = [], []
     configs = {json.dumps(to_dict(i.feature), sort_keys=True) for i in infos.values()}
     if len(configs) > 1:
         problems.append("split files were built with different feature configs")
@@ -120,6 +140,10 @@ def _check_across_splits(infos: dict[str, Any]) -> list[str]:
                     seen[value].add(split)
         shared = sorted(v for v, s in seen.items() if len(s) > 1)
         if shared:
-            problems.append(f"{len(shared)} {what}(s) appear in more than one split "
-                            f"(first: {shared[0]} in {', '.join(sorted(seen[shared[0]]))})")
-    return problems
+            text = (f"{len(shared)} {what}(s) appear in more than one split "
+                    f"(first: {shared[0]} in {', '.join(sorted(seen[shared[0]]))})")
+            if what == "sensor" and splits_from_input:
+                notes.append(text + ", as the input's own split put them")
+            else:
+                problems.append(text)
+    return problems, notes

@@ -30,7 +30,8 @@ GPU_SHARE = 0.5  # a preloaded split moves to the GPU when it takes at most this
 class SplitData:
     """One split: per-segment ``label`` and ``file_index`` (int64 ``[N]``), per-recording
     ``file_label`` (``[R]``), ``paths`` and ``sensors``; ``mel`` is a float16 tensor ``[N, M, F]`` when
-    preloaded, else ``None`` (read with :meth:`batch`)."""
+    preloaded, else ``None`` (read with :meth:`batch`). ``file_padded`` (bool ``[R]``): the
+    recording was shorter than one segment and zero-padded to one."""
 
     path: Path
     split: str
@@ -43,6 +44,7 @@ class SplitData:
     sensors: list[str]
     audio: dict  # the AudioConfig the split was built with (as a dict)
     mel: torch.Tensor | None
+    file_padded: np.ndarray | None = None
     _h5: h5py.File | None = None
 
     @property
@@ -130,4 +132,5 @@ def load_split(path: str | Path, preload: str = "auto") -> SplitData:
             raise DatasetError(f"{path}: corrupted dataset file ({exc})") from None
     return SplitData(path, info.split, info.labels, info.feature, label, file_index,
                      np.asarray(info.files["label"], np.int64), list(info.files["path"]),
-                     list(info.files["sensor_id"]), audio, mel)
+                     list(info.files["sensor_id"]), audio, mel,
+                     np.asarray(info.files["padded"], bool))

@@ -18,7 +18,11 @@ dataset                dtype, shape                            meaning
 ``files/sample_rate``  int32 [recordings]                      original sample rate (Hz)
 ``files/first_segment`` int64, ``files/segment_count`` int32   the recording's rows in ``mel``
 ``files/content_hash`` str [recordings]                        SHA-256 of the decoded audio
+``files/padded``       int8 [recordings]                       1: shorter than one segment,
+                                                               zero-padded to one
 =====================  ======================================  ==========================
+
+``files/padded`` is absent from files written before it existed: read as all 0.
 
 File attributes: ``schema_version``, ``split``, ``feature_config`` (JSON), ``labels`` (JSON
 list), ``build_config`` (JSON), ``created`` (ISO 8601 UTC), ``leakhunter_version``,
@@ -50,8 +54,9 @@ FILE_COLUMNS: dict[str, Any] = {
     "path": _STR, "label": np.int16, "sensor_id": _STR, "recording_id": _STR,
     "timestamp": _STR, "gain_db": np.float32, "duration_s": np.float32,
     "sample_rate": np.int32, "first_segment": np.int64, "segment_count": np.int32,
-    "content_hash": _STR,
+    "content_hash": _STR, "padded": np.int8,
 }
+OPTIONAL_COLUMNS = {"padded"}  # older files lack them; read as zeros
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class FileRecord:
     duration_s: float
     sample_rate: int
     content_hash: str
+    padded: bool = False  # shorter than one segment, zero-padded to one
 
 
 class SplitWriter:
@@ -216,7 +222,8 @@ def open_split(path: str | Path) -> h5py.File:
         if not bool(attrs.get("complete", False)):
             raise DatasetError(f"{path}: unfinished dataset file (interrupted build?)")
         missing = [n for n in ("mel", "label", "file_index", "start_s", "files") if n not in h5]
-        missing += [f"files/{n}" for n in FILE_COLUMNS if "files" in h5 and n not in h5["files"]]
+        missing += [f"files/{n}" for n in FILE_COLUMNS if "files" in h5
+                    and n not in h5["files"] and n not in OPTIONAL_COLUMNS]
         if missing:
             raise DatasetError(f"{path}: missing {', '.join(missing)}")
     except DatasetError:
@@ -236,6 +243,9 @@ def read_split_info(path: str | Path) -> SplitInfo:
             attrs = h5.attrs
             files = {}
             for name in FILE_COLUMNS:
+                if name not in h5["files"]:  # an optional column of an older file
+                    files[name] = np.zeros(h5["files"]["path"].shape[0], FILE_COLUMNS[name])
+                    continue
                 col = h5["files"][name]
                 files[name] = col.asstr()[()] if col.dtype.kind == "O" else col[()]
             return SplitInfo(

@@ -1,0 +1,95 @@
+"""`leakhunter calibrate`: a new model file with a new decision rule.
+
+Model files are never changed after they are written: ``train`` writes ``best.pt`` with the
+threshold it chose on VALIDATION, ``evaluate`` only reads it. Changing the rule (a target
+specificity for a utility's false-alarm budget, a fixed threshold, another aggregation or
+vote fraction, a threshold chosen on another site's data) is an explicit act that writes a
+new file beside the old one, recording where it came from: the parent file's SHA-256, the
+dataset, the split and the method. The weights, configs and class names are copied as they
+are, so the new file scores exactly as its parent and differs only in the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import __version__, checkpoint, devices, run_files
+from .config import CalibrateConfig
+from .errors import InputError
+from .evaluate import decision_rule
+from .model import load_model
+from .precision import autocast, resolve_amp
+
+log = logging.getLogger(__name__)
+
+RULE_KEYS = ("threshold", "threshold_method", "aggregate", "vote_fraction", "class_aggregate")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def meta_path(model_path: str | Path) -> Path:
+    """The JSON description written beside a calibrated model: ``<stem>_meta.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + "_meta.json")
+
+
+def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
+              cfg: CalibrateConfig = CalibrateConfig(), overwrite: bool = False,
+              device: str = "auto") -> dict[str, Any]:
+    """Write ``out``: ``model_path``'s model with the decision rule ``cfg`` chooses on
+    ``cfg.split`` of ``dataset_dir``, and its provenance (``parent`` and
+    ``threshold_source``); also ``<out stem>_meta.json``. ``model_path`` is only read.
+
+    Returns the new file's metadata (the checkpoint without weights). Raises
+    :class:`InputError` when ``out`` is the source or exists without ``overwrite``,
+    :class:`CheckpointError` / :class:`DatasetError` for an unusable model or dataset.
+    """
+    model_path, dataset_dir, out = Path(model_path), Path(dataset_dir), Path(out)
+    if out.resolve() == model_path.resolve():
+        raise InputError(f"{out}: calibrate writes a new model file; give an --out other "
+                         f"than the source model")
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: already exists; use --overwrite to replace it or choose "
+                         f"another --out")
+    parent_hash = file_sha256(model_path)
+    dev = devices.resolve(device, "evaluate").device
+    state = checkpoint.load(model_path, "model")
+    model, meta = load_model(model_path, dev)
+    rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
+                         target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
+                         vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
+                         split=cfg.split,
+                         autocast=autocast(resolve_amp("auto", dev), dev))
+    how = rule["how"] if rule["source"] != "model" else \
+        f"{rule['how']} (kept from the parent)"
+    new = {**state, "threshold": rule["threshold"], "threshold_method": how,
+           "aggregate": rule["aggregate"], "vote_fraction": rule["vote_fraction"],
+           "class_aggregate": rule["class_aggregate"],
+           "threshold_source": {
+               "command": "calibrate", "dataset": str(dataset_dir.resolve()),
+               "split": rule["split"], "method": how,
+               "target_specificity": cfg.target_specificity,
+               "fixed_threshold": cfg.threshold},
+           # the parent's own rule and lineage, so a chain of calibrations reads back
+           "parent": {"path": str(model_path.resolve()), "sha256": parent_hash,
+                      "rule": {k: state.get(k) for k in RULE_KEYS},
+                      "threshold_source": state.get("threshold_source"),
+                      "parent": state.get("parent")},
+           "calibrated_with": __version__}
+    new.pop("format_version", None)  # checkpoint.save writes the current one
+    checkpoint.save(out, new)
+    info = {k: v for k, v in new.items() if k != "model"}
+    run_files.write_json(meta_path(out), info)
+    log.info("%s: threshold %.4f (%s), from %s (sha256 %s…)", out, rule["threshold"], how,
+             model_path, parent_hash[:12])
+    return info
