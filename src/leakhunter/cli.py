@@ -362,6 +362,21 @@ def _add_predict(sub: Any) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
     _device_flag(p, "predict")
+    g = p.add_argument_group("daily operations (CSV output)")
+    g.add_argument("--resume", action="store_true",
+                   help="add to --out: judge only the recordings it lacks, appending each "
+                        "row as soon as it is judged; refused if --out was written with "
+                        "another model or decision rule (default: off, --out is replaced)")
+    g.add_argument("--watch", action="store_true",
+                   help="keep running: judge what INPUT folders hold and every recording "
+                        "that arrives once completely written, appending to --out as "
+                        "--resume does; Ctrl-C or SIGTERM stops (default: off)")
+    g.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="--watch: a file is complete when its size and time have not "
+                        "changed for this long, or once renamed into place (default: 2)")
+    g.add_argument("--poll", type=float, default=None, metavar="SECONDS",
+                   help="--watch: look for new files this often instead of waiting for "
+                        "file-system events, for network shares (default: events)")
     _log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=commands.cmd_predict)
 

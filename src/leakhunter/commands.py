@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,13 +156,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor, write_predictions, write_timeline
 
+    out = Path(args.out)
+    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
+    incremental = args.resume or args.watch
+    if incremental and (fmt != "csv" or args.segments):
+        raise LeakhunterError("--resume and --watch append rows to a CSV file: give a .csv "
+                              "--out, without --segments")
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
                           workers=args.workers, min_duration=args.min_duration,
                           class_aggregate=args.class_aggregate, device=args.device)
+    if incremental:
+        return _predict_incremental(args, predictor, out)
     records = list(predictor.predict(args.inputs, segments=args.segments))
-    out = Path(args.out)
-    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
     write_predictions(records, out, fmt, predictor.classes)
     if args.segments:
         write_timeline(records, out.with_name(out.stem + "_segments.csv"))
@@ -179,6 +186,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
     print(f"decisions written to {out}")
     return 1 if args.strict and skipped else 0
+
+
+def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) -> int:
+    """`predict --resume` / `--watch`: add the rows of recordings ``out`` lacks."""
+    from collections import Counter
+
+    from .predict import csv_columns, find_recordings
+    from .results_log import ResultsLog
+    from .watch import judge_new, watch
+
+    columns = csv_columns(predictor.classes)
+    tally: Counter[str] = Counter()
+
+    def count(record: dict[str, Any]) -> None:
+        tally[record["decision"] or f"not judged ({record['status']})"] += 1
+
+    with ResultsLog(out, predictor.identity(), columns) as results:
+        try:
+            if args.watch:
+                watch(predictor, args.inputs, results, columns, args.settle, args.poll)
+                tally["judged"] = results.appended
+            else:
+                judge_new(predictor, find_recordings(args.inputs), results, columns, count)
+        except KeyboardInterrupt:
+            print(f"leakhunter: {results.appended} recording(s) judged in this run are kept "
+                  f"in {out}; run the same command to continue", file=sys.stderr)
+            raise
+    if args.watch:
+        print(f"stopped watching: {results.appended} recording(s) judged in this run, "
+              f"{results.existing + results.appended} in {out}")
+        return 0
+    print(f"{results.existing} recording(s) already in {out}, {results.appended} judged now"
+          + (": " + ", ".join(f"{n} {what}" for what, n in sorted(tally.items()))
+             if tally else ""))
+    return 1 if args.strict and any(k.startswith("not judged") for k in tally) else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -132,13 +132,29 @@ class Predictor:
             aggregate or meta.get("aggregate") or "vote",
             class_aggregate or meta.get("class_aggregate") or "vote")
         self.workers = workers or default_workers()
+        self._announced = False
+
+    def identity(self) -> dict[str, Any]:
+        """What decides this predictor's rows: the model file's (and ONNX file's) SHA-256,
+        the decision rule, the classes. Rows of two predictors with the same identity can
+        share one results file (`predict --resume`)."""
+        from .calibrate import file_sha256
+
+        d = self.decision
+        return {"model_sha256": file_sha256(self.model_path),
+                "onnx_sha256": file_sha256(self.onnx) if self.onnx else None,
+                "threshold": d.threshold, "vote_fraction": d.vote_fraction,
+                "aggregate": d.aggregate, "class_aggregate": d.class_aggregate,
+                "min_duration_s": self.audio.min_duration_s, "classes": self.classes}
 
     def predict(self, inputs: Iterable[str | Path], segments: bool = False
                 ) -> Iterator[dict[str, Any]]:
         """One record per recording (input order); with ``segments``, each record also
         holds ``timeline``: a list of ``(start_s, leak_probability, top_class)``."""
         paths = find_recordings(inputs)
-        log.info("model on %s", self.choice.describe())
+        if not self._announced:  # once: `predict --watch` calls this for every batch
+            log.info("model on %s", self.choice.describe())
+            self._announced = True
         in_main = self.model is not None
         tasks = [([str(p) for p in paths[i:i + 8]], str(self.model_path),
                   str(self.onnx) if self.onnx else None, self.feature, self.audio, in_main)
@@ -343,14 +359,26 @@ def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
     if fmt == "json":
         tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     else:
-        extra = ["predicted_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
+        columns = csv_columns(classes)
         with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
+                writer.writerow(csv_row(row, columns))
     tmp.replace(out)
     return out
+
+
+def csv_columns(classes: list[str]) -> list[str]:
+    """The CSV columns for a model with ``classes``: :data:`COLUMNS`, and for multi-class
+    models ``predicted_class`` and ``p_<CLASS>``."""
+    extra = ["predicted_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
+    return [*COLUMNS, *extra]
+
+
+def csv_row(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """A record's CSV cells (floats to 6 significant digits, None empty)."""
+    return {k: _cell(record.get(k)) for k in columns}
 
 
 def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:

@@ -1,0 +1,185 @@
+"""An appendable predictions file: `predict --resume` and `--watch` add rows to it.
+
+Daily operation judges the recordings an archive gained since the last run. The output CSV
+(same columns as ``predict`` writes) is opened for appending; each recording's row is
+written as one complete line and flushed, so an interrupted run (Ctrl-C, SIGTERM, SIGKILL,
+a crash) leaves only whole rows, plus at most one torn last line, which the next run cuts
+off before it appends. A recording is done when its row is in the file; the next run judges
+only the others.
+
+The file's sidecar (``results.info.json``) records what made the rows: the model file's
+SHA-256, the ONNX file's when one scored, the decision rule, the classes and the columns.
+A run whose model or rule differs is refused rather than mixed into the same file.
+
+Memory: the done set keeps an 8-byte digest per recording (about 100 bytes each in a Python
+set): 100 MB per million recordings, whatever the length of their paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+SIDECAR_FORMAT = "leakhunter-predictions"
+SIDECAR_VERSION = 1
+FSYNC_EVERY = 64  # rows between fsyncs: a power cut loses at most this many finished rows
+
+
+def info_path(predictions: Path) -> Path:
+    """``results.csv`` -> ``results.info.json``: the sidecar that says what wrote it."""
+    return Path(predictions).with_suffix(".info.json")
+
+
+def _digest(path: str) -> int:
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "little")
+
+
+class ResultsLog:
+    """Rows already in ``path`` and an append handle for new ones.
+
+    ``identity``: what must match for rows to share a file (model hash, rule, classes,
+    columns). Raises :class:`InputError` when ``path`` exists and was written with another
+    identity, has no sidecar, or does not start with the expected header.
+    """
+
+    def __init__(self, path: str | Path, identity: dict[str, Any], columns: list[str]):
+        self.path = Path(path)
+        self.identity = {**identity, "columns": list(columns)}
+        self.columns = list(columns)
+        self._done: set[int] = set()
+        self.existing = 0  # rows found when opened
+        self.appended = 0
+        if self.path.exists():
+            self._check_identity()
+            self._repair_and_read()
+        else:
+            self._create()
+        self._fh = self.path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns,
+                                      extrasaction="ignore")
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def _check_identity(self) -> None:
+        side = info_path(self.path)
+        try:
+            info = json.loads(side.read_text(encoding="utf-8"))
+            found = info["identity"]
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no {side.name} beside it says which model and "
+                             f"rule wrote its rows; cannot add to it safely (write to another "
+                             f"--out)") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{side}: unreadable ({exc}); cannot add to {self.path} "
+                             f"safely") from None
+        changed = [k for k in sorted(set(found) | set(self.identity))
+                   if found.get(k) != self.identity.get(k)]
+        if changed:
+            what = ", ".join(f"{k} {_short(found.get(k))} -> {_short(self.identity.get(k))}"
+                             for k in changed)
+            raise InputError(f"{self.path} was written with another model or decision rule "
+                             f"({what}); its rows would not be comparable: write to another "
+                             f"--out")
+
+    def _repair_and_read(self) -> None:
+        """Cut a torn last line (a run killed mid-row), then collect the done paths."""
+        with self.path.open("rb+") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    keep = _last_newline(fh, end)
+                    fh.truncate(keep)
+                    log.warning("%s: removed an unfinished last row (%d bytes) left by an "
+                                "interrupted run; that recording is judged again",
+                                self.path, end - keep)
+                    end = keep
+            if end == 0:  # not even the header survived: write it again
+                fh.seek(0)
+                fh.write(_header(self.columns).encode("utf-8"))
+        with self.path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != self.columns:
+                raise InputError(f"{self.path}: its columns differ from what this predict "
+                                 f"writes; write to another --out")
+            for row in reader:
+                if row:
+                    self._done.add(_digest(row[0]))
+                    self.existing += 1
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from .run_files import write_json
+
+        write_json(info_path(self.path), {"format": SIDECAR_FORMAT,
+                                          "version": SIDECAR_VERSION,
+                                          "predictions": self.path.name,
+                                          "identity": self.identity})
+        with self.path.open("w", newline="", encoding="utf-8") as fh:
+            fh.write(_header(self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # --- use --------------------------------------------------------------------------------
+
+    def done(self, path: str | Path) -> bool:
+        return _digest(str(path)) in self._done
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Write one recording's row as one line, flushed (an fsync every
+        :data:`FSYNC_EVERY` rows and on close)."""
+        self._writer.writerow(row)
+        self._fh.flush()
+        self._done.add(_digest(str(row["path"])))
+        self.appended += 1
+        if self.appended % FSYNC_EVERY == 0:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> ResultsLog:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _header(columns: list[str]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerow(columns)
+    return text.getvalue()
+
+
+def _last_newline(fh: Any, size: int, block: int = 65536) -> int:
+    """Offset just past the last b"\\n" before ``size`` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        fh.seek(start)
+        chunk = fh.read(end - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 20 else text[:16] + "..."

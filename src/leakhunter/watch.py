@@ -1,0 +1,194 @@
+"""Daily operations: judge only what is new (`predict --resume`), and watch upload folders
+(`predict --watch`).
+
+Both append to a :class:`~leakhunter.results_log.ResultsLog`: the recordings whose rows are
+already in the results file are skipped; each new row is written whole as soon as its
+recording is judged.
+
+Watching uses ``watchdog``: inotify (or the platform's own events) by default, or polling
+every ``poll_s`` seconds where events do not arrive, as on network shares (SMB/NFS mounts).
+Events only nominate candidates: a recording is judged once its size and modification time
+have stayed the same for ``settle_s`` seconds (a logger still uploading keeps changing
+them), or at once after it was renamed into place. Files whose name marks them unfinished
+(a leading dot, ``.part``, ``.tmp``, ``.partial``, ``~``) are ignored until renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import signals
+from .audio import AUDIO_EXTENSIONS
+from .errors import InputError
+from .predict import Predictor, csv_row, find_recordings
+from .results_log import ResultsLog
+
+log = logging.getLogger(__name__)
+
+UNFINISHED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", "~")
+
+
+def judge_new(predictor: Predictor, paths: Iterable[Path], results: ResultsLog,
+              columns: list[str], on_record: Callable[[dict[str, Any]], None] | None = None
+              ) -> int:
+    """Judge the recordings among ``paths`` that ``results`` lacks and append their rows
+    (in input order); returns how many were judged."""
+    todo = [p for p in paths if not results.done(p)]
+    if not todo:
+        return 0
+    for record in predictor.predict(todo):
+        results.append(csv_row(record, columns))
+        if on_record:
+            on_record(record)
+    return len(todo)
+
+
+def is_candidate(path: Path) -> bool:
+    """An audio file whose name does not mark it as still being written."""
+    name = path.name
+    return (path.suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
+            and not name.endswith(UNFINISHED_SUFFIXES))
+
+
+class FolderWatcher:
+    """Recordings that appear under ``folders`` (recursively), released by :meth:`ready`
+    once complete. Use as a context manager (starts and stops the observer thread)."""
+
+    def __init__(self, folders: Iterable[str | Path], settle_s: float = 2.0,
+                 poll_s: float | None = None):
+        self.folders = [Path(f) for f in folders]
+        for folder in self.folders:
+            if not folder.is_dir():
+                raise InputError(f"{folder}: --watch needs folders (no such folder)")
+        self.settle_s, self.poll_s = settle_s, poll_s
+        self._lock = threading.Lock()
+        # path -> (size, mtime_ns, monotonic time of the last change, renamed into place)
+        self._pending: dict[Path, tuple[int, int, float, bool]] = {}
+        self._observer: Any = None
+
+    def __enter__(self) -> FolderWatcher:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_created(self, event: Any) -> None:
+                if not event.is_directory:
+                    watcher.nominate(Path(os.fsdecode(event.src_path)))
+
+            on_modified = on_created
+
+            def on_moved(self, event: Any) -> None:
+                if not event.is_directory:
+                    watcher.nominate(Path(os.fsdecode(event.dest_path)), renamed=True)
+
+        self._observer = (PollingObserver(timeout=self.poll_s) if self.poll_s
+                          else Observer())
+        for folder in self.folders:
+            self._observer.schedule(Handler(), str(folder), recursive=True)
+        self._observer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=10)
+
+    def nominate(self, path: Path, renamed: bool = False) -> None:
+        """A file that may be new or still growing (an event, or the start-up scan)."""
+        if not is_candidate(path):
+            return
+        try:
+            st = path.stat()
+            seen = (st.st_size, st.st_mtime_ns)
+        except OSError:  # already gone, or not readable yet: ready() looks again
+            seen = (-1, -1)
+        with self._lock:
+            renamed = renamed or self._pending.get(path, (0, 0, 0.0, False))[3]
+            self._pending[path] = (*seen, time.monotonic(), renamed)
+
+    def ready(self) -> list[Path]:
+        """Nominated files whose size and modification time have not changed for
+        ``settle_s`` seconds (or that were renamed into place), in sorted order; they are
+        forgotten here, so each is released once (a later change nominates it again)."""
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            items = list(self._pending.items())
+        for path, (size, mtime, since, renamed) in items:
+            try:
+                st = path.stat()
+            except OSError:  # gone again (a temporary file, a deleted upload)
+                with self._lock:
+                    self._pending.pop(path, None)
+                continue
+            now_seen = (st.st_size, st.st_mtime_ns)
+            if now_seen != (size, mtime) and not renamed:  # still changing: wait from now
+                with self._lock:
+                    self._pending[path] = (*now_seen, now, renamed)
+                continue
+            if st.st_size > 0 and (renamed or now - since >= self.settle_s):
+                out.append(path)
+                with self._lock:
+                    self._pending.pop(path, None)
+        return sorted(out)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+def watch(predictor: Predictor, folders: list[str], results: ResultsLog, columns: list[str],
+          settle_s: float = 2.0, poll_s: float | None = None,
+          on_batch: Callable[[int], None] | None = None) -> int:
+    """Judge what ``folders`` hold and whatever arrives, until Ctrl-C or SIGTERM; returns
+    how many recordings this run judged. A stop signal ends the wait at once; a batch being
+    judged stops at its next recording, keeping the rows already written."""
+    judged = 0
+    with FolderWatcher(folders, settle_s, poll_s) as watcher:
+        try:  # what is there already: judged once complete, like anything that arrives
+            existing = find_recordings(folders)
+        except InputError:  # empty folders: only new arrivals
+            existing = []
+        settled = time.time() - settle_s
+        backlog = []
+        for path in existing:
+            if results.done(path):
+                continue
+            try:
+                old = path.stat().st_mtime < settled
+            except OSError:
+                continue
+            if old:  # unchanged for longer than settle_s: complete, judged right away
+                backlog.append(path)
+            else:
+                watcher.nominate(path)
+        log.info("watching %s (%s, settle %g s); %d recording(s) already judged, %d waiting "
+                 "to be judged, %d still changing", ", ".join(folders),
+                 f"polling every {poll_s:g} s" if poll_s else "file events", settle_s,
+                 results.existing, len(backlog), watcher.pending())
+        if backlog:
+            judged += judge_new(predictor, backlog, results, columns)
+            if on_batch:
+                on_batch(judged)
+        while signals.pending() is None:
+            ready = watcher.ready()
+            if not ready:
+                time.sleep(min(0.25, settle_s / 4 or 0.25))
+                continue
+            n = judge_new(predictor, ready, results, columns)
+            judged += n
+            if n:
+                log.info("judged %d new recording(s); %d in %s", n,
+                         results.existing + results.appended, results.path)
+                if on_batch:
+                    on_batch(n)
+    return judged
