@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, SynthConfig,
-                     TrainConfig, from_dict, load_toml)
+from .config import (MULTICLASS_LABELS, BuildConfig, DemoConfig, EvalConfig, ReportConfig,
+                     SynthConfig, TrainConfig, from_dict, load_toml)
 from .errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
@@ -141,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor, write_predictions, write_timeline
+    from .predict import Predictor, write_predictions, write_predictions_info, write_timeline
 
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
@@ -150,8 +150,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
     write_predictions(records, out, fmt, predictor.classes)
-    if args.segments:
-        write_timeline(records, out.with_name(out.stem + "_segments.csv"))
+    segments = out.with_name(out.stem + "_segments.csv") if args.segments else None
+    if segments:
+        write_timeline(records, segments)
+    write_predictions_info(out, predictor, segments)
     judged = [r for r in records if r["decision"]]
     leaks = sum(r["decision"] == "LEAK" for r in judged)
     skipped = [r for r in records if not r["decision"]]
@@ -165,6 +167,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if padded:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
     print(f"decisions written to {out}")
+    _report_outputs(out, args.report, args.sensors, ReportConfig(), records)
     return 1 if args.strict and skipped else 0
 
 
@@ -183,6 +186,45 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"int8 model {q['file']}: max |difference| "
               f"{q['max_abs_diff_leak_probability']:.1e} (reported, not enforced)")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.load import load_survey
+
+    cfg = settings(ReportConfig, args)
+    rows = load_survey(args.predictions).rows if args.sensors else None
+    _report_outputs(Path(args.predictions), args.out, args.sensors, cfg, rows,
+                    model=args.model)
+    return 0
+
+
+def _report_outputs(predictions: Path, report: str | None, sensors: str | None,
+                    cfg: ReportConfig, rows: list[dict[str, Any]] | None,
+                    model: str | None = None) -> None:
+    """The survey report and/or sensors.csv of ``predictions``, and what they hold."""
+    from .report import build_report, sensor_view, write_sensors_csv
+
+    if sensors:
+        view = sensor_view(rows or [], cfg)
+        write_sensors_csv(view, sensors)
+        alerting = sum(a["alert"] for a in view.alerts)
+        print(f"sensor decisions written to {sensors}: {len(view.alerts)} sensor(s), "
+              f"{alerting} alerting ({cfg.min_leak_nights} of the last {cfg.nights} nights)"
+              + (f"; {view.note}" if view.note else ""))
+    if report:
+        s = build_report(predictions, report, cfg, model=model)
+        print(f"report written to {s['out']} ({s['bytes'] / 1e6:.2f} MB): "
+              f"{s['recordings']} recordings, {s['leaks']} called leaks, {s['not_judged']} "
+              f"not judged; audio for {s['audio']} ({s['audio_bytes'] / 1e6:.2f} MB), "
+              f"spectrograms for {s['spectrograms']}")
+        if s["audio_capped"]:
+            print(f"  audio size cap ({cfg.audio_cap_mb:g} MB) reached: {s['audio_capped']} "
+                  f"recording(s) without audio")
+        if s["missing_audio"]:
+            print(f"  {s['missing_audio']} recording file(s) missing or unreadable: shown "
+                  f"without audio or spectrogram")
+        if s["sensor_note"]:
+            print(f"  sensors: {s['sensor_note']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

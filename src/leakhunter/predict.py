@@ -295,6 +295,48 @@ def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
+PREDICTIONS_FORMAT = "leakhunter-predictions"
+PREDICTIONS_VERSION = 1  # of the sidecar below; readers refuse a newer one
+
+
+def info_path(predictions: Path) -> Path:
+    """``predictions.csv`` -> ``predictions.info.json`` (also for ``.json`` predictions)."""
+    return Path(predictions).with_suffix(".info.json")
+
+
+def write_predictions_info(out: Path, predictor: Predictor, segments: Path | None = None
+                           ) -> Path:
+    """Write ``info_path(out)``: which model made the predictions in ``out`` (its card:
+    classes, threshold and how it was chosen, training metrics, feature config), the
+    decision rule applied, the segment timeline file when there is one, and the folder
+    relative paths are relative to. The predictions file itself keeps its columns, so
+    readers of earlier versions are unaffected. Written through a temporary file."""
+    import os
+    import time
+
+    from . import __version__
+    from .run_files import write_json
+
+    m = predictor.meta
+    card = {k: m.get(k) for k in ("class_names", "positive", "task", "threshold",
+                                  "threshold_method", "aggregate", "vote_fraction", "epoch",
+                                  "metrics", "parameters", "dataset_dir", "feature_config",
+                                  "audio_config", "leakhunter_version")}
+    d = predictor.decision
+    info = {"format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION,
+            "predictions": Path(out).name, "segments": segments.name if segments else None,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base_dir": os.getcwd(),
+            "leakhunter_version": __version__,
+            "model": {"path": str(predictor.model_path.resolve()),
+                      "onnx": str(predictor.onnx.resolve()) if predictor.onnx else None,
+                      **card},
+            "decision": {"threshold": d.threshold, "vote_fraction": d.vote_fraction,
+                         "aggregate": d.aggregate}}
+    path = info_path(out)
+    write_json(path, info)
+    return path
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
