@@ -20,7 +20,7 @@ from ..log import progress_bar
 from ..parallel import Workers, default_workers
 from .load import Survey, load_survey
 from .media import recording_media
-from .sensors import SensorView, sensor_view
+from .sensors import SensorView, parse_timestamp, sensor_view
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"] or "(none)"] = statuses.get(r["status"] or "(none)", 0) + 1
-    dates = sorted(t for t in (r["timestamp"] for r in rows) if t)
+    dates = sorted(t for t in (parse_timestamp(r["timestamp"]) for r in rows) if t)
     card = survey.model
     classes = (card or {}).get("class_names") or ["LEAK", "NOLEAK"]
     positive = (card or {}).get("positive") or [c for c in classes if c == "LEAK"] or classes[:1]
@@ -138,7 +138,8 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
         "summary": {"recordings": len(rows), "leaks": sum(r["decision"] == "LEAK" for r in rows),
                     "no_leaks": sum(r["decision"] == "NO LEAK" for r in rows),
                     "not_judged": sum(not r["decision"] for r in rows), "statuses": statuses,
-                    "first": dates[0] if dates else "", "last": dates[-1] if dates else "",
+                    "first": f"{dates[0]:%Y-%m-%d %H:%M}" if dates else "",
+                    "last": f"{dates[-1]:%Y-%m-%d %H:%M}" if dates else "",
                     "media": stats, "audio_mode": cfg.audio,
                     "spectrogram_mode": cfg.spectrograms, "file_size": SIZE_MARK},
         "model": card, "model_note": survey.model_note,

@@ -177,17 +177,27 @@
     cols.forEach(function (c) { head.appendChild(el('th', {text: c.replace(/_/g, ' ')})); });
     t.appendChild(el('thead', null, [head]));
     var body = el('tbody');
-    S.alerts.slice(0, 300).forEach(function (a) {
-      var tr = el('tr', {'data-sensor': a.sensor_id});
-      cols.forEach(function (c) {
-        var v = a[c];
-        tr.appendChild(el('td', {cls: (typeof v === 'number' ? 'num' : '') + (c === 'alert' && v ? ' LEAK' : ''),
-          text: c === 'alert' ? (v ? 'yes' : 'no') : fmt(v, c.indexOf('probability') >= 0 ? 3 : 0)}));
-      });
-      body.appendChild(tr);
-    });
     t.appendChild(body);
-    if (S.alerts.length > 300) $('alert-rule').textContent += ' Showing the first 300 of ' + S.alerts.length + ' sensors.';
+    // alerting sensors and the next few; the rest on request (a survey may have thousands)
+    var first = S.alerts.filter(function (a) { return a.alert; }).length + 10;
+    function rows(upto) {
+      body.textContent = '';
+      S.alerts.slice(0, upto).forEach(function (a) {
+        var tr = el('tr', {'data-sensor': a.sensor_id});
+        cols.forEach(function (c) {
+          var v = a[c];
+          tr.appendChild(el('td', {cls: (typeof v === 'number' ? 'num' : '') + (c === 'alert' && v ? ' LEAK' : ''),
+            text: c === 'alert' ? (v ? 'yes' : 'no') : fmt(v, c.indexOf('probability') >= 0 ? 3 : 0)}));
+        });
+        body.appendChild(tr);
+      });
+    }
+    rows(first);
+    if (S.alerts.length > first) {
+      var more = el('button', {type: 'button', id: 'all-sensors', text: 'Show all ' + S.alerts.length + ' sensors'});
+      more.addEventListener('click', function () { rows(S.alerts.length); more.remove(); });
+      t.parentNode.appendChild(more);
+    }
   }
   function drawGrid(which) {
     var S = D.sensors, nights = S.nights.slice(-GRID_NIGHTS), box = $('sensor-grid');
