@@ -9,6 +9,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,27 @@ def survey(trained_run: Path, recordings: Path, tmp_path_factory: pytest.TempPat
     decisions = [r["decision"] for r in rows]
     assert decisions.count("LEAK") >= 3 and decisions.count("NO LEAK") >= 3, decisions
     return Survey(out, model, recordings, predictions, threshold, rows)
+
+
+def ten_thousand(folder: Path, n: int = 10_000) -> Path:
+    """A predictions CSV of ``n`` recordings: 200 sensors over 50 nights, every fifth
+    sensor leaking from its 20th night on, others with an occasional loud night."""
+    path = folder / "big.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "sensor_id", "recording_id", "timestamp", "gain_db",
+                    "duration_s", "segments", "leak_probability", "vote_fraction",
+                    "decision", "threshold", "status"])
+        for i in range(n):
+            sensor, night = i % 200, i // 200
+            leak = (sensor % 5 == 0 and night >= 20) or (i % 97 == 0)
+            prob = 0.8 if leak else 0.1 + (i % 7) / 100
+            status = "silence" if i % 250 == 3 else "ok"
+            when = f"{datetime(2024, 3, 1, 23, 15) + timedelta(days=night):%Y%m%dT%H%M%S}"
+            name = f"S{sensor:04d}~R{i:06d}~{when}~20.wav"
+            w.writerow([f"/survey/{name}", f"S{sensor:04d}", f"R{i:06d}", when,
+                        20, 10, 79, prob if status == "ok" else "",
+                        (0.9 if leak else 0.05) if status == "ok" else "",
+                        ("LEAK" if leak else "NO LEAK") if status == "ok" else "", 0.5,
+                        status])
+    return path

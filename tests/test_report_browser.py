@@ -14,7 +14,7 @@ from leakhunter.config import ReportConfig
 from leakhunter.report import build_report
 
 from .browser import browser, load, text, wait_for  # noqa: F401 (fixture)
-from .report_fixtures import Survey, read_csv, survey  # noqa: F401 (fixture)
+from .report_fixtures import Survey, read_csv, survey, ten_thousand  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -163,29 +163,6 @@ def test_missing_files_and_names_without_metadata(survey: Survey, browser, tmp_p
     _keys(browser, "n")
     wait_for(browser, lambda: browser.find_elements("css selector", "#detail-audio audio"),
              what="the next flagged recording's player")
-
-
-def ten_thousand(folder: Path, n: int = 10_000) -> Path:
-    """A predictions CSV of ``n`` recordings: 200 sensors over 50 nights, every fifth
-    sensor leaking from its 20th night on, others with an occasional loud night."""
-    path = folder / "big.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "sensor_id", "recording_id", "timestamp", "gain_db",
-                    "duration_s", "segments", "leak_probability", "vote_fraction",
-                    "decision", "threshold", "status"])
-        for i in range(n):
-            sensor, night = i % 200, i // 200
-            leak = (sensor % 5 == 0 and night >= 20) or (i % 97 == 0)
-            prob = 0.8 if leak else 0.1 + (i % 7) / 100
-            status = "silence" if i % 250 == 3 else "ok"
-            name = f"S{sensor:04d}~R{i:06d}~202403{1 + night % 28:02d}T0{night // 28}1500~20.wav"
-            w.writerow([f"/survey/{name}", f"S{sensor:04d}", f"R{i:06d}", name.split("~")[2],
-                        20, 10, 79, prob if status == "ok" else "",
-                        (0.9 if leak else 0.05) if status == "ok" else "",
-                        ("LEAK" if leak else "NO LEAK") if status == "ok" else "", 0.5,
-                        status])
-    return path
 
 
 @pytest.mark.slow
