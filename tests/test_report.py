@@ -4,6 +4,7 @@ test_report_browser.py."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -13,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from leakhunter.cli import main
-from leakhunter.config import FeatureConfig, ReportConfig
+from leakhunter.config import AudioConfig, FeatureConfig, ReportConfig
 from leakhunter.errors import InputError
 from leakhunter.features import LogMel, extract
 from leakhunter.predict import info_path
@@ -327,8 +327,6 @@ def test_media_for_unreadable_and_long_recordings(tmp_path: Path) -> None:
     cfg = FeatureConfig()
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not audio")
-    from leakhunter.config import AudioConfig
-
     got = recording_media(str(bad), True, True, cfg, AudioConfig(), 30.0, None)
     assert set(got) == {"missing"} and "unreadable" in got["missing"]
     assert recording_media(None, True, True, cfg, AudioConfig(), 30.0, None) == {
@@ -337,7 +335,22 @@ def test_media_for_unreadable_and_long_recordings(tmp_path: Path) -> None:
     sf.write(long, 0.1 * np.random.default_rng(2).standard_normal(8000 * 90), 8000)
     got = recording_media(str(long), True, True, cfg, AudioConfig(), 20.0, 50.0)
     assert got["clip"] == [40.125, 60.125, 90.0]
-    back, rate = sf.read(io.BytesIO(__import__("base64").b64decode(got["audio"])))
+    back, rate = sf.read(io.BytesIO(base64.b64decode(got["audio"])))
     assert rate == got["rate"] == 8000 and back.size == pytest.approx(20 * 8000, abs=800)
     assert got["db"][1] - got["db"][0] == 80
-    torch.manual_seed(0)  # nothing random is drawn above; keeps torch's state tidy
+
+
+def test_undefined_metrics_in_the_card_do_not_break_the_page(survey: Survey,
+                                                              tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    shutil.copytree(survey.dir, folder)
+    path = info_path(folder / "predictions.csv")
+    info = json.loads(path.read_text())
+    info["model"]["metrics"] = {"file_f1": 0.5, "roc_auc": float("nan")}
+    path.write_text(json.dumps(info))  # Python writes NaN, which JSON (and JS) cannot read
+    build_report(folder / "predictions.csv", tmp_path / "r.html",
+                 ReportConfig(workers=1, audio="none", spectrograms="none"))
+    blob = (tmp_path / "r.html").read_text().split('id="survey-data">', 1)[1]
+    assert "NaN" not in blob.split("</script>", 1)[0]
+    assert page_data(tmp_path / "r.html")["model"]["metrics"] == {"file_f1": 0.5,
+                                                                   "roc_auc": None}

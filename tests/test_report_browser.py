@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from leakhunter.config import ReportConfig
+from leakhunter.dataset.sources import discover
 from leakhunter.report import build_report
 
 from .browser import browser, load, text, wait_for  # noqa: F401 (fixture)
@@ -106,6 +107,9 @@ def test_review_a_survey_in_the_browser(survey: Survey, browser, tmp_path: Path)
                 {"path": str(Path(leaks[1]["path"]).resolve()), "label": "NOLEAK"}]
     assert read_csv(exported) == expected  # in the survey's order
     assert exported.read_text().startswith("path,label\n")
+    found = discover(exported)  # the manifest build (and learn) read
+    assert found.layout == "manifest" and [(x.path, x.label) for x in found.sources] == [
+        (r["path"], r["label"]) for r in expected]
 
     # the marks survive a reload
     browser.refresh()

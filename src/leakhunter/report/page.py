@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from importlib import resources
 from pathlib import Path
@@ -162,18 +163,27 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
 
 def _row_value(row: dict[str, Any], column: str) -> Any:
     value = row.get(column)
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (JSON has none; a model card may hold them, e.g.
+    an undefined metric) replaced by ``None``."""
     if isinstance(value, float):
-        return round(value, 4)
-    return "" if value is None and column not in ("leak_probability", "vote_fraction",
-                                                  "familiarity", "duration_s",
-                                                  "gain_db") else value
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _render(data: dict[str, Any]) -> bytes:
     assets = resources.files("leakhunter.report") / "assets"
     template = (assets / "report.html").read_text(encoding="utf-8")
     # "</" inside a script element would end it early; "<\/" is the same string in JSON
-    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    blob = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False
+                      ).replace("</", "<\\/")
     html = (template.replace("/*STYLE*/", (assets / "report.css").read_text(encoding="utf-8"))
             .replace("/*SCRIPT*/", (assets / "report.js").read_text(encoding="utf-8"))
             .replace("__DATA__", blob))
