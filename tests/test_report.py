@@ -354,3 +354,23 @@ def test_undefined_metrics_in_the_card_do_not_break_the_page(survey: Survey,
     assert "NaN" not in blob.split("</script>", 1)[0]
     assert page_data(tmp_path / "r.html")["model"]["metrics"] == {"file_f1": 0.5,
                                                                    "roc_auc": None}
+
+
+def test_empty_and_multiclass_predictions(multiclass_run, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("path,sensor_id,recording_id,timestamp,gain_db,duration_s,segments,"
+                     "leak_probability,vote_fraction,decision,threshold,status\n")
+    s = build_report(empty, tmp_path / "e.html", ReportConfig(workers=1))
+    assert (s["recordings"], s["sensors"], s["sensor_note"]) == (0, 0, "no recordings")
+    rec, _, run = multiclass_run
+    out = tmp_path / "m.csv"
+    assert main(["-q", "predict", str(run / "best.pt"), str(rec), "--out", str(out),
+                 "--workers", "1"]) == 0
+    build_report(out, tmp_path / "m.html", ReportConfig(workers=1, audio="none",
+                                                        spectrograms="none"))
+    data = page_data(tmp_path / "m.html")
+    # leaks are LEAK and CRACK; "not a leak" is the class for a sound pipe
+    assert data["labels"] == {"leak": "LEAK", "noleak": "NORMAL"}
+    assert data["extra"] == ["top_class"]
+    col = data["columns"].index("top_class")
+    assert {r[col] for r in data["rows"]} <= set(data["model"]["class_names"]) | {""}

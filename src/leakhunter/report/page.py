@@ -131,7 +131,9 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
     card = survey.model
     classes = (card or {}).get("class_names") or ["LEAK", "NOLEAK"]
     positive = (card or {}).get("positive") or [c for c in classes if c == "LEAK"] or classes[:1]
-    negative = [c for c in classes if c not in positive]
+    # "not a leak" in a multi-class task: the class that means a sound pipe, if there is one
+    negative = sorted((c for c in classes if c not in positive),
+                      key=lambda c: c not in ("NOLEAK", "NORMAL"))
     feature = from_dict(FeatureConfig, (card or {}).get("feature_config") or {})
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "version": __version__,
@@ -145,7 +147,8 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
                     "spectrogram_mode": cfg.spectrograms, "file_size": SIZE_MARK},
         "model": card, "model_note": survey.model_note,
         "decision": (survey.info or {}).get("decision"),
-        "labels": {"leak": positive[0], "noleak": negative[0] if negative else "NOLEAK"},
+        "labels": {"leak": "LEAK" if "LEAK" in positive else positive[0],
+                   "noleak": negative[0] if negative else "NOLEAK"},
         "columns": list(COLUMNS), "extra": survey.extra_columns,
         "rows": [[_row_value(r, c) for c in COLUMNS] for r in rows],
         "files": [str(r["audio_path"]) if r["audio_path"] else r["path"] for r in rows],
