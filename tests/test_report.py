@@ -374,3 +374,13 @@ def test_empty_and_multiclass_predictions(multiclass_run, tmp_path: Path) -> Non
     assert data["extra"] == ["top_class"]
     col = data["columns"].index("top_class")
     assert {r[col] for r in data["rows"]} <= set(data["model"]["class_names"]) | {""}
+
+
+def test_predicted_class_column_is_the_recordings_class(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("path,decision,status,leak_probability,predicted_class,p_LEAK\n"
+                    "a.wav,LEAK,ok,0.9,CRACK,0.2\nb.wav,,silence,,,\n")
+    survey = load_survey(path)
+    assert [r["top_class"] for r in survey.rows] == ["CRACK", ""]
+    assert survey.extra_columns == ["top_class"]
+    assert survey.rows[0]["audio_path"] is None and survey.rows[1]["leak_probability"] is None

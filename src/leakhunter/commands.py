@@ -167,7 +167,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if padded:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
     print(f"decisions written to {out}")
-    _report_outputs(out, args.report, args.sensors, ReportConfig(), records)
+    _report_outputs(out, args.report, args.sensors, ReportConfig())
     return 1 if args.strict and skipped else 0
 
 
@@ -189,23 +189,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.load import load_survey
-
     cfg = settings(ReportConfig, args)
-    rows = load_survey(args.predictions).rows if args.sensors else None
-    _report_outputs(Path(args.predictions), args.out, args.sensors, cfg, rows,
-                    model=args.model)
+    _report_outputs(Path(args.predictions), args.out, args.sensors, cfg, model=args.model)
     return 0
 
 
 def _report_outputs(predictions: Path, report: str | None, sensors: str | None,
-                    cfg: ReportConfig, rows: list[dict[str, Any]] | None,
-                    model: str | None = None) -> None:
-    """The survey report and/or sensors.csv of ``predictions``, and what they hold."""
+                    cfg: ReportConfig, model: str | None = None) -> None:
+    """The survey report and/or sensors.csv of the ``predictions`` file, and what they
+    hold. Both read the file, so ``predict --sensors`` and ``report --sensors`` agree."""
     from .report import build_report, sensor_view, write_sensors_csv
+    from .report.load import load_survey
 
     if sensors:
-        view = sensor_view(rows or [], cfg)
+        view = sensor_view(load_survey(predictions).rows, cfg)
         write_sensors_csv(view, sensors)
         alerting = sum(a["alert"] for a in view.alerts)
         print(f"sensor decisions written to {sensors}: {len(view.alerts)} sensor(s), "

@@ -297,6 +297,10 @@ def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
 
 PREDICTIONS_FORMAT = "leakhunter-predictions"
 PREDICTIONS_VERSION = 1  # of the sidecar below; readers refuse a newer one
+CARD_KEYS = ("class_names", "positive", "task", "threshold", "threshold_method", "aggregate",
+             "vote_fraction", "class_aggregate", "parent", "epoch", "metrics", "parameters",
+             "dataset_dir", "feature_config", "audio_config", "leakhunter_version")
+"""What of a model's metadata the info file keeps (absent keys are written as null)."""
 
 
 def info_path(predictions: Path) -> Path:
@@ -317,12 +321,9 @@ def write_predictions_info(out: Path, predictor: Predictor, segments: Path | Non
     from . import __version__
     from .run_files import write_json
 
-    m = predictor.meta
-    card = {k: m.get(k) for k in ("class_names", "positive", "task", "threshold",
-                                  "threshold_method", "aggregate", "vote_fraction", "epoch",
-                                  "metrics", "parameters", "dataset_dir", "feature_config",
-                                  "audio_config", "leakhunter_version")}
-    d = predictor.decision
+    from dataclasses import asdict
+
+    card = {k: predictor.meta.get(k) for k in CARD_KEYS}
     info = {"format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION,
             "predictions": Path(out).name, "segments": segments.name if segments else None,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base_dir": os.getcwd(),
@@ -330,8 +331,7 @@ def write_predictions_info(out: Path, predictor: Predictor, segments: Path | Non
             "model": {"path": str(predictor.model_path.resolve()),
                       "onnx": str(predictor.onnx.resolve()) if predictor.onnx else None,
                       **card},
-            "decision": {"threshold": d.threshold, "vote_fraction": d.vote_fraction,
-                         "aggregate": d.aggregate}}
+            "decision": asdict(predictor.decision)}
     path = info_path(out)
     write_json(path, info)
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..predict import PREDICTIONS_FORMAT, PREDICTIONS_VERSION, info_path
+from ..predict import CARD_KEYS, PREDICTIONS_FORMAT, PREDICTIONS_VERSION, info_path
 
 REQUIRED = ("path", "decision", "status", "leak_probability")
 """Columns without which a file is not a predictions file."""
@@ -107,6 +107,7 @@ def _read_rows(path: Path, raw: bytes) -> tuple[list[dict[str, Any]], list[str]]
     rows = []
     for n, record in enumerate(records, start=2 if path.suffix.lower() != ".json" else 1):
         row: dict[str, Any] = {k: _text(record.get(k)) for k in TEXTS}
+        row["top_class"] = row["top_class"] or _text(record.get("predicted_class"))
         for key in NUMBERS:
             row[key] = _number(record.get(key), path, n, key)
         row.update({k: record[k] for k in record if k.startswith("p_")})
@@ -114,7 +115,9 @@ def _read_rows(path: Path, raw: bytes) -> tuple[list[dict[str, Any]], list[str]]
             raise InputError(f"{path}: row {n}: decision {row['decision']!r} is neither "
                              f"LEAK, NO LEAK nor empty")
         rows.append(row)
-    extra = [c for c in ("top_class", "familiarity") if c in columns]
+    # a multi-class model's class per recording: top_class, or predicted_class (newer)
+    extra = ["top_class"] if {"top_class", "predicted_class"} & set(columns) else []
+    extra += ["familiarity"] if "familiarity" in columns else []
     return rows, extra
 
 
@@ -170,11 +173,7 @@ def _card_from_model(model: Path) -> dict[str, Any]:
         state = load(model, "model")
     except (CheckpointError, OSError) as exc:
         raise InputError(f"{model}: cannot read the model ({exc})") from None
-    state.pop("model", None)
-    keep = ("class_names", "positive", "task", "threshold", "threshold_method", "aggregate",
-            "vote_fraction", "epoch", "metrics", "parameters", "dataset_dir",
-            "feature_config", "audio_config", "leakhunter_version")
-    return {"path": str(model.resolve()), "onnx": None, **{k: state.get(k) for k in keep}}
+    return {"path": str(model.resolve()), "onnx": None, **{k: state.get(k) for k in CARD_KEYS}}
 
 
 def _segments_file(path: Path, info: dict[str, Any] | None) -> Path | None:

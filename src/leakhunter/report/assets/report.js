@@ -144,6 +144,7 @@
     fact('classes', (m.class_names || []).join(', ') + (m.positive ? ' (leak: ' + m.positive.join(', ') + ')' : ''));
     fact('threshold', fmt(d.threshold, 4) + ' on segment leak probability' + (m.threshold_method ? ' — chosen ' + m.threshold_method : ' — not chosen by evaluate'));
     fact('decision rule', (d.aggregate || 'vote') + (d.aggregate === 'vote' || !d.aggregate ? ': a leak when at least ' + fmt(d.vote_fraction, 2) + ' of the segments are' : ''));
+    if (m.parent) fact('derived from', m.parent.path || JSON.stringify(m.parent));
     fact('trained', 'epoch ' + fmt(m.epoch, 0) + ', ' + fmt(m.parameters, 0) + ' parameters, dataset ' + (m.dataset_dir || '–') + ', leakhunter ' + (m.leakhunter_version || '–'));
     box.appendChild(dl);
     if (m.metrics) {
@@ -337,7 +338,7 @@
     fact('vote fraction', fmt(r[C.vote_fraction]) + ' of segments at or above the threshold');
     fact('status', r[C.status]);
     if (D.extra.indexOf('familiarity') >= 0) fact('familiarity', fmt(r[C.familiarity]));
-    if (D.extra.indexOf('top_class') >= 0) fact('top class', fmt(r[C.top_class]));
+    if (D.extra.indexOf('top_class') >= 0) fact('class', fmt(r[C.top_class]));
     fact('sensor / recording', (r[C.sensor_id] || '–') + ' / ' + (r[C.recording_id] || '–'));
     fact('timestamp', fmt(r[C.timestamp]));
     fact('duration', fmt(r[C.duration_s], 2) + ' s, gain ' + fmt(r[C.gain_db], 0) + ' dB');
