@@ -384,3 +384,39 @@ def test_predicted_class_column_is_the_recordings_class(tmp_path: Path) -> None:
     assert [r["top_class"] for r in survey.rows] == ["CRACK", ""]
     assert survey.extra_columns == ["top_class"]
     assert survey.rows[0]["audio_path"] is None and survey.rows[1]["leak_probability"] is None
+
+
+def test_interrupted_report_leaves_the_old_file(survey: Survey, tmp_path: Path,
+                                                monkeypatch, capsys) -> None:
+    import leakhunter.report.page as page
+
+    html = tmp_path / "survey.html"
+    html.write_text("yesterday's report")
+    calls = []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return recording_media(*args)
+
+    monkeypatch.setattr(page, "recording_media", interrupted)
+    assert main(["report", str(survey.predictions), "--out", str(html), "--workers",
+                 "1"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert html.read_text() == "yesterday's report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["survey.html"]
+
+
+def test_unwritable_outputs_are_reported_in_one_line(survey: Survey, tmp_path: Path,
+                                                     capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["report", str(survey.predictions), "--out", str(blocker / "r.html"),
+                 "--audio", "none", "--spectrograms", "none"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("leakhunter: error: ") and "cannot write the report" in err
+    assert main(["report", str(survey.predictions), "--out", str(tmp_path / "r.html"),
+                 "--sensors", str(blocker / "s.csv"), "--audio", "none"]) == 1
+    assert "s.csv: cannot write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

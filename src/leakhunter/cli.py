@@ -344,7 +344,8 @@ def _add_report(sub: Any) -> None:
                                                       "leak-like recordings come first")
     _option(p, ["--clip-seconds"], "clip_s", d, "longest clip per recording, around its "
                                                 "most leak-like segment")
-    _option(p, ["--nights"], "nights", d, "a sensor's persistence counts its last N nights")
+    _option(p, ["--nights"], "nights", d, "a sensor's persistence counts its last NIGHTS "
+                                            "recorded nights")
     _option(p, ["--min-leak-nights"], "min_leak_nights", d,
             "a sensor alerts when at least this many of those nights were called leaks")
     _option(p, ["--workers"], "workers", d, "processes encoding media; 0 = one per core")
