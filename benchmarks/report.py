@@ -9,7 +9,7 @@ no audio files, so no media), opens it in headless Chromium (Debian's ``chromium
 * the reference, measured in the same page: the same filter drawing every matching row into
   one plain table, as a report without paging would.
 
-Run from the repository root (it reuses the tests' browser helper):
+Run from the repository root (it uses tests/browser.py to drive the browser):
 
     python -m benchmarks.report [--repeats 7]
 """

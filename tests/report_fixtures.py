@@ -1,4 +1,4 @@
-"""A predicted survey for the report tests: the session's tiny model on the session's
+"""A predicted survey for the report tests: the test run's tiny model on its shared
 recordings, with a threshold that calls about half of them leaks (a two-epoch model's own
 threshold might call none), a segment timeline, and the info file."""
 
@@ -59,7 +59,7 @@ def _splitting_threshold(model: Path, recordings: Path) -> float:
 @pytest.fixture(scope="session")
 def survey(trained_run: Path, recordings: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Survey:
-    """``predict --segments`` of the session recordings into a folder of its own.
+    """``predict --segments`` of the shared test recordings into a folder of its own.
     Read-only."""
     out = tmp_path_factory.mktemp("survey")
     model = trained_run / "best.pt"
