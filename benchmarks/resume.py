@@ -33,7 +33,7 @@ from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
 from leakhunter.dataset.build import build_dataset
-from leakhunter.results_log import info_path
+from leakhunter.predict import info_path
 from leakhunter.synth import synthesize
 from leakhunter.train import train
 

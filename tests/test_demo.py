@@ -30,10 +30,11 @@ def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
     printed = capsys.readouterr().out
     assert "chosen by train on VALIDATION" in printed and "TESTING" in printed
     assert "calibrated for specificity >= 0.95 on VALIDATION" in printed
+    assert f"survey report    {out / 'report.html'}" in printed
     for path in ("recordings/LEAK", "dataset/build_report.json", "run/best.pt",
                  "run/curves.png", "run/checkpoints/last.pt", "run/eval-testing/report.json",
                  "run/eval-testing/roc.png", "predictions.csv", "export/model.onnx",
-                 "export/model_card.json"):
+                 "export/model_card.json", "predictions.info.json", "report.html"):
         assert (out / path).exists(), path
 
     best = checkpoint.load(out / "run" / "best.pt", "model")

@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, commands, signals
 from .commands import CFG
 from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig,
-                     EvalConfig, SynthConfig, TrainConfig)
+                     EvalConfig, ReportConfig, SynthConfig, TrainConfig)
 from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
 from .log import setup_logging
@@ -362,6 +362,11 @@ def _add_predict(sub: Any) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
     _device_flag(p, "predict")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write the survey report (as `leakhunter report`, default "
+                        "settings) (default: none)")
+    p.add_argument("--sensors", metavar="FILE.csv",
+                   help="also write the sensor-level decisions over nights (default: none)")
     g = p.add_argument_group("daily operations (CSV output)")
     g.add_argument("--resume", action="store_true",
                    help="add to --out: judge only the recordings it lacks, appending each "
@@ -396,6 +401,42 @@ def _add_export(sub: Any) -> None:
                         f"{_device_help('export')} (default: auto)")
     _log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=commands.cmd_export)
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="one self-contained HTML survey report from predictions",
+        description="Summary and model card, sensors over nights with persistence alerts, "
+                    "every recording with its segment timeline, spectrogram and audio, and "
+                    "review marks exported as a path,label CSV for build and learn. One "
+                    "file, no server, no network.")
+    p.add_argument("predictions", metavar="PREDICTIONS",
+                   help="the CSV or JSON predict wrote (its .info.json and _segments.csv "
+                        "beside it are read when present)")
+    p.add_argument("--out", metavar="FILE.html", default="survey.html",
+                   help="the report to write (default: survey.html)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="best.pt whose card to show, for predictions without an info file "
+                        "(default: the model the info file names)")
+    p.add_argument("--sensors", metavar="FILE.csv",
+                   help="also write the sensor-level decisions as CSV (default: none)")
+    d = ReportConfig()
+    _option(p, ["--audio"], "audio", d, "embed audio for called leaks, every recording or "
+                                         "none", choices=["flagged", "all", "none"])
+    _option(p, ["--spectrograms"], "spectrograms", d, "embed spectrograms for called leaks, "
+                                                      "every recording or none",
+            choices=["flagged", "all", "none"])
+    _option(p, ["--audio-cap-mb"], "audio_cap_mb", d, "most embedded audio in MB; the most "
+                                                      "leak-like recordings come first")
+    _option(p, ["--clip-seconds"], "clip_s", d, "longest clip per recording, around its "
+                                                "most leak-like segment")
+    _option(p, ["--nights"], "nights", d, "a sensor's persistence counts its last NIGHTS "
+                                            "recorded nights")
+    _option(p, ["--min-leak-nights"], "min_leak_nights", d,
+            "a sensor alerts when at least this many of those nights were called leaks")
+    _option(p, ["--workers"], "workers", d, "processes encoding media; 0 = one per core")
+    _common(p)
+    p.set_defaults(func=commands.cmd_report)
 
 
 def _add_demo(sub: Any) -> None:
@@ -434,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_calibrate,
-                _add_predict, _add_export, _add_demo):
+                _add_predict, _add_export, _add_report, _add_demo):
         add(sub)
     return parser
 

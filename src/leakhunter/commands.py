@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
+                     ReportConfig,
                      SynthConfig, TrainConfig, from_dict, load_toml)
 from .errors import LeakhunterError
 
@@ -154,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor, write_predictions, write_timeline
+    from .predict import Predictor, write_predictions, write_predictions_info, write_timeline
 
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -170,8 +171,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_incremental(args, predictor, out)
     records = list(predictor.predict(args.inputs, segments=args.segments))
     write_predictions(records, out, fmt, predictor.classes)
-    if args.segments:
-        write_timeline(records, out.with_name(out.stem + "_segments.csv"))
+    segments = out.with_name(out.stem + "_segments.csv") if args.segments else None
+    if segments:
+        write_timeline(records, segments)
+    write_predictions_info(out, predictor, segments)
     judged = [r for r in records if r["decision"]]
     leaks = sum(r["decision"] == "LEAK" for r in judged)
     skipped = [r for r in records if not r["decision"]]
@@ -185,28 +188,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if padded:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
     print(f"decisions written to {out}")
+    _report_outputs(out, args.report, args.sensors, ReportConfig())
     return 1 if args.strict and skipped else 0
 
 
 def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) -> int:
-    """`predict --resume` / `--watch`: add the rows of recordings ``out`` lacks."""
+    """`predict --resume` / `--watch`: add the rows of recordings ``out`` lacks; the
+    sensor decisions (``--sensors``) follow every batch, the report comes at the end."""
     from collections import Counter
 
-    from .predict import csv_columns, find_recordings
+    from .predict import find_recordings, predictions_info
     from .results_log import ResultsLog
     from .watch import judge_new, watch
 
-    columns = csv_columns(predictor.classes)
+    info = predictions_info(out, predictor)
+    columns = info["identity"]["columns"]
     tally: Counter[str] = Counter()
 
     def count(record: dict[str, Any]) -> None:
         tally[record["decision"] or f"not judged ({record['status']})"] += 1
 
-    with ResultsLog(out, predictor.identity(), columns) as results:
+    def sensors(_: int) -> None:
+        if args.sensors:
+            _report_outputs(out, None, args.sensors, ReportConfig())
+
+    with ResultsLog(out, info) as results:
         try:
             if args.watch:
-                watch(predictor, args.inputs, results, columns, args.settle, args.poll)
-                tally["judged"] = results.appended
+                watch(predictor, args.inputs, results, columns, args.settle, args.poll,
+                      on_batch=sensors)
             else:
                 judge_new(predictor, find_recordings(args.inputs), results, columns, count)
         except KeyboardInterrupt:
@@ -216,10 +226,13 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     if args.watch:
         print(f"stopped watching: {results.appended} recording(s) judged in this run, "
               f"{results.existing + results.appended} in {out}")
-        return 0
-    print(f"{results.existing} recording(s) already in {out}, {results.appended} judged now"
-          + (": " + ", ".join(f"{n} {what}" for what, n in sorted(tally.items()))
-             if tally else ""))
+    else:
+        print(f"{results.existing} recording(s) already in {out}, {results.appended} judged "
+              f"now" + (": " + ", ".join(f"{n} {what}" for what, n in sorted(tally.items()))
+                        if tally else ""))
+    sensors_now = None if args.watch else args.sensors  # --watch rewrote them per batch
+    if args.report or sensors_now:
+        _report_outputs(out, args.report, sensors_now, ReportConfig())
     return 1 if args.strict and any(k.startswith("not judged") for k in tally) else 0
 
 
@@ -238,6 +251,42 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"int8 model {q['file']}: max |difference| "
               f"{q['max_abs_diff_leak_probability']:.1e} (reported, not enforced)")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    cfg = settings(ReportConfig, args)
+    _report_outputs(Path(args.predictions), args.out, args.sensors, cfg, model=args.model)
+    return 0
+
+
+def _report_outputs(predictions: Path, report: str | None, sensors: str | None,
+                    cfg: ReportConfig, model: str | None = None) -> None:
+    """The survey report and/or sensors.csv of the ``predictions`` file, and what they
+    hold. Both read the file, so ``predict --sensors`` and ``report --sensors`` agree."""
+    from .report import build_report, sensor_view, write_sensors_csv
+    from .report.load import load_survey
+
+    if sensors:
+        view = sensor_view(load_survey(predictions).rows, cfg)
+        write_sensors_csv(view, sensors)
+        alerting = sum(a["alert"] for a in view.alerts)
+        print(f"sensor decisions written to {sensors}: {len(view.alerts)} sensor(s), "
+              f"{alerting} alerting ({cfg.min_leak_nights} of the last {cfg.nights} nights)"
+              + (f"; {view.note}" if view.note else ""))
+    if report:
+        s = build_report(predictions, report, cfg, model=model)
+        print(f"report written to {s['out']} ({s['bytes'] / 1e6:.2f} MB): "
+              f"{s['recordings']} recordings, {s['leaks']} called leaks, {s['not_judged']} "
+              f"not judged; audio for {s['audio']} ({s['audio_bytes'] / 1e6:.2f} MB), "
+              f"spectrograms for {s['spectrograms']}")
+        if s["audio_capped"]:
+            print(f"  audio size cap ({cfg.audio_cap_mb:g} MB) reached: {s['audio_capped']} "
+                  f"recording(s) without audio")
+        if s["missing_audio"]:
+            print(f"  {s['missing_audio']} recording file(s) missing or unreadable: shown "
+                  f"without audio or spectrogram")
+        if s["sensor_note"]:
+            print(f"  sensors: {s['sensor_note']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

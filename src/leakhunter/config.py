@@ -308,6 +308,31 @@ class DemoConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """`leakhunter report` (and `predict --report/--sensors`): what the survey report embeds
+    and how sensors are judged over nights."""
+
+    audio: str = "flagged"  # embed audio for: flagged (called leaks), all, none
+    spectrograms: str = "flagged"  # embed spectrogram images for: flagged, all, none
+    audio_cap_mb: float = 40.0  # total embedded audio; the loudest calls come first
+    clip_s: float = 30.0  # longest clip embedded per recording (around its peak segment)
+    nights: int = 7  # a sensor's persistence counts its last this many recorded nights
+    min_leak_nights: int = 2  # ... and alerts when at least this many were called leaks
+    workers: int = 0  # processes encoding media; 0 = one per CPU core
+
+    def __post_init__(self) -> None:
+        for name in ("audio", "spectrograms"):
+            _check(getattr(self, name) in ("flagged", "all", "none"),
+                   f"{name} must be flagged, all or none")
+        _check(self.audio_cap_mb >= 0, "audio_cap_mb must be at least 0")
+        _check(self.clip_s > 0, "clip_s must be positive")
+        _check(self.nights >= 1, "nights must be at least 1")
+        _check(1 <= self.min_leak_nights <= self.nights,
+               "min_leak_nights must be between 1 and nights")
+        _check(self.workers >= 0, "workers must be at least 0")
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

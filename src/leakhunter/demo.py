@@ -22,7 +22,8 @@ from .dataset.build import build_dataset
 from .errors import InputError
 from .evaluate import evaluate
 from .export import export_onnx
-from .predict import Predictor, write_predictions
+from .predict import Predictor, write_predictions, write_predictions_info, write_timeline
+from .report import build_report
 from .synth import synthesize
 from .train import train
 
@@ -90,10 +91,13 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     predictor = Predictor(run / "best.pt", device=device)
 
     def predict_fresh() -> None:
-        records.extend(predictor.predict([fresh]))
+        records.extend(predictor.predict([fresh], segments=True))
         write_predictions(records, out / "predictions.csv", "csv", predictor.classes)
+        write_predictions_info(out / "predictions.csv", predictor,
+                               write_timeline(records, out / "predictions_segments.csv"))
 
     step("predict", False, predict_fresh)
+    step("report", False, lambda: build_report(out / "predictions.csv", out / "report.html"))
     card: dict[str, Any] = {}
     step("export", False, lambda: card.update(export_onnx(run / "best.pt", export,
                                                                   device=device)))
@@ -130,7 +134,8 @@ def _summary(out: Path, report: dict[str, Any], records: list[dict[str, Any]],
                                                                          "curves.png"),
             "evaluation": str(Path(report["plots"][0]).parent),
             "predictions": str(out / "predictions.csv"), "onnx": str(out / "export" /
-                                                                     "model.onnx")},
+                                                                     "model.onnx"),
+            "survey report": str(out / "report.html")},
         "test": report["recordings"], "decision": report["decision"],
         "test_recordings": report["dataset"]["recordings"],
         "fresh": {"recordings": len(records), "judged": len(judged),

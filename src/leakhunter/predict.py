@@ -396,6 +396,56 @@ def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
+PREDICTIONS_FORMAT = "leakhunter-predictions"
+PREDICTIONS_VERSION = 1  # of the sidecar below; readers refuse a newer one
+CARD_KEYS = ("class_names", "positive", "task", "threshold", "threshold_method", "aggregate",
+             "vote_fraction", "class_aggregate", "parent", "epoch", "metrics", "parameters",
+             "dataset_dir", "feature_config", "audio_config", "leakhunter_version")
+"""What of a model's metadata the info file keeps (absent keys are written as null)."""
+
+
+def info_path(predictions: Path) -> Path:
+    """``predictions.csv`` -> ``predictions.info.json`` (also for ``.json`` predictions)."""
+    return Path(predictions).with_suffix(".info.json")
+
+
+def predictions_info(out: Path, predictor: Predictor, segments: Path | None = None
+                     ) -> dict[str, Any]:
+    """What ``info_path(out)`` holds: which model made the predictions in ``out`` (its card:
+    classes, threshold and how it was chosen, training metrics, feature config), the
+    decision rule applied, the segment timeline file when there is one, the folder relative
+    paths are relative to, and the identity that rows appended later must share
+    (:meth:`Predictor.identity` and the CSV columns: `predict --resume`)."""
+    import os
+    import time
+    from dataclasses import asdict
+
+    from . import __version__
+
+    card = {k: predictor.meta.get(k) for k in CARD_KEYS}
+    return {"format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION,
+            "predictions": Path(out).name, "segments": segments.name if segments else None,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base_dir": os.getcwd(),
+            "leakhunter_version": __version__,
+            "model": {"path": str(predictor.model_path.resolve()),
+                      "onnx": str(predictor.onnx.resolve()) if predictor.onnx else None,
+                      **card},
+            "decision": asdict(predictor.decision),
+            "identity": {**predictor.identity(), "columns": csv_columns(predictor.classes)}}
+
+
+def write_predictions_info(out: Path, predictor: Predictor, segments: Path | None = None
+                           ) -> Path:
+    """Write :func:`predictions_info` to ``info_path(out)``, through a temporary file. The
+    predictions file itself keeps its columns, so readers of earlier versions are
+    unaffected."""
+    from .run_files import write_json
+
+    path = info_path(out)
+    write_json(path, predictions_info(out, predictor, segments))
+    return path
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""

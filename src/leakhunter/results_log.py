@@ -7,9 +7,10 @@ a crash) leaves only whole rows, plus at most one torn last line, which the next
 off before it appends. A recording is done when its row is in the file; the next run judges
 only the others.
 
-The file's sidecar (``results.info.json``) records what made the rows: the model file's
-SHA-256, the ONNX file's when one scored, the decision rule, the classes and the columns.
-A run whose model or rule differs is refused rather than mixed into the same file.
+The file's sidecar (``results.info.json``, :func:`leakhunter.predict.predictions_info`)
+records what made the rows; its ``identity`` (the model file's SHA-256, the ONNX file's
+when one scored, the decision rule, the classes and the columns) must match for rows to be
+added. A run whose model or rule differs is refused rather than mixed into the same file.
 
 Memory: the done set keeps an 8-byte digest per recording (about 100 bytes each in a Python
 set): 100 MB per million recordings, whatever the length of their paths.
@@ -27,17 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .predict import info_path
+from .run_files import write_json
 
 log = logging.getLogger(__name__)
 
-SIDECAR_FORMAT = "leakhunter-predictions"
-SIDECAR_VERSION = 1
 FSYNC_EVERY = 64  # rows between fsyncs: a power cut loses at most this many finished rows
-
-
-def info_path(predictions: Path) -> Path:
-    """``results.csv`` -> ``results.info.json``: the sidecar that says what wrote it."""
-    return Path(predictions).with_suffix(".info.json")
 
 
 def _digest(path: str) -> int:
@@ -48,15 +44,17 @@ def _digest(path: str) -> int:
 class ResultsLog:
     """Rows already in ``path`` and an append handle for new ones.
 
-    ``identity``: what must match for rows to share a file (model hash, rule, classes,
-    columns). Raises :class:`InputError` when ``path`` exists and was written with another
-    identity, has no sidecar, or does not start with the expected header.
+    ``info``: the sidecar a new file gets (:func:`leakhunter.predict.predictions_info`);
+    its ``identity`` (model hash, rule, classes, ``columns``) must match an existing file's.
+    Raises :class:`InputError` when ``path`` exists and was written with another identity,
+    has no sidecar, or does not start with the expected header.
     """
 
-    def __init__(self, path: str | Path, identity: dict[str, Any], columns: list[str]):
+    def __init__(self, path: str | Path, info: dict[str, Any]):
         self.path = Path(path)
-        self.identity = {**identity, "columns": list(columns)}
-        self.columns = list(columns)
+        self.info = info
+        self.identity = info["identity"]
+        self.columns = list(self.identity["columns"])
         self._done: set[int] = set()
         self.existing = 0  # rows found when opened
         self.appended = 0
@@ -80,7 +78,11 @@ class ResultsLog:
             raise InputError(f"{self.path}: no {side.name} beside it says which model and "
                              f"rule wrote its rows; cannot add to it safely (write to another "
                              f"--out)") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except KeyError:  # written by a predict without --resume, or an older leakhunter
+            raise InputError(f"{side}: records no model identity (written by an older "
+                             f"leakhunter); cannot add to {self.path} safely: write to another "
+                             f"--out") from None
+        except (OSError, ValueError, TypeError) as exc:
             raise InputError(f"{side}: unreadable ({exc}); cannot add to {self.path} "
                              f"safely") from None
         changed = [k for k in sorted(set(found) | set(self.identity))
@@ -121,12 +123,7 @@ class ResultsLog:
 
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        from .run_files import write_json
-
-        write_json(info_path(self.path), {"format": SIDECAR_FORMAT,
-                                          "version": SIDECAR_VERSION,
-                                          "predictions": self.path.name,
-                                          "identity": self.identity})
+        write_json(info_path(self.path), self.info)
         with self.path.open("w", newline="", encoding="utf-8") as fh:
             fh.write(_header(self.columns))
             fh.flush()
@@ -181,5 +178,7 @@ def _last_newline(fh: Any, size: int, block: int = 65536) -> int:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= 20 else text[:16] + "..."

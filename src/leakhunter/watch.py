@@ -175,16 +175,14 @@ def watch(predictor: Predictor, folders: list[str], results: ResultsLog, columns
                  "to be judged, %d still changing", ", ".join(folders),
                  f"polling every {poll_s:g} s" if poll_s else "file events", settle_s,
                  results.existing, len(backlog), watcher.pending())
-        if backlog:
-            judged += judge_new(predictor, backlog, results, columns)
-            if on_batch:
-                on_batch(judged)
+        ready = backlog
         while signals.pending() is None:
-            ready = watcher.ready()
             if not ready:
                 time.sleep(min(0.25, settle_s / 4 or 0.25))
+                ready = watcher.ready()
                 continue
             n = judge_new(predictor, ready, results, columns)
+            ready = []
             judged += n
             if n:
                 log.info("judged %d new recording(s); %d in %s", n,
