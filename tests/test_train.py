@@ -220,7 +220,6 @@ def test_ddp_ranks_stop_together_when_their_clocks_disagree(dataset: Path,
     run = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     env["GLOO_SOCKET_IFNAME"] = "lo"
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(Path(__file__).with_name("ddp_skewed_clock.py")), "-q", "train", str(dataset),
