@@ -3,6 +3,13 @@
 * Speed: seconds of audio judged per second of wall time, decoding included, on generated
   10 s recordings, with torch and with onnxruntime (the model exported by `export`).
   Medians of ``--repeats`` runs, the predictor's workers already started.
+* ONNX front-end, in CPU time: the same recordings scored in this process by one
+  single-threaded onnxruntime session (what each predict worker runs, one per core),
+  decoding included, timed with ``time.process_time`` so that other jobs on a shared
+  machine do not count; the exported graph (framing as Gather, DFT as one MatMul) beside
+  the previous graph (DFT as a strided Conv1d, rebuilt here as the reference), interleaved,
+  medians, as a ratio. ``x real time on N cores`` = N x the one-core figure: predict's
+  workers share nothing.
 * Memory: peak RSS of the whole `leakhunter predict` process tree (sampled every 20 ms)
   for one 1-hour recording against one 10-minute recording.
 
@@ -26,12 +33,51 @@ import soundfile as sf
 
 from memory import peak_memory  # benchmarks/memory.py
 
-from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
+import torch
+import torch.nn.functional as F
+
+from leakhunter import predict as predict_module
+from leakhunter.config import AudioConfig, FeatureConfig, ModelConfig, SynthConfig, TrainConfig
+from leakhunter.config import from_dict
 from leakhunter.dataset.build import build_dataset
-from leakhunter.export import export_onnx
+from leakhunter.export import OnnxFrontEnd, OnnxScorer, OnnxWrapper, _export_graph, export_onnx
+from leakhunter.model import load_model
 from leakhunter.predict import Predictor
 from leakhunter.synth import synthesize
 from leakhunter.train import train
+
+
+class ConvFrontEnd(OnnxFrontEnd):
+    """The reference: the previous export's front-end, framing + window + DFT as one
+    strided Conv1d with the same basis."""
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        hop = int(self.index[1, 0] - self.index[0, 0]) if self.index.shape[0] > 1 else 1
+        spec = F.conv1d(waveform.unsqueeze(1), self.basis_t.T[:, None], stride=hop)
+        real, imag = spec.split(self.n_freq, dim=1)
+        power = real.square() + imag.square()  # [B, n_freq, frames]
+        return self.front_end.to_db(power.transpose(1, 2) @ self.front_end.mel_t)
+
+
+def onnx_cpu_time(model: Path, graphs: dict[str, Path], folder: Path, repeats: int
+                  ) -> dict[str, float]:
+    """Median CPU seconds to score every recording in ``folder`` with each graph: one
+    single-threaded session in this process, decoding included, graphs interleaved."""
+    _, meta = load_model(model)
+    feature = from_dict(FeatureConfig, meta["feature_config"])
+    audio = from_dict(AudioConfig, meta["audio_config"])
+    paths = [str(p) for p in sorted(folder.rglob("*.wav"))]
+    chunks = [paths[i:i + 8] for i in range(0, len(paths), 8)]  # as predict hands them out
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    for _ in range(repeats):
+        for name, graph in graphs.items():
+            # one thread, as each worker process runs it (predict's own cache of scorers)
+            predict_module._SCORERS[(str(model), str(graph))] = OnnxScorer(graph, threads=1)
+            start = time.process_time()
+            for chunk in chunks:
+                predict_module._score_chunk(chunk, str(model), str(graph), feature, audio)
+            times[name].append(time.process_time() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def long_recording(path: Path, minutes: float) -> None:
@@ -75,6 +121,20 @@ def main() -> None:
         t = statistics.median(times)
         print(f"predict with {name:<12} {t:6.2f} s  {audio_s / t:7.0f}x real time "
               f"(target >= 1000x)")
+    model_obj, meta = load_model(model)
+    wrapper = OnnxWrapper(model_obj.float(), from_dict(FeatureConfig, meta["feature_config"]))
+    wrapper.front_end.__class__ = ConvFrontEnd
+    conv = work / "conv-front-end" / "model.onnx"
+    conv.parent.mkdir(exist_ok=True)
+    shutil.copy(work / "model_card.json", conv.parent / "model_card.json")
+    _export_graph(wrapper.eval(), wrapper.front_end.front_end.cfg.segment_samples, conv)
+    cpu = onnx_cpu_time(model, {"exported": work / "model.onnx", "conv1d": conv},
+                        work / "new", args.repeats)
+    for name, seconds in cpu.items():
+        per_core = audio_s / seconds
+        print(f"onnxruntime, {name:<9} front-end: {seconds:6.2f} CPU s, {per_core:6.0f}x real "
+              f"time per core, {2 * per_core:6.0f}x on 2 cores (target >= 1000x)")
+    print(f"exported / conv1d front-end: {cpu['conv1d'] / cpu['exported']:.3f}x the throughput")
     cli = [sys.executable, "-m", "leakhunter", "-q", "predict", str(model)]
     _, peak_10 = peak_memory([*cli, str(work / "10min.wav"), "--out", str(work / "a.csv")])
     wall_60, peak_60 = peak_memory([*cli, str(work / "60min.wav"), "--out",

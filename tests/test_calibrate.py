@@ -179,3 +179,20 @@ def test_older_model_files_keep_working(run: Path, dataset: Path, recordings: Pa
     with (tmp_path / "b.csv").open() as fh:
         assert float(next(csv.DictReader(fh))["threshold"]) == 0.5
     assert _sha256(evaluated) == digest and _sha256(bare) == bare_digest
+
+
+def test_calibrate_without_a_rule_chooses_the_f1_best_on_its_split(run: Path, dataset: Path,
+                                                                   tmp_path: Path) -> None:
+    parent = checkpoint.load(run / "best.pt", "model")
+    assert main(["-q", "calibrate", str(run / "best.pt"), str(dataset), "--out",
+                 str(tmp_path / "same.pt")]) == 0
+    same = checkpoint.load(tmp_path / "same.pt", "model")
+    # chosen again on VALIDATION, as train chose it: the same threshold, now with provenance
+    assert same["threshold"] == parent["threshold"]
+    assert same["threshold_source"]["split"] == "VALIDATION"
+    assert same["threshold_method"].startswith("maximises per-recording F1 on VALIDATION")
+    assert main(["-q", "calibrate", str(run / "best.pt"), str(dataset), "--out",
+                 str(tmp_path / "site.pt"), "--split", "testing"]) == 0
+    site = checkpoint.load(tmp_path / "site.pt", "model")
+    assert site["threshold_source"]["split"] == "TESTING"
+    assert site["threshold_method"].startswith("maximises per-recording F1 on TESTING")

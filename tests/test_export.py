@@ -174,8 +174,10 @@ def test_int8_export_reports_its_difference(tmp_path: Path, segments: np.ndarray
     assert 0.0 < q["max_abs_diff_leak_probability"] <= 1.0
     assert "MatMulInteger" in q["integer_ops"]
     graph = onnx.load(str(tmp_path / "leak.int8.onnx")).graph
-    # the front-end's DFT conv stays float
-    assert any(n.op_type == "Conv" for n in graph.node if not n.name.startswith("/model/"))
+    # the front-end's DFT (a MatMul) stays float
+    assert any(n.op_type == "MatMul" for n in graph.node if n.name.startswith("/front_end/"))
+    assert not any(n.op_type == "MatMulInteger" for n in graph.node
+                   if n.name.startswith("/front_end/"))
     leak, _ = OnnxScorer(tmp_path / "leak.int8.onnx").score(segments[:5])
     assert leak.shape == (5,)
     # exporting again without int8 removes the stale int8 file

@@ -211,6 +211,24 @@ def test_ddp_with_two_gloo_processes(dataset: Path, tmp_path: Path) -> None:
     assert best["threshold_source"]["epoch"] == best["epoch"]
 
 
+@pytest.mark.slow
+def test_ddp_ranks_stop_together_when_their_clocks_disagree(dataset: Path,
+                                                            tmp_path: Path) -> None:
+    """A time budget is decided by rank 0's clock and shared: rank 1's clock (1000x fast
+    here) says the budget is spent after epoch 1, rank 0's does not; were each rank to
+    decide alone, rank 0 would wait in epoch 2's first collective for the other forever."""
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env["GLOO_SOCKET_IFNAME"] = "lo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(Path(__file__).with_name("ddp_skewed_clock.py")), "-q", "train", str(dataset),
+         "--out", str(run), "--epochs", "2", "--time-budget", "120", "--device", "cpu",
+         *SMALL], capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2"]  # rank 0's clock decided
+
+
 def test_reading_from_disk_gives_the_same_run(dataset: Path, tmp_path: Path) -> None:
     assert _train(dataset, tmp_path / "mem", "--epochs", "1", "--preload", "yes") == 0
     assert _train(dataset, tmp_path / "disk", "--epochs", "1", "--preload", "no") == 0

@@ -68,10 +68,9 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
     rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
                          vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
-                         split=cfg.split,
+                         split=cfg.split, keep_model_threshold=False,  # always chosen
                          autocast=autocast(resolve_amp("auto", dev), dev))
-    how = rule["how"] if rule["source"] != "model" else \
-        f"{rule['how']} (kept from the parent)"
+    how = rule["how"]
     new = {**state, "threshold": rule["threshold"], "threshold_method": how,
            "aggregate": rule["aggregate"], "vote_fraction": rule["vote_fraction"],
            "class_aggregate": rule["class_aggregate"],

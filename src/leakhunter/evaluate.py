@@ -90,13 +90,13 @@ def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, datase
                   device: torch.device, *, threshold: float | None = None,
                   target_specificity: float | None = None, aggregate: str | None = None,
                   vote_fraction: float | None = None, class_aggregate: str | None = None,
-                  split: str = "VALIDATION",
+                  split: str = "VALIDATION", keep_model_threshold: bool = True,
                   autocast: AbstractContextManager | None = None) -> dict[str, Any]:
     """The decision rule to score with, and where it came from.
 
     * ``threshold`` given: that threshold (``source`` "--threshold").
-    * nothing given, and the model carries a threshold for the same aggregation and vote
-      fraction: the model's (``source`` "model").
+    * nothing given, ``keep_model_threshold``, and the model carries a threshold for the
+      same aggregation and vote fraction: the model's (``source`` "model").
     * otherwise (a target specificity, another aggregation or vote fraction, or a model
       without a threshold): chosen on ``split`` of ``dataset_dir`` (``source`` says which)
       by :func:`choose_threshold`, the one implementation ``train`` uses too.
@@ -121,7 +121,8 @@ def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, datase
         return {**rule, "threshold": float(threshold), "how": "fixed by --threshold",
                 "source": "--threshold"}
     same_rule = (aggregate, vote_fraction) == (model_aggregate, model_fraction)
-    if target_specificity is None and same_rule and meta.get("threshold") is not None:
+    if target_specificity is None and same_rule and meta.get("threshold") is not None \
+            and keep_model_threshold:
         return {**rule, "threshold": float(meta["threshold"]),
                 "how": meta.get("threshold_method") or "stored in the model",
                 "source": "model"}

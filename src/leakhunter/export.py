@@ -25,7 +25,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
@@ -56,31 +55,35 @@ class OnnxFrontEnd(nn.Module):
     """:class:`LogMel` without complex tensors: waveform ``[B, segment_samples]`` to log-mel
     dB ``[B, n_mels, frames]``.
 
-    One strided ``conv1d`` does framing, Hann window and real DFT at once: its kernels are
-    the window times cos and sin of each rfft bin (``[2 * n_freq, 1, n_fft]``), so channel
-    ``k`` at step ``t`` is the real (or imaginary, up to sign) part of bin ``k`` of frame
-    ``t``. ONNX has a Conv everywhere; ``torch.stft(return_complex=False)`` also exports
-    (as STFT) but is deprecated and was slower in onnxruntime. Mel matmul and dB floor are
+    Framing is a Gather of constant sample indices (``[frames, n_fft]``); Hann window and
+    real DFT are one MatMul with the window times cos and sin of each rfft bin
+    (``[n_fft, 2 * n_freq]``), so column ``k`` of frame ``t`` is the real (or imaginary, up
+    to sign) part of bin ``k``. One large GEMM is what onnxruntime's CPU kernels do best:
+    it gave 1.06-1.09x the throughput of the same basis as a strided Conv1d (CPU time,
+    one thread, 16-1024 segments per call), and ``torch.stft(return_complex=False)``
+    (exported as STFT) is deprecated and was slower still. Mel matmul and dB floor are
     :class:`LogMel`'s own code.
     """
 
     def __init__(self, front_end: LogMel):
         super().__init__()
         cfg = front_end.cfg
-        self.front_end, self.hop, self.n_freq = front_end, cfg.frame_hop, cfg.n_fft // 2 + 1
+        self.front_end, self.n_freq = front_end, cfg.n_fft // 2 + 1
         n = np.arange(cfg.n_fft)
         window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)  # periodic Hann, as LogMel
         # (k * n) mod n_fft keeps the angles exact integers before the float64 trig
         angle = 2 * np.pi * ((np.arange(self.n_freq)[:, None] * n) % cfg.n_fft) / cfg.n_fft
-        basis = np.concatenate([np.cos(angle), np.sin(angle)]) * window
-        self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32))[:, None],
+        basis = np.concatenate([np.cos(angle), np.sin(angle)]) * window  # [2F, n_fft]
+        self.register_buffer("basis_t", torch.from_numpy(basis.T.astype(np.float32).copy()),
                              persistent=False)
+        index = np.arange(cfg.frames_per_segment)[:, None] * cfg.frame_hop + n
+        self.register_buffer("index", torch.from_numpy(index), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = F.conv1d(waveform.unsqueeze(1), self.basis, stride=self.hop)  # [B, 2F, T]
-        real, imag = spec.split(self.n_freq, dim=1)
-        power = real.square() + imag.square()  # [B, n_freq, frames]
-        return self.front_end.to_db(power.transpose(1, 2) @ self.front_end.mel_t)
+        spec = waveform[:, self.index] @ self.basis_t  # [B, frames, 2F]
+        real, imag = spec.split(self.n_freq, dim=-1)
+        power = real.square() + imag.square()  # [B, frames, n_freq]
+        return self.front_end.to_db(power @ self.front_end.mel_t)
 
 
 class OnnxWrapper(nn.Module):

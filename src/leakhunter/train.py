@@ -249,7 +249,7 @@ class _Trainer:
         cfg = self.cfg
         stopped = "epochs"
         while self.epoch < cfg.epochs:
-            if cfg.time_budget_s and self.elapsed >= cfg.time_budget_s:
+            if cfg.time_budget_s and self._budget_spent():
                 stopped = "time budget"
                 break
             self._train_epoch()
@@ -360,6 +360,15 @@ class _Trainer:
             aux = torch.nn.functional.binary_cross_entropy_with_logits(out[:, -1].float(), leak)
             loss = loss + cfg.model.aux_weight * aux
         return loss
+
+    def _budget_spent(self) -> bool:
+        """Whether the time budget is used up, by rank 0's clock. Every rank must leave the
+        loop after the same epoch: each measures its own elapsed time, a few milliseconds
+        apart, and a budget ending between two ranks' clocks would send one into the next
+        epoch's collectives alone, to wait there until the process-group timeout."""
+        spent = torch.tensor([float(self.elapsed >= self.cfg.time_budget_s)],
+                             device=self.device)
+        return bool(distributed.broadcast(self.ctx, spent).item())  # sync
 
     def _stop_requested(self) -> bool:
         """Whether Ctrl-C/SIGTERM asks to stop after this step. One process: a host-side
