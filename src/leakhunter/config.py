@@ -253,19 +253,7 @@ class EvalConfig:
     svg: bool = False  # also write the plots as SVG
 
     def __post_init__(self) -> None:
-        _check(self.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
-        _check(self.aggregate in (None, "vote", "mean", "max"),
-               "aggregate must be vote/mean/max")
-        _check(self.class_aggregate in (None, "vote", "mean"),
-               "class_aggregate must be vote/mean")
-        _check(self.vote_fraction is None or 0.0 < self.vote_fraction <= 1.0,
-               "vote_fraction must be in (0, 1]")
-        _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
-               "threshold must be in [0, 1]")
-        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
-               "target_specificity must be in (0, 1]")
-        _check(self.threshold is None or self.target_specificity is None,
-               "give a threshold or a target specificity, not both")
+        _check_rule(self)
 
 
 @dataclass(frozen=True)
@@ -280,19 +268,7 @@ class CalibrateConfig:
     class_aggregate: str | None = None  # multi-class: vote | mean; None: the parent's
 
     def __post_init__(self) -> None:
-        _check(self.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
-        _check(self.aggregate in (None, "vote", "mean", "max"),
-               "aggregate must be vote/mean/max")
-        _check(self.class_aggregate in (None, "vote", "mean"),
-               "class_aggregate must be vote/mean")
-        _check(self.vote_fraction is None or 0.0 < self.vote_fraction <= 1.0,
-               "vote_fraction must be in (0, 1]")
-        _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
-               "threshold must be in [0, 1]")
-        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
-               "target_specificity must be in (0, 1]")
-        _check(self.threshold is None or self.target_specificity is None,
-               "give a threshold or a target specificity, not both")
+        _check_rule(self)
 
 
 @dataclass(frozen=True)
@@ -331,6 +307,20 @@ class ReportConfig:
         _check(1 <= self.min_leak_nights <= self.nights,
                "min_leak_nights must be between 1 and nights")
         _check(self.workers >= 0, "workers must be at least 0")
+
+
+def _check_rule(cfg: EvalConfig | CalibrateConfig) -> None:
+    """The decision-rule settings evaluate and calibrate share."""
+    _check(cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
+    _check(cfg.aggregate in (None, "vote", "mean", "max"), "aggregate must be vote/mean/max")
+    _check(cfg.class_aggregate in (None, "vote", "mean"), "class_aggregate must be vote/mean")
+    _check(cfg.vote_fraction is None or 0.0 < cfg.vote_fraction <= 1.0,
+           "vote_fraction must be in (0, 1]")
+    _check(cfg.threshold is None or 0.0 <= cfg.threshold <= 1.0, "threshold must be in [0, 1]")
+    _check(cfg.target_specificity is None or 0.0 < cfg.target_specificity <= 1.0,
+           "target_specificity must be in (0, 1]")
+    _check(cfg.threshold is None or cfg.target_specificity is None,
+           "give a threshold or a target specificity, not both")
 
 
 def _check(ok: bool, message: str) -> None:
