@@ -34,3 +34,15 @@ class AudioError(LeakhunterError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class StorageError(LeakhunterError):
+    """The operating system failed a file operation: disk full, I/O error, quota, read-only
+    file system, permission. The message names the path, the operation and, when known, the
+    space the step needed; the step's temporary files are already removed and the files of
+    earlier steps are as they were. ``errno`` is the OS error number (``None`` if unknown).
+    """
+
+    def __init__(self, message: str, path: str, operation: str, errno: int | None):
+        super().__init__(message)
+        self.path, self.operation, self.errno = path, operation, errno

@@ -9,6 +9,7 @@ validation pass inside ``train`` uses exactly this code.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, run_files
+from . import checkpoint, run_files, safe_write
 from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
@@ -194,16 +195,15 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
                        decided: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
-                    "score", "decision", "correct"])
-        for i in range(data.recordings):
-            w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
-                        f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
-                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
-    tmp.replace(path)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
+                "score", "decision", "correct"])
+    for i in range(data.recordings):
+        w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
+                    f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
+                    "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
+    safe_write.write_text(path, fh.getvalue(), "writing predictions")
 
 
 def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.ndarray,
@@ -212,14 +212,13 @@ def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.nd
     first = np.concatenate([[0], np.flatnonzero(np.diff(data.file_index)) + 1])
     for lo, hi in zip(first, list(first[1:]) + [data.segments]):
         starts[lo:hi] = np.arange(hi - lo) * data.feature.segment_hop / data.feature.sample_rate
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "start_s", "leak_probability", "top_class", "true_label"])
-        for j in range(data.segments):
-            w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
-                        classes[predicted[j]], classes[data.label[j]]])
-    tmp.replace(path)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["path", "start_s", "leak_probability", "top_class", "true_label"])
+    for j in range(data.segments):
+        w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
+                    classes[predicted[j]], classes[data.label[j]]])
+    safe_write.write_text(path, fh.getvalue(), "writing segment scores")
 
 
 def _store_decision(model_path: Path, decision: dict[str, Any]) -> None:

@@ -261,38 +261,40 @@ def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
     ``p_<CLASS>`` columns) or JSON, through a temporary file. Timelines go to
     :func:`write_timeline`, not here."""
     import csv
+    import io
     import json
 
+    from . import safe_write
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     rows = [{k: v for k, v in r.items() if k != "timeline"} for r in records]
     if fmt == "json":
-        tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(rows, indent=2) + "\n"
     else:
         extra = ["top_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
-    tmp.replace(out)
-    return out
+        fh = io.StringIO(newline="")
+        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
+        text = fh.getvalue()
+    return safe_write.write_text(out, text, "writing decisions")
 
 
 def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     """Per-segment CSV: path, start_s, leak_probability, top_class."""
     import csv
+    import io
 
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "start_s", "leak_probability", "top_class"])
-        for r in records:
-            for start, prob, top in r.get("timeline", []):
-                writer.writerow([r["path"], f"{start:.3f}", f"{prob:.6f}", top])
-    tmp.replace(out)
-    return out
+    from . import safe_write
+
+    fh = io.StringIO(newline="")
+    writer = csv.writer(fh)
+    writer.writerow(["path", "start_s", "leak_probability", "top_class"])
+    for r in records:
+        for start, prob, top in r.get("timeline", []):
+            writer.writerow([r["path"], f"{start:.3f}", f"{prob:.6f}", top])
+    return safe_write.write_text(out, fh.getvalue(), "writing the segment timeline")
 
 
 def _cell(value: Any) -> Any:

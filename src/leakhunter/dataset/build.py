@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, signals
+from .. import __version__, locks, safe_write, signals
 from ..audio import NameMeta, gain_too_low, load_recording, parse_name
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
@@ -62,6 +62,7 @@ class Scanned:
     out_of_water: bool = False
 
 
+@locks.writes_folder("out_dir", "build")
 def build_dataset(input_path: str | Path, out_dir: str | Path,
                   config: BuildConfig = BuildConfig(), overwrite: bool = False) -> dict[str, Any]:
     """Build the three split files from ``input_path`` into ``out_dir``.
@@ -96,7 +97,10 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
         split_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        stats = _write_splits(usable, splits, found.labels, out, config, spool)
+        needed = _split_bytes(usable, splits, config)
+        safe_write.require_space(out, needed, "writing the split files")
+        with safe_write.guard(out, "writing the split files", needed, estimate=True):
+            stats = _write_splits(usable, splits, found.labels, out, config, spool)
         write_s = time.perf_counter() - t0
     finally:
         spool.unlink(missing_ok=True)
@@ -213,17 +217,27 @@ def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: 
               for i in range(0, len(sources), config.files_per_task)]
     tasks = [(chunk, config.feature, config.audio, features_here) for chunk in chunks]
     scanned: list[Scanned] = []
-    with spool.open("wb") as fh, progress_bar(total=len(sources), desc="features",
-                                              unit="rec") as bar:
-        for results in pool.map(_extract_chunk, tasks):
-            if front_end is not None:
-                mels = _features([w for _, w in results], front_end, device)
-                results = [(s, m) for (s, _), m in zip(results, mels)]
-            for item, mel in results:
-                if mel is not None:
-                    fh.write(np.ascontiguousarray(mel).data)
-                scanned.append(item)
-            bar.update(len(results))
+    written = [0]
+
+    def needed() -> int:  # the whole spool, extrapolated from the recordings so far
+        return written[0] * len(sources) // max(len(scanned), 1)
+
+    with safe_write.guard(spool, "writing the features spool", needed, estimate=True), \
+            progress_bar(total=len(sources), desc="features", unit="rec") as bar:
+        fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+        try:
+            for results in pool.map(_extract_chunk, tasks):
+                if front_end is not None:
+                    mels = _features([w for _, w in results], front_end, device)
+                    results = [(s, m) for (s, _), m in zip(results, mels)]
+                for item, mel in results:
+                    if mel is not None:
+                        safe_write.write_all(fd, np.ascontiguousarray(mel).data)
+                        written[0] += mel.nbytes
+                    scanned.append(item)
+                bar.update(len(results))
+        finally:
+            os.close(fd)
     return scanned
 
 
@@ -282,6 +296,19 @@ def _sensor(s: Scanned) -> str:
 
 
 # --- write ----------------------------------------------------------------------------------
+
+def _split_bytes(usable: list[Scanned], splits: list[str | None],
+                 config: BuildConfig) -> int:
+    """Generous estimate of the three files' size: features padded to whole chunks, plus
+    256 kB per file for the files table and HDF5's own metadata (measured: under 100 kB)."""
+    segment = config.feature.n_mels * config.feature.frames_per_segment * 2  # float16
+    per_split = Counter({split: 0 for split in SPLITS})
+    for s, split in zip(usable, splits):
+        if split is not None:
+            per_split[split] += s.segments
+    chunk = config.chunk_segments
+    return sum(-(-n // chunk) * chunk * (segment + 10) + 2**18 for n in per_split.values())
+
 
 def _write_splits(usable: list[Scanned], splits: list[str | None], labels: list[str],
                   out: Path, config: BuildConfig, spool: Path) -> dict[str, dict[str, Any]]:
@@ -377,6 +404,5 @@ def _report(found: Discovery, stats: dict[str, dict[str, Any]], skipped: list[di
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    safe_write.write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}",
+                          temp=path.with_name(path.name + PARTIAL_SUFFIX))
