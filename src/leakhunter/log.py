@@ -96,7 +96,10 @@ def add_log_file(path: str | Path) -> logging.Handler:
 
 def remove_log_file(handler: logging.Handler) -> None:
     logging.getLogger("leakhunter").removeHandler(handler)
-    handler.close()
+    try:
+        handler.close()
+    except OSError:  # its last flush failed too; the run's own result stands
+        pass
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False, debug: bool = False) -> None:

@@ -220,7 +220,7 @@ def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: 
     written = [0]
 
     def needed() -> int:  # the whole spool, extrapolated from the recordings so far
-        return written[0] * len(sources) // max(len(scanned), 1)
+        return written[0] * len(sources) // (len(scanned) + 1)  # + the one being written
 
     with safe_write.guard(spool, "writing the features spool", needed, estimate=True), \
             progress_bar(total=len(sources), desc="features", unit="rec") as bar:
@@ -232,8 +232,8 @@ def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: 
                     results = [(s, m) for (s, _), m in zip(results, mels)]
                 for item, mel in results:
                     if mel is not None:
-                        safe_write.write_all(fd, np.ascontiguousarray(mel).data)
                         written[0] += mel.nbytes
+                        safe_write.write_all(fd, np.ascontiguousarray(mel).data)
                     scanned.append(item)
                 bar.update(len(results))
         finally:
