@@ -482,7 +482,7 @@ def test_second_build_into_one_folder_is_refused_and_the_first_finishes(
 
 
 def test_second_trainer_on_a_run_is_refused_and_readers_go_on(
-        one_epoch: Path, tmp_path: Path, capsys) -> None:
+        one_epoch: Path, dataset: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     shutil.copytree(one_epoch, run)
     holder = subprocess.Popen(
@@ -493,7 +493,8 @@ def test_second_trainer_on_a_run_is_refused_and_readers_go_on(
     try:
         assert holder.stdout.readline() == "held\n"
         for argv in (["train", "--resume", str(run)],
-                     ["train", str(one_epoch), "--out", str(run), "--overwrite"]):
+                     ["train", str(dataset), "--out", str(run), "--overwrite"],
+                     ["evaluate", str(run / "best.pt"), str(dataset)]):  # writes best.pt
             assert main(argv) == 1
             _one_line(capsys.readouterr().err, f"in use by PID {holder.pid}",
                       "'leakhunter train ds --out run'")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, run_files, safe_write
+from . import checkpoint, locks, run_files, safe_write
 from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
@@ -76,6 +76,7 @@ def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
 
 # --- `leakhunter evaluate` ------------------------------------------------------------------
 
+@locks.writes_folder(lambda args: Path(args["model_path"]).parent, "evaluate")  # best.pt
 def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = EvalConfig(),
              out_dir: str | Path | None = None, device: str = "auto") -> dict[str, Any]:
     """Evaluate ``best.pt`` on a split; write the report, predictions and plots.
