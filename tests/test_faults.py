@@ -3,10 +3,11 @@
 * SIGKILL at chosen points of ``build`` and ``train`` (a wrapper process stops itself at
   the point and waits; the test kills it there): no worker survives, ``info``/``--resume``
   tell the truth, and a rerun or resume gives what an uninterrupted run gives.
-* ENOSPC and EIO injected at every write site: ``os.write`` fails for the file the site
-  writes (every whole-file write and the features spool go through ``os.write`` in
-  :mod:`leakhunter.safe_write`); HDF5 and the ONNX exporter write from C, so their calls
-  are made to fail as they fail. One line, no temporary file left, earlier files intact.
+* ENOSPC and EIO injected at every write site: writes to the file the site writes fail
+  (``os.write``, through which :mod:`leakhunter.safe_write` writes every whole file, and
+  files opened with ``Path.open``); HDF5 and the ONNX exporter write from C, so their
+  calls are made to fail as they fail. One line, no temporary file left, earlier files
+  intact.
 * Two writers on one folder; readers of a checkpoint being replaced; input files that
   vanish or shrink between the scan and the read.
 """
@@ -18,7 +19,6 @@ import fnmatch
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -60,17 +60,20 @@ KILLABLE = textwrap.dedent('''
     def name(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
 
-    from leakhunter import checkpoint, safe_write, train
+    from leakhunter import checkpoint, parallel, safe_write, train
     from leakhunter.dataset import store
-    real_write_all, real_save = safe_write.write_all, checkpoint.save
+    real_map, real_write_all, real_save = parallel.Workers.map, safe_write.write_all, \
+        checkpoint.save
     real_append, real_loss = store.SplitWriter.append, train._Trainer._loss
     seen = {"n": 0}
 
+    def map_(self, fn, tasks, window=None):  # the features pass, workers busy
+        for i, result in enumerate(real_map(self, fn, tasks, window)):
+            if point == "spool" and i == 1:
+                hold()
+            yield result
+
     def write_all(fd, data):
-        if point == "spool" and name(fd).endswith("features.spool.partial"):
-            real_write_all(fd, data)
-            hold()
-            return
         if point == "checkpoint-write" and name(fd).endswith("last.pt.tmp"):
             seen["n"] += 1
             if seen["n"] == 2:  # the end of epoch 2: half of last.pt, then killed
@@ -95,7 +98,7 @@ KILLABLE = textwrap.dedent('''
         if point == "after-checkpoint" and Path(path).name == "last.pt":
             hold()
 
-    safe_write.write_all, checkpoint.save = write_all, save
+    parallel.Workers.map, safe_write.write_all, checkpoint.save = map_, write_all, save
     store.SplitWriter.append, train._Trainer._loss = append, loss
     from leakhunter.cli import main
     sys.exit(main(argv))
@@ -256,9 +259,34 @@ def test_worker_whose_parent_died_before_it_armed_leaves_at_once() -> None:
 
 # --- full disk and I/O errors at every write site -------------------------------------------
 
-def _fail_writes(monkeypatch: pytest.MonkeyPatch, pattern: str, number: int) -> None:
-    """Make ``os.write`` fail with ``number`` for files whose name matches ``pattern``."""
-    real = os.write
+class _FailingFile:
+    """A file opened for writing whose writes fail once ``after`` bytes are written."""
+
+    def __init__(self, fh, number: int, after: int):
+        self._fh, self._number, self._left = fh, number, after
+
+    def write(self, data) -> int:
+        n = len(data) if isinstance(data, str) else memoryview(data).nbytes
+        if n > self._left:
+            raise OSError(self._number, os.strerror(self._number))
+        self._left -= n
+        return self._fh.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+
+def _fail_writes(monkeypatch: pytest.MonkeyPatch, pattern: str, number: int,
+                 after: int = 0) -> None:
+    """Make writes to files whose name matches ``pattern`` fail with ``number`` (after the
+    first ``after`` bytes of a file opened with ``Path.open``)."""
+    real_write, real_open = os.write, Path.open
 
     def write(fd: int, data: bytes) -> int:
         try:
@@ -267,9 +295,16 @@ def _fail_writes(monkeypatch: pytest.MonkeyPatch, pattern: str, number: int) -> 
             name = ""
         if fnmatch.fnmatch(name, pattern):
             raise OSError(number, os.strerror(number))
-        return real(fd, data)
+        return real_write(fd, data)
+
+    def open_(self: Path, mode: str = "r", *args, **kwargs):
+        fh = real_open(self, mode, *args, **kwargs)
+        if set(mode) & set("wax+") and fnmatch.fnmatch(self.name, pattern):
+            return _FailingFile(fh, number, after)
+        return fh
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(Path, "open", open_)
 
 
 @pytest.mark.parametrize("number", [errno.ENOSPC, errno.EIO])
@@ -294,11 +329,11 @@ def test_build_write_failures_are_one_line(recordings: Path, tmp_path: Path, cap
 
 def test_spool_failure_reports_the_space_needed(recordings: Path, tmp_path: Path, capsys,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    _fail_writes(monkeypatch, "features.spool.partial", errno.ENOSPC)
+    _fail_writes(monkeypatch, "features.spool.partial", errno.ENOSPC, after=50_000)
     assert main(["-q", "build", str(recordings), "--out", str(tmp_path / "o"),
                  "--workers", "1"]) == 1
     err = capsys.readouterr().err
-    _one_line(err, "[ENOSPC]", "needed about ", " free)")
+    _one_line(err, "[ENOSPC]", "(needed more than ", " kB, ", " free)")
 
 
 def test_hdf5_write_failure_is_one_line_and_the_old_dataset_survives(
@@ -393,15 +428,15 @@ def run_copy(trained_run: Path, tmp_path: Path) -> Path:
     return run
 
 
-@pytest.mark.parametrize("pattern", ["predictions.csv.tmp", "report.json.tmp",
-                                     ".roc.png.tmp", "best.pt.tmp"])
+@pytest.mark.parametrize("pattern", ["predictions.csv.tmp", "segments.csv.tmp",
+                                     "report.json.tmp", ".roc.png.tmp"])
 def test_evaluate_write_failures_keep_the_model(run_copy: Path, dataset: Path, capsys,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 pattern: str) -> None:
     model = run_copy / "best.pt"
     before = model.read_bytes()
     _fail_writes(monkeypatch, pattern, errno.EIO)
-    assert main(["-q", "evaluate", str(model), str(dataset)]) == 1
+    assert main(["-q", "evaluate", str(model), str(dataset), "--segments"]) == 1
     _one_line(capsys.readouterr().err, pattern.strip(".").replace(".tmp", ""),
               REASON[errno.EIO])
     assert model.read_bytes() == before and _temps(run_copy) == []
@@ -493,8 +528,7 @@ def test_second_trainer_on_a_run_is_refused_and_readers_go_on(
     try:
         assert holder.stdout.readline() == "held\n"
         for argv in (["train", "--resume", str(run)],
-                     ["train", str(dataset), "--out", str(run), "--overwrite"],
-                     ["evaluate", str(run / "best.pt"), str(dataset)]):  # writes best.pt
+                     ["train", str(dataset), "--out", str(run), "--overwrite"]):
             assert main(argv) == 1
             _one_line(capsys.readouterr().err, f"in use by PID {holder.pid}",
                       "'leakhunter train ds --out run'")

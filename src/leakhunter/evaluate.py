@@ -9,7 +9,6 @@ validation pass inside ``train`` uses exactly this code.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, locks, run_files, safe_write
+from . import checkpoint, run_files
 from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
@@ -30,6 +29,7 @@ from .metrics import (binary_scores, choose_threshold, recording_scores, thresho
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
 from .precision import autocast, resolve_amp
+from .safe_write import writes
 
 
 @torch.no_grad()
@@ -76,7 +76,6 @@ def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
 
 # --- `leakhunter evaluate` ------------------------------------------------------------------
 
-@locks.writes_folder(lambda args: Path(args["model_path"]).parent, "evaluate")  # best.pt
 def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = EvalConfig(),
              out_dir: str | Path | None = None, device: str = "auto") -> dict[str, Any]:
     """Evaluate ``best.pt`` on a split; write the report, predictions and plots.
@@ -193,33 +192,37 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
             "confusion": confusion_matrix(truth, predicted, labels=labels).tolist()}
 
 
+@writes("path", "writing predictions")
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
                        decided: np.ndarray) -> None:
-    fh = io.StringIO(newline="")
-    w = csv.writer(fh)
-    w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
-                "score", "decision", "correct"])
-    for i in range(data.recordings):
-        w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
-                    f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
-                    "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
-    safe_write.write_text(path, fh.getvalue(), "writing predictions")
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
+                    "score", "decision", "correct"])
+        for i in range(data.recordings):
+            w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
+                        f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
+                        "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i])])
+    tmp.replace(path)
 
 
+@writes("path", "writing segment scores")
 def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.ndarray,
                     predicted: np.ndarray) -> None:
     starts = np.zeros(data.segments)
     first = np.concatenate([[0], np.flatnonzero(np.diff(data.file_index)) + 1])
     for lo, hi in zip(first, list(first[1:]) + [data.segments]):
         starts[lo:hi] = np.arange(hi - lo) * data.feature.segment_hop / data.feature.sample_rate
-    fh = io.StringIO(newline="")
-    w = csv.writer(fh)
-    w.writerow(["path", "start_s", "leak_probability", "top_class", "true_label"])
-    for j in range(data.segments):
-        w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
-                    classes[predicted[j]], classes[data.label[j]]])
-    safe_write.write_text(path, fh.getvalue(), "writing segment scores")
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "start_s", "leak_probability", "top_class", "true_label"])
+        for j in range(data.segments):
+            w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
+                        classes[predicted[j]], classes[data.label[j]]])
+    tmp.replace(path)
 
 
 def _store_decision(model_path: Path, decision: dict[str, Any]) -> None:

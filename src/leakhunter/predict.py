@@ -37,6 +37,7 @@ from .metrics import recording_scores
 from .model import load_model
 from .parallel import Workers, default_workers
 from .precision import autocast, resolve_amp
+from .safe_write import writes
 
 log = logging.getLogger(__name__)
 
@@ -255,46 +256,46 @@ COLUMNS = ("path", "sensor_id", "recording_id", "timestamp", "gain_db", "duratio
            "segments", "leak_probability", "vote_fraction", "decision", "threshold", "status")
 
 
+@writes("out", "writing decisions")
 def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
                       classes: list[str]) -> Path:
     """Write the records as CSV (one row per recording; multi-class adds ``top_class`` and
     ``p_<CLASS>`` columns) or JSON, through a temporary file. Timelines go to
     :func:`write_timeline`, not here."""
     import csv
-    import io
     import json
 
-    from . import safe_write
-
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
     rows = [{k: v for k, v in r.items() if k != "timeline"} for r in records]
     if fmt == "json":
-        text = json.dumps(rows, indent=2) + "\n"
+        tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     else:
         extra = ["top_class", *[f"p_{c}" for c in classes]] if len(classes) > 2 else []
-        fh = io.StringIO(newline="")
-        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
-        text = fh.getvalue()
-    return safe_write.write_text(out, text, "writing decisions")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
+    tmp.replace(out)
+    return out
 
 
+@writes("out", "writing the segment timeline")
 def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     """Per-segment CSV: path, start_s, leak_probability, top_class."""
     import csv
-    import io
 
-    from . import safe_write
-
-    fh = io.StringIO(newline="")
-    writer = csv.writer(fh)
-    writer.writerow(["path", "start_s", "leak_probability", "top_class"])
-    for r in records:
-        for start, prob, top in r.get("timeline", []):
-            writer.writerow([r["path"], f"{start:.3f}", f"{prob:.6f}", top])
-    return safe_write.write_text(out, fh.getvalue(), "writing the segment timeline")
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "start_s", "leak_probability", "top_class"])
+        for r in records:
+            for start, prob, top in r.get("timeline", []):
+                writer.writerow([r["path"], f"{start:.3f}", f"{prob:.6f}", top])
+    tmp.replace(out)
+    return out
 
 
 def _cell(value: Any) -> Any:

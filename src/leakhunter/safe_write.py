@@ -1,33 +1,38 @@
 """Every file leakhunter writes goes through here: whole or not at all, and one clear error.
 
-Two kinds of write:
+Three ways in:
 
-* **Whole files** (checkpoints, JSON, CSV, plots, WAV): the bytes are made in memory, then
-  :func:`write_bytes` writes them to ``<name>.tmp`` beside the target, flushes them to the
-  disk (``fsync``), and renames the temporary file over the target (``os.replace``, atomic
-  on POSIX and Windows). A reader sees the old file or the new one, never half of one; a
-  failure at any point removes the temporary file and leaves the old target as it was.
+* **Whole files** (checkpoints, run JSON, metrics, plots, WAV): the bytes are made in
+  memory, then :func:`write_bytes` / :func:`write_text` write them to ``<name>.tmp``
+  beside the target with ``os.write``, flush them to the disk (``fsync``), and rename the
+  temporary file over the target (``os.replace``, atomic on POSIX and Windows), then flush
+  the folder. A reader sees the old file or the new one, never half of one; a failure at
+  any point removes the temporary file and leaves the old target as it was.
+* **Functions that write through a temporary file of their own** (evaluate's and
+  predict's CSV files): the :func:`writes` decorator.
 * **Streams** too large for memory (the features spool, the HDF5 split files): the caller
-  writes under a temporary name itself inside :func:`guard`, which removes the named
-  temporary files on any failure.
+  writes under a temporary name inside :func:`guard`, which removes the named temporary
+  files on any failure; :func:`require_space` refuses a step that cannot fit.
 
-Either way an operating-system failure (disk full, I/O error, quota, read-only file
+Every way, an operating-system failure (disk full, I/O error, quota, read-only file
 system, permission) becomes one :class:`~leakhunter.errors.StorageError` naming the path,
 the operation and, when known, the space needed and the space free, instead of a traceback.
 HDF5 reports such failures as ``RuntimeError`` with ``errno = N`` in the text; those are
-recognised too. Bytes are written with ``os.write`` (see :func:`write_all`), the one place
-where the fault-injection tests make the disk fail.
+recognised too.
 """
 
 from __future__ import annotations
 
 import errno as errnos
+import functools
+import inspect
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import StorageError
 
@@ -36,6 +41,7 @@ _HDF5_ERRNO = re.compile(r"errno = (\d+)")
 _SPACE_ERRNOS = {errnos.ENOSPC, errnos.EDQUOT, errnos.EFBIG}
 
 Needed = int | Callable[[], int | None] | None  # bytes, or how to work them out afterwards
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def os_error_number(exc: BaseException) -> int | None:
@@ -66,17 +72,17 @@ def megabytes(n: int) -> str:
 
 
 def describe(exc: BaseException, path: str | Path, operation: str,
-             needed: int | None = None, estimate: bool = False) -> StorageError:
+             needed: int | None = None, approx: str = "") -> StorageError:
     """The one-line :class:`StorageError` for OS failure ``exc`` while ``operation`` on
     ``path``; adds the space needed (and free, for a full disk) when ``needed`` is known
-    (``estimate``: it is an estimate, said as "about")."""
+    (``approx``: how well, ``"about "`` or ``"more than "``; ``""`` when exact)."""
     number = os_error_number(exc) or None
     reason = os.strerror(number) if number else (str(exc).splitlines() or ["I/O error"])[0]
     code = f" [{errnos.errorcode[number]}]" if number in errnos.errorcode else ""
     space = ""
     if number in _SPACE_ERRNOS or needed:
         free = _free_bytes(Path(path))
-        parts = ([f"needed {'about ' if estimate else ''}{megabytes(needed)}"]
+        parts = ([f"needed {approx}{megabytes(needed)}"]
                  if needed else []) + \
             ([f"{megabytes(free)} free"] if free is not None and number in _SPACE_ERRNOS
              else [])
@@ -103,23 +109,25 @@ def _remove(paths: Iterable[Path]) -> None:
 
 
 @contextmanager
-def guard(path: str | Path, operation: str, needed: Needed = None,
-          cleanup: Iterable[str | Path] = (), estimate: bool = False) -> Iterator[None]:
+def guard(path: str | Path, operation: str, needed: Needed = None, *,
+          cleanup: Iterable[str | Path] = (), approx: str = "") -> Iterator[None]:
     """Turn an OS failure inside the block into a :class:`StorageError` about ``path``.
 
     ``cleanup``: temporary files removed when the block fails in any way (Ctrl-C included).
     ``needed``: the bytes the step needed, or a function that works them out after the
-    failure (``estimate``: an estimate). Exceptions that are not OS failures pass through unchanged.
+    failure (``approx``: see :func:`describe`). Exceptions that are not OS failures pass
+    through unchanged.
     """
     temps = [Path(p) for p in cleanup]
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        _remove(temps)
         if os_error_number(exc) is None:
+            _remove(temps)
             raise
-        size = needed() if callable(needed) else needed
-        raise describe(exc, path, operation, size, estimate) from None
+        size = needed() if callable(needed) else needed  # before the temporaries go
+        _remove(temps)
+        raise describe(exc, path, operation, size, approx) from None
     except BaseException:
         _remove(temps)
         raise
@@ -133,7 +141,24 @@ def require_space(folder: str | Path, needed: int, operation: str) -> None:
     free = _free_bytes(Path(folder) / "_")
     if free is not None and free < needed:
         err = OSError(errnos.ENOSPC, os.strerror(errnos.ENOSPC))
-        raise describe(err, folder, operation, needed, estimate=True)
+        raise describe(err, folder, operation, needed, approx="about ")
+
+
+def writes(arg: str, operation: str, temp_suffix: str = TEMP_SUFFIX) -> Callable[[F], F]:
+    """Decorator for a function that writes the file named by its argument ``arg`` through
+    ``<name>.tmp`` and a rename of its own: an OS failure inside it becomes a
+    :class:`StorageError` about that file, and the temporary file is removed (the target
+    is untouched: it is only replaced by the final rename)."""
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            path = Path(signature.bind(*args, **kwargs).arguments[arg])
+            with guard(path, operation, cleanup=[path.with_name(path.name + temp_suffix)]):
+                return fn(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return decorate
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:

@@ -81,7 +81,8 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     spool = out / SPOOL_FILE
     try:
         t0 = time.perf_counter()
-        with Workers(config.workers or default_workers()) as pool:
+        with Workers(config.workers or default_workers()) as pool, safe_write.guard(
+                spool, "writing the features spool", lambda: _size(spool), approx="more than "):
             scanned = _extract(found.sources, config, pool, device, spool)
             workers = pool.workers
         extract_s = time.perf_counter() - t0
@@ -99,7 +100,7 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
         t0 = time.perf_counter()
         needed = _split_bytes(usable, splits, config)
         safe_write.require_space(out, needed, "writing the split files")
-        with safe_write.guard(out, "writing the split files", needed, estimate=True):
+        with safe_write.guard(out, "writing the split files", needed, approx="about "):
             stats = _write_splits(usable, splits, found.labels, out, config, spool)
         write_s = time.perf_counter() - t0
     finally:
@@ -217,27 +218,17 @@ def _extract(sources: list[Source], config: BuildConfig, pool: Workers, device: 
               for i in range(0, len(sources), config.files_per_task)]
     tasks = [(chunk, config.feature, config.audio, features_here) for chunk in chunks]
     scanned: list[Scanned] = []
-    written = [0]
-
-    def needed() -> int:  # the whole spool, extrapolated from the recordings so far
-        return written[0] * len(sources) // (len(scanned) + 1)  # + the one being written
-
-    with safe_write.guard(spool, "writing the features spool", needed, estimate=True), \
-            progress_bar(total=len(sources), desc="features", unit="rec") as bar:
-        fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
-        try:
-            for results in pool.map(_extract_chunk, tasks):
-                if front_end is not None:
-                    mels = _features([w for _, w in results], front_end, device)
-                    results = [(s, m) for (s, _), m in zip(results, mels)]
-                for item, mel in results:
-                    if mel is not None:
-                        written[0] += mel.nbytes
-                        safe_write.write_all(fd, np.ascontiguousarray(mel).data)
-                    scanned.append(item)
-                bar.update(len(results))
-        finally:
-            os.close(fd)
+    with spool.open("wb") as fh, progress_bar(total=len(sources), desc="features",
+                                              unit="rec") as bar:
+        for results in pool.map(_extract_chunk, tasks):
+            if front_end is not None:
+                mels = _features([w for _, w in results], front_end, device)
+                results = [(s, m) for (s, _), m in zip(results, mels)]
+            for item, mel in results:
+                if mel is not None:
+                    fh.write(np.ascontiguousarray(mel).data)
+                scanned.append(item)
+            bar.update(len(results))
     return scanned
 
 
@@ -296,6 +287,10 @@ def _sensor(s: Scanned) -> str:
 
 
 # --- write ----------------------------------------------------------------------------------
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
 
 def _split_bytes(usable: list[Scanned], splits: list[str | None],
                  config: BuildConfig) -> int:
