@@ -28,11 +28,12 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
-from . import __version__, run_files, safe_write, synth
+from . import __version__, run_files, synth
 from .config import FeatureConfig, SynthConfig, from_dict, to_dict
 from .errors import InputError, LeakhunterError
 from .features import LogMel
 from .model import LeakCNN, load_model
+from .safe_write import guard
 
 OPSET = 18
 TOLERANCE = 1e-4  # max abs probability difference between ONNX and PyTorch
@@ -130,7 +131,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     int8_path = out_path.with_name(out_path.stem + ".int8.onnx")
     tmp, tmp8 = (p.with_name(p.name + ".tmp") for p in (out_path, int8_path))
     # any failure (a parity miss, a full disk) removes both temporary files
-    with safe_write.guard(out_path, "writing the ONNX model", cleanup=[tmp, tmp8]):
+    with guard(out_path, "writing the ONNX model", cleanup=[tmp, tmp8]):
         _export_graph(OnnxWrapper(model, cfg).eval(), cfg.segment_samples, tmp)
         parity = _compare(_run(_session(tmp), segments), ref)
         if not parity["passed"]:

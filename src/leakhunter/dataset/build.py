@@ -30,13 +30,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, locks, safe_write, signals
+from .. import __version__, signals
 from ..audio import NameMeta, gain_too_low, load_recording, parse_name
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
 from ..features import LogMel, extract, segment_starts
+from ..locks import writes_folder
 from ..log import progress_bar
 from ..parallel import Workers, default_workers
+from ..safe_write import guard, require_space, write_text
 from .sources import Discovery, Source, discover
 from .splits import SplitItem, assign_splits, check_every_label
 from .store import PARTIAL_SUFFIX, SPLIT_FILES, FileRecord, SplitWriter, replace_into_place
@@ -62,7 +64,7 @@ class Scanned:
     out_of_water: bool = False
 
 
-@locks.writes_folder("out_dir", "build")
+@writes_folder("out_dir", "build")
 def build_dataset(input_path: str | Path, out_dir: str | Path,
                   config: BuildConfig = BuildConfig(), overwrite: bool = False) -> dict[str, Any]:
     """Build the three split files from ``input_path`` into ``out_dir``.
@@ -81,7 +83,7 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     spool = out / SPOOL_FILE
     try:
         t0 = time.perf_counter()
-        with Workers(config.workers or default_workers()) as pool, safe_write.guard(
+        with Workers(config.workers or default_workers()) as pool, guard(
                 spool, "writing the features spool", lambda: _size(spool), approx="more than "):
             scanned = _extract(found.sources, config, pool, device, spool)
             workers = pool.workers
@@ -99,8 +101,8 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
 
         t0 = time.perf_counter()
         needed = _split_bytes(usable, splits, config)
-        safe_write.require_space(out, needed, "writing the split files")
-        with safe_write.guard(out, "writing the split files", needed, approx="about "):
+        require_space(out, needed, "writing the split files")
+        with guard(out, "writing the split files", needed, approx="about "):
             stats = _write_splits(usable, splits, found.labels, out, config, spool)
         write_s = time.perf_counter() - t0
     finally:
@@ -399,5 +401,5 @@ def _report(found: Discovery, stats: dict[str, dict[str, Any]], skipped: list[di
 
 
 def _write_json(path: Path, data: Any) -> None:
-    safe_write.write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}",
-                          temp=path.with_name(path.name + PARTIAL_SUFFIX))
+    write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}",
+               temp=path.with_name(path.name + PARTIAL_SUFFIX))
