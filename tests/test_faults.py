@@ -478,7 +478,13 @@ def test_export_write_failures_leave_nothing(run_copy: Path, tmp_path: Path, cap
 
 def test_synth_write_failure_is_one_line(tmp_path: Path, capsys,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    _fail_writes(monkeypatch, ".*.wav.part", errno.ENOSPC)
+    from leakhunter import synth
+
+    def full_disk(path, *args, **kwargs):  # libsndfile writes from C
+        Path(path).write_bytes(b"RIFF half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(synth.sf, "write", full_disk)
     assert main(["synth", str(tmp_path / "rec"), "--count", "2", "--duration", "1"]) == 1
     _one_line(capsys.readouterr().err, "writing a recording", REASON[errno.ENOSPC])
     assert _temps(tmp_path / "rec") == []

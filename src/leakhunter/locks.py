@@ -170,7 +170,8 @@ def folder_lock(folder: str | Path, command: str | None = None) -> Iterator[Path
                 "host": socket.gethostname(), "started": time.time()}
         try:  # informative only: a full disk must not stop a run from taking its lock
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (json.dumps(info) + "\n").encode())
         except OSError:
             pass
         yield folder

@@ -121,6 +121,9 @@ def guard(path: str | Path, operation: str, needed: Needed = None, *,
     temps = [Path(p) for p in cleanup]
     try:
         yield
+    except StorageError:  # already described by an inner step (it is an OSError too)
+        _remove(temps)
+        raise
     except (OSError, RuntimeError) as exc:
         if os_error_number(exc) is None:
             _remove(temps)

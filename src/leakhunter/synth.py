@@ -15,8 +15,8 @@ Everything depends only on the config: each recording draws from its own generat
 
 from __future__ import annotations
 
-import io
 import logging
+import os
 import shutil
 import zlib
 from dataclasses import dataclass
@@ -355,7 +355,7 @@ def _write(path: Path, x: np.ndarray, gain_db: int, sample_rate: int) -> None:
     peak = 0.02 if gain_db <= _OUT_OF_WATER_GAIN_DB else 0.3 + 0.5 * min(max(
         (gain_db - 4) / 28, 0.0), 1.0)
     pcm = np.round(x * (peak * 32767 / max(float(np.max(np.abs(x))), 1e-12)))
-    buffer = io.BytesIO()
-    sf.write(buffer, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
-    safe_write.write_bytes(path, buffer.getbuffer(), "writing a recording",
-                           temp=path.with_name(f".{path.name}.part"))
+    tmp = path.with_name(f".{path.name}.part")
+    with safe_write.guard(path, "writing a recording", cleanup=[tmp]):
+        sf.write(tmp, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
+        os.replace(tmp, path)
