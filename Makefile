@@ -24,11 +24,11 @@ demo: setup
 	$(BIN)/leakhunter demo --out $(DEMO)
 
 bench: setup
+	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/predict.py
-	$(BIN)/python benchmarks/faults.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

@@ -256,7 +256,6 @@ COLUMNS = ("path", "sensor_id", "recording_id", "timestamp", "gain_db", "duratio
            "segments", "leak_probability", "vote_fraction", "decision", "threshold", "status")
 
 
-@writes("out", "writing decisions")
 def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
                       classes: list[str]) -> Path:
     """Write the records as CSV (one row per recording; multi-class adds ``top_class`` and
@@ -282,7 +281,6 @@ def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
     return out
 
 
-@writes("out", "writing the segment timeline")
 def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     """Per-segment CSV: path, start_s, leak_probability, top_class."""
     import csv
@@ -312,3 +310,9 @@ def predict(model: str | Path, inputs: Iterable[str | Path], **kwargs: Any
     arguments as :class:`Predictor` (and ``segments=True`` for timelines)."""
     segments = kwargs.pop("segments", False)
     return list(Predictor(model, **kwargs).predict(inputs, segments=segments))
+
+
+# A full disk or an I/O error while writing an output: one line naming the file, and no
+# ``.tmp`` left behind (the previous file stays until the final rename).
+write_predictions = writes("out", "writing decisions")(write_predictions)
+write_timeline = writes("out", "writing the segment timeline")(write_timeline)
