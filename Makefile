@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/leakhunter demo --out $(DEMO)
 
 bench: setup
+	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py

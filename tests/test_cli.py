@@ -103,7 +103,7 @@ def test_killed_build_looks_unfinished_and_next_build_recovers(many_recordings: 
                                                                tmp_path: Path) -> None:
     out = tmp_path / "out"
     _run_and_signal(many_recordings, out, signal.SIGKILL, 1)
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != ".leakhunter.lock")  # not held
     assert names and all(n.endswith(".partial") for n in names)
     assert main(["info", str(out)]) == 1
     assert main(["-q", "build", str(many_recordings), "--out", str(out)]) == 0

@@ -175,3 +175,20 @@ def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_r
     assert "stopped watching: 0 recording(s) judged in this run, 3 in" in stdout
     assert len(_rows(out)) == 3
     shutil.rmtree(inbox)
+
+
+def test_a_second_writer_of_the_results_is_refused(recordings: Path, trained_run: Path,
+                                                   tmp_path: Path) -> None:
+    from leakhunter.predict import Predictor, predictions_info
+    from leakhunter.results_log import ResultsLog
+
+    out = tmp_path / "results.csv"
+    info = predictions_info(out, Predictor(trained_run / "best.pt", workers=1))
+    with ResultsLog(out, info):
+        proc = subprocess.run(_cli("predict", str(trained_run / "best.pt"), str(recordings),
+                                   "--out", str(out), "--resume"), env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and "in use by PID" in proc.stderr
+        assert proc.stderr.count("\n") == 1
+    with ResultsLog(out, info) as again:  # released with the first
+        assert again.existing == 0

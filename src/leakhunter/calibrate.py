@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import __version__, checkpoint, devices, run_files
+from . import __version__, checkpoint, devices, locks, run_files
 from .config import CalibrateConfig
 from .errors import InputError
 from .evaluate import decision_rule
@@ -43,6 +43,7 @@ def meta_path(model_path: str | Path) -> Path:
     return model_path.with_name(model_path.stem + "_meta.json")
 
 
+@locks.writes_folder(lambda a: Path(a["out"]).parent, "calibrate")
 def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
               cfg: CalibrateConfig = CalibrateConfig(), overwrite: bool = False,
               device: str = "auto") -> dict[str, Any]:

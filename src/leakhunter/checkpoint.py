@@ -10,13 +10,14 @@ Two kinds, both plain dicts of tensors and Python values:
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import safe_write
 from .errors import LeakhunterError
 
 FORMAT_VERSION = 1
@@ -27,12 +28,16 @@ class CheckpointError(LeakhunterError):
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
-    """Serialise ``state`` once to ``<path>.tmp``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, "format_version": FORMAT_VERSION}, tmp)
-    os.replace(tmp, path)
+    """Serialise ``state`` once, in memory, then replace ``path`` atomically with it
+    (:func:`leakhunter.safe_write.write_bytes`: ``<path>.tmp``, fsync, rename).
+
+    Raises :class:`~leakhunter.errors.StorageError` (disk full, I/O error) naming the size
+    needed; then ``path`` is the previous checkpoint, whole, and no ``.tmp`` is left. In
+    memory first because a checkpoint is a few megabytes and its size is then known.
+    """
+    buffer = io.BytesIO()
+    torch.save({**state, "format_version": FORMAT_VERSION}, buffer)
+    safe_write.write_bytes(path, buffer.getbuffer(), "writing the checkpoint")
 
 
 def load(path: str | Path, kind: str) -> dict[str, Any]:

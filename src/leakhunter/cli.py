@@ -493,12 +493,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeakhunterError as exc:
         print(f"leakhunter: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an OS failure at a site without its own message: still one line
+        log.debug("operating-system error", exc_info=True)
+        print(f"leakhunter: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         signals.clear()
         code = exc.exit_code if isinstance(exc, signals.Interrupted) else 130
         what = "terminated" if code == 128 + signal.SIGTERM else "interrupted"
         print(f"leakhunter: {what}; partial output removed", file=sys.stderr)
         return code
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``path: reason [ERRNO]`` for an ``OSError`` that no library step described."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    code = f" [{errno.errorcode[exc.errno]}]" if exc.errno in errno.errorcode else ""
+    return f"{where}{exc.strerror or exc}{code}"
 
 
 def run() -> None:

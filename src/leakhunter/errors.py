@@ -34,3 +34,20 @@ class AudioError(LeakhunterError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class StorageError(LeakhunterError, OSError):
+    """The operating system failed a file operation: disk full, I/O error, quota, read-only
+    file system, permission. The message names the path, the operation and, when known, the
+    space the step needed; the step's temporary files are already removed and the files of
+    earlier steps are as they were. Also an ``OSError`` (code that caught the OS's own error
+    still catches it), with ``errno`` (``None`` if unknown) and ``filename`` set.
+    """
+
+    def __init__(self, message: str, path: str, operation: str, errno: int | None):
+        super().__init__(message)
+        self.path, self.operation = path, operation
+        self.errno, self.filename = errno, path
+
+    def __str__(self) -> str:  # OSError's own would be "[Errno N] None: 'path'"
+        return str(self.args[0])

@@ -29,6 +29,7 @@ from .metrics import (binary_scores, choose_threshold, recording_classes, record
 from .model import LeakCNN, load_model
 from .plots import write_evaluation_plots
 from .precision import autocast, resolve_amp
+from .safe_write import writes
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
             "confusion": confusion_matrix(truth, predicted, labels=labels).tolist()}
 
 
+@writes("path", "writing predictions")
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
                        decided: np.ndarray, rec_class: np.ndarray | None = None,
@@ -295,6 +297,7 @@ def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: n
     tmp.replace(path)
 
 
+@writes("path", "writing segment scores")
 def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.ndarray,
                     predicted: np.ndarray) -> None:
     starts = np.zeros(data.segments)

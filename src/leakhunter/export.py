@@ -34,6 +34,7 @@ from .config import FeatureConfig, SynthConfig, from_dict, to_dict
 from .errors import InputError, LeakhunterError
 from .features import LogMel
 from .model import LeakCNN, load_model
+from .safe_write import guard
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     out_path.parent.mkdir(parents=True, exist_ok=True)
     int8_path = out_path.with_name(out_path.stem + ".int8.onnx")
     tmp, tmp8 = (p.with_name(p.name + ".tmp") for p in (out_path, int8_path))
-    try:
+    # any failure (a parity miss, a full disk) removes both temporary files
+    with guard(out_path, "writing the ONNX model", cleanup=[tmp, tmp8]):
         _export_graph(OnnxWrapper(model, cfg).eval(), cfg.segment_samples, tmp)
         parity = _compare(_run(_session(tmp), segments), ref)
         if not parity["passed"]:
@@ -150,9 +152,6 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
             int8_info["file"] = int8_path.name
         else:  # an int8 file from an earlier export would not match this graph and card
             int8_path.unlink(missing_ok=True)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp8.unlink(missing_ok=True)
     card = _card(meta, cfg, model_path, out_path, parity, int8_info)
     run_files.write_json(out_path.parent / CARD_NAME, card)
     return card

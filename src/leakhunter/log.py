@@ -64,10 +64,28 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """A log file that, when the disk fails, says so once and goes quiet (the console log
+    goes on) instead of printing logging's traceback for every line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.level > logging.CRITICAL:
+            return
+        self.setLevel(logging.CRITICAL + 1)
+        error = sys.exc_info()[1]
+        logging.getLogger("leakhunter").warning(
+            "%s: writing the log failed (%s); the log continues on the console only",
+            self.baseFilename, getattr(error, "strerror", None) or error)
+
+
 def add_log_file(path: str | Path) -> logging.Handler:
     """Also write the log to ``path`` (appending, no colour); returns the handler so the
-    caller can remove it with :func:`remove_log_file`."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    caller can remove it with :func:`remove_log_file`. Raises ``StorageError`` when the
+    file cannot be opened."""
+    from .safe_write import guard
+
+    with guard(path, "opening the log file"):
+        handler = _LogFileHandler(path, encoding="utf-8")
     handler.setFormatter(ElapsedFormatter(colour=False))
     handler.setLevel(logging.INFO)  # whatever the console shows (--quiet included)
     logger = logging.getLogger("leakhunter")
@@ -78,7 +96,10 @@ def add_log_file(path: str | Path) -> logging.Handler:
 
 def remove_log_file(handler: logging.Handler) -> None:
     logging.getLogger("leakhunter").removeHandler(handler)
-    handler.close()
+    try:
+        handler.close()
+    except OSError:  # its last flush failed too; the run's own result stands
+        pass
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False, debug: bool = False) -> None:

@@ -8,10 +8,13 @@ memory stays bounded however many tasks there are. One pool serves every pass of
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,6 +27,8 @@ R = TypeVar("R")
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters
+_PR_SET_PDEATHSIG = 1  # prctl() option, <linux/prctl.h>
+WATCHDOG_INTERVAL_S = 0.5  # how often a worker without a parent-death signal looks
 
 
 def default_workers() -> int:
@@ -34,7 +39,56 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _worker_init() -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker process as soon as process ``parent_pid`` ends, however it ends.
+
+    A worker left behind by a parent killed with SIGKILL (the OOM killer, a scheduler's
+    hard stop) is reparented to init and keeps its memory until ended by hand. On Linux the
+    kernel sends this process SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``;
+    strictly, when the parent *thread* that forked it ends, which for our pools is the
+    thread that runs the command). Elsewhere a daemon thread checks ``os.getppid()`` every
+    :data:`WATCHDOG_INTERVAL_S` seconds. A worker holds no output files of its own, so
+    SIGKILL loses nothing the parent had not already lost.
+    """
+    if not _set_parent_death_signal():
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                         name="leakhunter-parent-watchdog").start()
+    # The parent may have died between fork() and the line above, before the kernel knew
+    # to signal us: then we are already an orphan (reparented) and must go now.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask the Linux kernel for SIGKILL when the parent dies; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(WATCHDOG_INTERVAL_S)
+    os._exit(1)
+
+
+def loader_worker_init() -> Callable[[int], None]:
+    """A ``worker_init_fn`` for a torch DataLoader created in this process: its workers,
+    too, end with this process (PyTorch's own check notices a dead parent only every 5 s).
+    A picklable partial, so it also works with the spawn start method."""
+    return functools.partial(_loader_worker_init, os.getpid())
+
+
+def _loader_worker_init(parent_pid: int, worker_id: int) -> None:
+    die_with_parent(parent_pid)
+
+
+def _worker_init(parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     # The main process handles Ctrl-C and shuts the pool down; a worker that also raised
     # KeyboardInterrupt would break the pool mid-task and print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -106,7 +160,8 @@ class Workers:
     def _submit(self, fn: Callable[..., R], task: tuple[Any, ...]) -> Future[R]:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
-                                             initializer=_worker_init)
+                                             initializer=_worker_init,
+                                             initargs=(os.getpid(),))
             with _signals_deferred():  # the first submit forks every worker
                 return self._pool.submit(fn, *task)
         return self._pool.submit(fn, *task)

@@ -10,7 +10,6 @@ never sees half a plot.
 from __future__ import annotations
 
 import csv
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,14 +36,16 @@ def _figure(size: tuple[float, float] = SIZE, ncols: int = 1) -> tuple[Any, Any]
 
 
 def _save(fig: Any, path: Path, fmt: str) -> Path:
-    """Write ``fig`` to ``path`` in ``fmt`` through a temporary file in the same folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``fig`` to ``path`` in ``fmt`` through a temporary file in the same folder
+    (drawn in memory first; raises ``StorageError`` when the disk fails)."""
+    import io
+
+    from . import safe_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=DPI)
+    return safe_write.write_bytes(path, buffer.getbuffer(), "writing a plot",
+                                  temp=path.with_name(f".{path.name}.tmp"))
 
 
 def _formats(formats: tuple[str, ...]) -> list[str]:

@@ -38,6 +38,7 @@ from .metrics import recording_classes, recording_scores
 from .model import load_model
 from .parallel import Workers, default_workers
 from .precision import autocast, resolve_amp
+from .safe_write import writes
 
 log = logging.getLogger(__name__)
 
@@ -460,3 +461,9 @@ def predict(model: str | Path, inputs: Iterable[str | Path], **kwargs: Any
     arguments as :class:`Predictor` (and ``segments=True`` for timelines)."""
     segments = kwargs.pop("segments", False)
     return list(Predictor(model, **kwargs).predict(inputs, segments=segments))
+
+
+# A full disk or an I/O error while writing an output: one line naming the file, and no
+# ``.tmp`` left behind (the previous file stays until the final rename).
+write_predictions = writes("out", "writing decisions")(write_predictions)
+write_timeline = writes("out", "writing the segment timeline")(write_timeline)

@@ -24,9 +24,11 @@ import io
 import json
 import logging
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from . import locks
 from .errors import InputError
 from .predict import info_path
 from .run_files import write_json
@@ -58,6 +60,17 @@ class ResultsLog:
         self._done: set[int] = set()
         self.existing = 0  # rows found when opened
         self.appended = 0
+        # one writer: a second `predict --resume/--watch` on this folder is refused
+        self._held = ExitStack()
+        self._held.enter_context(locks.folder_lock(
+            self.path.parent, f"predict (appending to {self.path.name})"))
+        try:
+            self._open()
+        except BaseException:
+            self._held.close()
+            raise
+
+    def _open(self) -> None:
         if self.path.exists():
             self._check_identity()
             self._repair_and_read()
@@ -146,9 +159,12 @@ class ResultsLog:
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            finally:
+                self._fh.close()
+                self._held.close()
 
     def __enter__(self) -> ResultsLog:
         return self

@@ -7,10 +7,12 @@ when tensorboard is installed; and the rule that a run directory is never silent
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+from . import safe_write
 from .errors import InputError
 
 RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
@@ -33,15 +35,31 @@ def prepare(run: Path, overwrite: bool, main: bool) -> None:
         (run / "checkpoints").mkdir(parents=True, exist_ok=True)
 
 
+def folder_to_lock(args: dict[str, Any]) -> Path | None:
+    """The folder :func:`leakhunter.train.train` locks, from its bound arguments: the run
+    directory, except under ``torchrun`` on ranks other than 0 (rank 0 alone writes and
+    locks) and for ``--resume`` of a folder that does not exist (nothing to protect; the
+    missing checkpoint is reported)."""
+    from .distributed import from_environment
+
+    run = Path(args["run_dir"])
+    if not from_environment().main or (args["resume"] and not run.is_dir()):
+        return None
+    return run
+
+
 def append_metrics(path: Path, row: dict[str, Any]) -> None:
-    """Add one epoch's row to ``metrics.csv`` (header first when the file is new)."""
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRICS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                         for k, v in row.items()})
+    """Add one epoch's row to ``metrics.csv`` (header first when the file is new).
+
+    The file is rewritten whole (a row per epoch: a few kilobytes), so a full disk leaves
+    the previous rows intact rather than a torn last line."""
+    old = path.read_bytes().decode("utf-8") if path.exists() else ""  # keeps \r\n
+    fh = io.StringIO(newline="")
+    writer = csv.DictWriter(fh, fieldnames=METRICS)
+    if not old:
+        writer.writeheader()
+    writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    safe_write.write_text(path, old + fh.getvalue(), "writing the metrics")
 
 
 def trim_metrics(path: Path, epochs: int) -> None:
@@ -51,10 +69,11 @@ def trim_metrics(path: Path, epochs: int) -> None:
         return
     with path.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= epochs]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRICS)
-        writer.writeheader()
-        writer.writerows(rows)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=METRICS)
+    writer.writeheader()
+    writer.writerows(rows)
+    safe_write.write_text(path, out.getvalue(), "writing the metrics")
 
 
 class NoEvents:
@@ -77,7 +96,6 @@ def event_writer(run: Path) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file, so a reader never sees half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write JSON through a temporary file, so a reader never sees half of it
+    (:func:`leakhunter.safe_write.write_text`; raises ``StorageError``)."""
+    safe_write.write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}")

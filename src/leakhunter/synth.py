@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from . import safe_write
 from .config import SynthConfig
 from .errors import ConfigError, InputError
 from .log import progress_bar
@@ -355,8 +356,6 @@ def _write(path: Path, x: np.ndarray, gain_db: int, sample_rate: int) -> None:
         (gain_db - 4) / 28, 0.0), 1.0)
     pcm = np.round(x * (peak * 32767 / max(float(np.max(np.abs(x))), 1e-12)))
     tmp = path.with_name(f".{path.name}.part")
-    try:
+    with safe_write.guard(path, "writing a recording", cleanup=[tmp]):
         sf.write(tmp, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -29,8 +29,10 @@ from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError, InputError
 from .evaluate import validation_metrics
+from .locks import writes_folder
 from .log import add_log_file, progress_bar, remove_log_file
 from .model import LeakCNN, count_parameters
+from .parallel import loader_worker_init
 from .plots import write_training_curves
 from .precision import autocast, resolve_amp
 
@@ -41,6 +43,7 @@ RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "prel
              "loader_workers", "compile"}
 
 
+@writes_folder(run_files.folder_to_lock, "train")
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
           resume: bool = False, overwrite: bool = False,
           overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -337,6 +340,7 @@ class _Trainer:
         return torch.utils.data.DataLoader(
             _Batches(data, todo), batch_size=None, num_workers=self.cfg.loader_workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=4,
+            worker_init_fn=loader_worker_init(),  # no orphans if we are killed
             # its own generator: otherwise starting the loader draws from the global RNG,
             # which dropout uses, and runs would depend on how data is read
             generator=torch.Generator().manual_seed(self.cfg.seed))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ from ..audio import NameMeta, gain_too_low, load_recording, pad_to_segment, pars
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
 from ..features import LogMel, extract, segment_starts
+from ..locks import writes_folder
 from ..log import progress_bar
 from ..parallel import Workers, default_workers
+from ..safe_write import guard, require_space, write_text
 from .sources import Discovery, Source, discover
 from .splits import SplitItem, assign_splits, check_every_label
 from .store import PARTIAL_SUFFIX, SPLIT_FILES, FileRecord, SplitWriter, replace_into_place
@@ -66,6 +67,7 @@ class Scanned:
     padded: bool = False  # shorter than one segment: zero-padded to one
 
 
+@writes_folder("out_dir", "build")
 def build_dataset(input_path: str | Path, out_dir: str | Path,
                   config: BuildConfig = BuildConfig(), overwrite: bool = False) -> dict[str, Any]:
     """Build the three split files from ``input_path`` into ``out_dir``.
@@ -86,7 +88,8 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     spool = out / SPOOL_FILE
     try:
         t0 = time.perf_counter()
-        with Workers(config.workers or default_workers()) as pool:
+        with Workers(config.workers or default_workers()) as pool, guard(
+                spool, "writing the features spool", lambda: _size(spool), approx="more than "):
             scanned = _extract(found.sources, config, pool, device, spool)
             workers = pool.workers
         extract_s = time.perf_counter() - t0
@@ -102,7 +105,10 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
         split_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        stats = _write_splits(usable, splits, found.labels, out, config, spool)
+        needed = _split_bytes(usable, splits, config)
+        require_space(out, needed, "writing the split files")
+        with guard(out, "writing the split files", needed, approx="about "):
+            stats = _write_splits(usable, splits, found.labels, out, config, spool)
         write_s = time.perf_counter() - t0
     finally:
         spool.unlink(missing_ok=True)
@@ -310,6 +316,23 @@ def _sensor(s: Scanned) -> str:
 
 # --- write ----------------------------------------------------------------------------------
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _split_bytes(usable: list[Scanned], splits: list[str | None],
+                 config: BuildConfig) -> int:
+    """Generous estimate of the three files' size: features padded to whole chunks, plus
+    256 kB per file for the files table and HDF5's own metadata (measured: under 100 kB)."""
+    segment = config.feature.n_mels * config.feature.frames_per_segment * 2  # float16
+    per_split = Counter({split: 0 for split in SPLITS})
+    for s, split in zip(usable, splits):
+        if split is not None:
+            per_split[split] += s.segments
+    chunk = config.chunk_segments
+    return sum(-(-n // chunk) * chunk * (segment + 10) + 2**18 for n in per_split.values())
+
+
 def _write_splits(usable: list[Scanned], splits: list[str | None], labels: list[str],
                   out: Path, config: BuildConfig, spool: Path) -> dict[str, dict[str, Any]]:
     """Copy each kept recording's segments from the spool into its split's file."""
@@ -415,6 +438,5 @@ def _report(found: Discovery, stats: dict[str, dict[str, Any]], skipped: list[di
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}",
+               temp=path.with_name(path.name + PARTIAL_SUFFIX))

@@ -176,9 +176,21 @@ class SplitWriter:
         return self.temp_path
 
     def abort(self) -> None:
-        """Close and delete the temporary file."""
+        """Close and delete the temporary file.
+
+        After a write failed for want of space, HDF5 still holds unwritten metadata and
+        tries again on close (and when its objects are freed, even at interpreter exit,
+        where a failure has crashed the process). Emptying the file first gives that last
+        flush the space it needs; the file is deleted all the same.
+        """
+        try:
+            os.truncate(self.temp_path, 0)
+        except OSError:
+            pass
         try:
             self._h5.close()
+        except Exception:  # the error that brought us here is the one to report
+            pass
         finally:
             self.temp_path.unlink(missing_ok=True)
 
@@ -261,6 +273,11 @@ def read_split_info(path: str | Path) -> SplitInfo:
 
 
 def replace_into_place(temp_paths: list[Path]) -> None:
-    """Rename finished ``.partial`` files to their final names."""
+    """Flush finished ``.partial`` files to the disk, then rename them to their final
+    names (a power cut after the rename must not leave a named file without its data)."""
+    from ..safe_write import fsync_file
+
+    for temp in temp_paths:
+        fsync_file(temp)
     for temp in temp_paths:
         os.replace(temp, temp.with_name(temp.name[: -len(PARTIAL_SUFFIX)]))
