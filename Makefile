@@ -28,6 +28,7 @@ bench: setup
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/tune.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

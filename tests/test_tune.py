@@ -202,16 +202,25 @@ def test_ctrl_c_fails_the_running_trial_and_queues_it_again(
     assert retried.params == interrupted.params
 
 
-def test_multi_objective_reports_a_pareto_front(easy: Path, tmp_path: Path) -> None:
+def test_multi_objective_reports_a_pareto_front(easy: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "study"
     space = tmp_path / "space.toml"
     space.write_text("[width]\nchoices = [4, 16]\n" + "".join(
         f"[{p.name}]\noff = true\n" for p in SPACE if p.name not in ("width", "lr")))
-    args = ["-q", "tune", str(easy), "--out", str(out), "--trials", "3", "--epochs", "1",
-            "--objective", "f1,params", "--dense", "32", "--batch-size", "32",
-            "--space", str(space), "--target-specificity", "0.9"]
+    config = tmp_path / "tune.toml"  # tune settings at the top, fixed train settings below
+    config.write_text('trials = 3\nepochs = 1\nobjective = "f1,params"\n'
+                      "target_specificity = 0.9\n[train]\nbatch_size = 32\n"
+                      "[train.model]\ndense = 32\n")
+    args = ["-q", "tune", str(easy), "--out", str(out), "--config", str(config), "--space",
+            str(space)]
     assert main(args) == 0
     study = _study(out)
+    assert len(study.trials) == 3
+    for t in study.trials:
+        settings = t.user_attrs["train_config"]
+        assert settings["batch_size"] == 32 and settings["model"]["dense"] == 32
+        assert settings["epochs"] == 1 and set(t.params) == {"width", "lr"}
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     front = {t.number for t in study.best_trials}
     assert front and all(len(t.values) == 2 for t in study.trials)
@@ -222,6 +231,12 @@ def test_multi_objective_reports_a_pareto_front(easy: Path, tmp_path: Path) -> N
         sorted(f"trial-{n:04d}" for n in front)
     assert {int(p.name[6:]) for p in (out / "trials").iterdir()} == front
     assert (out / "plots" / "pareto_front.png").stat().st_size > 1000
+    # a continued study cannot change a parameter's choices: one line, the trial recorded
+    space.write_text(space.read_text().replace("[4, 16]", "[4, 8]"))
+    assert main(args) == 1
+    assert "the search space no longer fits study 'leakhunter'" in \
+        capsys.readouterr().err
+    assert _study(out).trials[-1].state == optuna.trial.TrialState.FAIL
     kept = study.trials[min(front)]
     cost = inference_cost(Path(kept.user_attrs["run_dir"]) / "best.pt")
     model, _ = load_model(Path(kept.user_attrs["run_dir"]) / "best.pt")

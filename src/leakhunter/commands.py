@@ -208,7 +208,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from .tune.space import set_path
-    from .tune.study import run_study
+    try:
+        from .tune.study import run_study
+    except ImportError as exc:  # optuna is a dependency, but may be missing from a venv
+        raise LeakhunterError(f"leakhunter tune needs optuna ({exc}); pip install optuna") \
+            from None
 
     raw = load_toml(args.config) if args.config else {}
     table = raw.pop("train", {})

@@ -45,6 +45,8 @@ def write_study_plots(study: optuna.Study, out: Path, objective: list[str],
 
 
 def _history(trials: list[FrozenTrial], objective: list[str], path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
     name = objective[0]
     best, best_x, best_y = -math.inf, [], []
@@ -68,6 +70,7 @@ def _history(trials: list[FrozenTrial], objective: list[str], path: Path) -> Pat
     unique = dict(zip(labels, handles))
     if unique:
         ax.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
     ax.set_xlabel("trial")
     ax.set_ylabel(name.replace("_", " "))
     ax.set_title("Optimisation history")

@@ -32,7 +32,7 @@ from .. import signals
 from ..config import TrainConfig, TuneConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
-from ..errors import InputError, LeakhunterError
+from ..errors import ConfigError, InputError, LeakhunterError
 from ..train import train
 from . import outputs
 from .cost import inference_cost
@@ -284,6 +284,12 @@ class _Runner:
         epochs = [0]
         try:
             drawn = suggest(trial, self.space, self.multiclass, settings)
+        except ValueError as exc:  # Optuna refuses a parameter's choices changed mid-study
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise ConfigError(f"the search space no longer fits study "
+                              f"{self.study.study_name!r} ({exc}); keep its --space, or use "
+                              f"--restart or another --study-name") from None
+        try:
             for path, value in drawn.items():
                 set_path(settings, path, value)
             trial.set_user_attr("train_config", settings)
