@@ -76,6 +76,9 @@ def test_study_writes_outputs_best_config_trains_rerun_continues_restart_deletes
     assert [r["number"] for r in rows] == ["0", "1", "2"]
     assert {r["state"] for r in rows} == {"complete"} and all(r["epochs"] == "1" for r in rows)
     assert all(2e-3 <= float(r["lr"]) <= 1e-2 for r in rows)
+    # a new study starts from the train defaults: the baseline it has to beat
+    assert study.trials[0].user_attrs["baseline"] and rows[0]["note"] == "baseline"
+    assert study.trials[0].params == {"lr": TrainConfig().lr}
     best = study.best_trial
     assert float(rows[best.number]["val_file_f1"]) == pytest.approx(best.value, abs=1e-6)
     # only the best trial's run directory is kept

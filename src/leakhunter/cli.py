@@ -396,6 +396,8 @@ def _add_tune(sub: Any) -> None:
     _option(p, ["--seed"], "seed", d, "sampler seed")
     _option(p, ["--keep-trials"], "keep_trials", d, "keep every trial's run directory, not "
                                                     "only the best", action="store_true")
+    _option(p, ["--no-baseline"], "baseline", d, "do not start a new study with a trial of "
+                                                 "the train defaults", action="store_false")
     g = p.add_argument_group("train settings (one given here, or in the [train] table of "
                              "--config, is fixed and not searched)")
     _copy_train_flags(sub.choices["train"], g)

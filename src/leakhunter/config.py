@@ -264,6 +264,7 @@ class TuneConfig:
     pruner_warmup_epochs: int = 1  # epochs a trial always trains before it can be pruned
     seed: int = 0  # sampler seed; trial n draws from (seed, n), so reruns never repeat
     keep_trials: bool = False  # keep every trial's run directory, not just the best
+    baseline: bool = True  # a new study's first trial trains the train defaults
 
     def __post_init__(self) -> None:
         _check(self.trials >= 0, "trials must be non-negative")

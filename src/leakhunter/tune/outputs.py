@@ -106,7 +106,9 @@ def progress_line(study: optuna.Study, number: int, objective: list[str],
         best = "no complete trial yet"
     counts = ", ".join(f"{sum(STATES.get(x.state) == s for x in trials)} {s}"
                        for s in ("complete", "pruned", "failed"))
-    return (f"trial {number} {state}: {result}; {t.user_attrs.get('epochs', 0)} epoch(s) in "
+    what = f"trial {number}" + (" (baseline: train defaults)" if t.user_attrs.get("baseline")
+                                else "")
+    return (f"{what} {state}: {result}; {t.user_attrs.get('epochs', 0)} epoch(s) in "
             f"{_seconds(t):.0f} s | {best} | {counts} | {elapsed / 60:.1f} min elapsed")
 
 
@@ -161,7 +163,8 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
                         f"{_seconds(t):.1f}", *[_cell(t.params.get(p)) for p in params],
                         t.user_attrs.get("parameters", ""),
                         _cell(t.user_attrs.get("latency_us")), t.number in keep,
-                        t.user_attrs.get("failure") or t.user_attrs.get("pruned") or "",
+                        t.user_attrs.get("failure") or t.user_attrs.get("pruned")
+                        or ("baseline" if t.user_attrs.get("baseline") else ""),
                         t.datetime_start.isoformat(timespec="seconds")
                         if t.datetime_start else ""])
     tmp.replace(path)

@@ -172,3 +172,26 @@ def _current(name: str, drawn: dict[str, Any], base: dict[str, Any]) -> Any:
     for part in path.split("."):
         node = node[part]
     return node
+
+
+def baseline_params(space: tuple[Param, ...], base: dict[str, Any],
+                    multiclass: bool) -> dict[str, Any]:
+    """``{parameter name: value}`` of the settings tree ``base`` (the train defaults with
+    the fixed settings), for the parameters of ``space`` whose value lies inside it: the
+    first trial of a new study trains them, so the study starts from the baseline it has to
+    beat. A parameter whose base value is outside its range is drawn instead."""
+    params: dict[str, Any] = {}
+    for p in space:
+        if p.multiclass and not multiclass:
+            continue
+        if p.when and _current(p.when[0], {}, base) != p.when[1]:
+            continue
+        value = _current(p.name, {}, base)
+        if p.kind == "choice":
+            inside = value in p.choices
+        else:
+            inside = p.low <= value <= p.high and (p.kind == "float" or isinstance(value, int))
+        if inside:
+            params[p.name] = value
+    return params
+

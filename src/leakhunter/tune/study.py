@@ -36,7 +36,7 @@ from ..errors import ConfigError, InputError, LeakhunterError
 from ..train import train
 from . import outputs
 from .cost import inference_cost
-from .space import Param, load_space, set_path, suggest
+from .space import Param, baseline_params, load_space, set_path, suggest
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,15 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
     space = tuple(p for p in load_space(space_file, fixed) if multiclass or not p.multiclass)
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-    storage = open_storage(cfg.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}")
-    if restart:
-        _restart(storage, cfg.study_name, study_dir)
-    study = _open_study(storage, cfg, identity, base_cfg.epochs)
+    url = cfg.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    with _creation_lock(url):  # one process at a time creates the database and the study
+        storage = open_storage(url)
+        if restart:
+            _restart(storage, cfg.study_name, study_dir)
+        study = _open_study(storage, cfg, identity, base_cfg.epochs)
+        if cfg.baseline and not study.trials:
+            study.enqueue_trial(baseline_params(space, train_settings, multiclass),
+                                user_attrs={"baseline": True})
     runner = _Runner(study, dataset_dir, study_dir, cfg, train_settings, space,
                      multiclass, validation)
     log.info("study %r in %s: %d trial(s) so far; %d parameter(s) searched (%s); "
@@ -86,17 +91,15 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     database cannot be reached or its driver is missing.
 
     Two processes creating the same new database at once race on its schema tables (one
-    gets "UNIQUE constraint failed: alembic_version"): a SQLite file is created under a
-    lock file beside it, and any database is tried again once the other has made them.
+    gets "UNIQUE constraint failed: alembic_version"): :func:`run_study` creates a SQLite
+    file under a lock file beside it, and any database is tried again once the other
+    process has made them.
     """
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    path = _sqlite_path(url)
-    lock = FileLock(f"{path}.lock") if path else nullcontext()
     retries = 2
     while True:
         try:
-            with lock:
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except Exception as exc:  # SQLAlchemy, driver and argument errors alike
             if retries and "alembic_version" in str(exc):
                 retries -= 1
@@ -106,6 +109,13 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 type(exc).__name__
             raise InputError(f"--storage {_shown(url)}: cannot open the study database "
                              f"({reason})") from None
+
+
+def _creation_lock(url: str) -> Any:
+    """A lock file beside a SQLite database, or nothing for a database server (processes
+    on other machines cannot share a lock file; :func:`open_storage` retries there)."""
+    path = _sqlite_path(url)
+    return FileLock(f"{path}.lock") if path else nullcontext()
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -310,7 +320,8 @@ class _Runner:
             trial.set_user_attr("epochs", epochs[0])
             trial.set_user_attr("failure", "interrupted (settings queued again)")
             self.study.tell(trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            self.study.enqueue_trial(trial.params, user_attrs={
+                "retry_of": trial.number, "baseline": trial.user_attrs.get("baseline", False)})
             shutil.rmtree(run, ignore_errors=True)
             log.warning("trial %d interrupted: recorded as failed, its settings queued for "
                         "the next run", trial.number)
