@@ -53,8 +53,9 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
     :class:`DatasetError` or :class:`checkpoint.CheckpointError` with one clear reason.
     ``on_epoch(epoch, row)``: called after each epoch's validation, once ``best.pt``,
     ``metrics.csv`` and ``checkpoints/last.pt`` are written (so the run directory is
-    consistent), with the epoch's ``metrics.csv`` row; every process gets the same
-    validation figures. An exception it raises ends the run and propagates (tune's pruning).
+    consistent), with the epoch's ``metrics.csv`` row; under torchrun every process gets
+    the same ``val_file_f1`` and ``val_loss`` (the other validation figures are rank 0's
+    only). An exception it raises ends the run and propagates (tune's pruning).
     """
     run = Path(run_dir)
     ctx = distributed.from_environment()

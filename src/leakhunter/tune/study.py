@@ -79,7 +79,8 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
     runner = _Runner(study, dataset_dir, study_dir, cfg, train_settings, space,
                      multiclass, validation)
     log.info("study %r in %s: %d trial(s) so far; %d parameter(s) searched (%s); "
-             "objective %s", cfg.study_name, _shown(storage.url), len(study.trials),
+             "objective %s", cfg.study_name, _shown(storage.url),
+             sum(t.state.is_finished() for t in study.trials),
              len(space), ", ".join(p.name for p in space), ", ".join(identity["objective"]))
     runner.run()
     return outputs.write_all(study, study_dir, identity["objective"], runner.keep_set())
