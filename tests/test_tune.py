@@ -317,3 +317,20 @@ def test_on_epoch_hook_stops_train_with_a_consistent_run(easy: Path, tmp_path: P
     assert checkpoint.load(run / "checkpoints" / "last.pt", "train-state")["epoch"] == 1
     assert (run / "best.pt").is_file()
     assert train(None, run, cfg, resume=True)["epochs"] == 3  # and it resumes from there
+
+
+def test_hyperband_pruner_and_latency_objective_run(easy: Path, tmp_path: Path,
+                                                    lr_only: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "hyperband"
+    assert main(["tune", str(easy), "--out", str(out), *SMALL, "--trials", "2", "--epochs",
+                 "2", "--space", str(lr_only), "--pruner", "hyperband"]) == 0
+    assert "pruner HyperbandPruner" in capsys.readouterr().err
+    study = _study(out)
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    out = tmp_path / "latency"
+    assert _tune(easy, out, "--trials", "2", "--epochs", "1", "--space", str(lr_only),
+                 "--objective", "f1,latency") == 0
+    for t in _study(out).trials:  # the cost is the measured time per segment
+        assert t.values[1] == t.user_attrs["latency_us"] > 0
+    assert "latency_us" in _rows(out)[0] and (out / "plots" / "pareto_front.png").exists()

@@ -79,9 +79,10 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
     runner = _Runner(study, dataset_dir, study_dir, cfg, train_settings, space,
                      multiclass, validation)
     log.info("study %r in %s: %d trial(s) so far; %d parameter(s) searched (%s); "
-             "objective %s", cfg.study_name, _shown(storage.url),
+             "objective %s; pruner %s", cfg.study_name, _shown(storage.url),
              sum(t.state.is_finished() for t in study.trials),
-             len(space), ", ".join(p.name for p in space), ", ".join(identity["objective"]))
+             len(space), ", ".join(p.name for p in space), ", ".join(identity["objective"]),
+             type(study.pruner).__name__)
     runner.run()
     return outputs.write_all(study, study_dir, identity["objective"], runner.keep_set())
 
@@ -246,6 +247,12 @@ class _SeededPerTrial(BaseSampler):
         self.base.after_trial(study, trial, state, values)
 
 
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """CUDA's out-of-memory error, or the CPU allocator's (a plain RuntimeError)."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or \
+        "can't allocate memory" in str(exc) or "out of memory" in str(exc)
+
+
 class _TrialLogFilter(logging.Filter):
     """Keeps the console to one line per trial: the trials' own info lines (start-up,
     epochs) go to each run's ``train.log`` only, unless the console shows debug output."""
@@ -312,7 +319,10 @@ class _Runner:
         except optuna.TrialPruned as exc:
             trial.set_user_attr("epochs", epochs[0])
             self._tell(trial, TrialState.PRUNED, note=str(exc))
-        except (LeakhunterError, torch.OutOfMemoryError) as exc:
+        except (LeakhunterError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
+                self.study.tell(trial, state=TrialState.FAIL)  # a bug: no trial left running
+                raise
             # the study goes on: a setting that fails is an answer about that setting
             trial.set_user_attr("epochs", epochs[0])
             self._tell(trial, TrialState.FAIL, note=str(exc).splitlines()[0])
