@@ -170,9 +170,12 @@ def _pareto(done: list[FrozenTrial], front: list[int], objective: list[str],
     ax.set_xlabel("parameters" if cost == "parameters" else
                   "inference time per segment (µs, one CPU thread)")
     if min(t.values[1] for t in done) > 0:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a log axis
     ax.set_ylabel(objective[0].replace("_", " "))
     ax.set_title("Accuracy against inference cost")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     return _save(fig, path, "png")
