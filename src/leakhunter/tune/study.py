@@ -84,7 +84,8 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
              len(space), ", ".join(p.name for p in space), ", ".join(identity["objective"]),
              type(study.pruner).__name__)
     runner.run()
-    return outputs.write_all(study, study_dir, identity["objective"], runner.keep_set())
+    with _outputs_lock(study_dir):
+        return outputs.write_all(study, study_dir, identity["objective"], runner.keep_set())
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -118,6 +119,12 @@ def _creation_lock(url: str) -> Any:
     on other machines cannot share a lock file; :func:`open_storage` retries there)."""
     path = _sqlite_path(url)
     return FileLock(f"{path}.lock") if path else nullcontext()
+
+
+def _outputs_lock(study_dir: Path) -> FileLock:
+    """Held while the outputs are written: processes sharing STUDY_DIR would otherwise
+    write the same plot's temporary file at once."""
+    return FileLock(str(study_dir / ".outputs.lock"))
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -293,7 +300,9 @@ class _Runner:
                 break
             signals.check()
             self._one(self.study.ask())
-            outputs.write_progress(self.study, self.study_dir, self.objective, self.keep_set())
+            with _outputs_lock(self.study_dir):
+                outputs.write_progress(self.study, self.study_dir, self.objective,
+                                       self.keep_set())
             self._remove_finished_runs()
 
     def _one(self, trial: optuna.Trial) -> None:
