@@ -30,6 +30,8 @@ bench: setup
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python -m benchmarks.report
+	$(BIN)/python benchmarks/tune.py
+	$(BIN)/python benchmarks/resume.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

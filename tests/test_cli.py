@@ -16,7 +16,7 @@ from leakhunter.cli import build_parser, main
 from leakhunter.config import SynthConfig
 from leakhunter.synth import synthesize
 
-COMMANDS = ["synth", "build", "info", "train", "evaluate", "predict", "export"]
+COMMANDS = ["synth", "build", "info", "train", "evaluate", "predict", "export", "tune"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

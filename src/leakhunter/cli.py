@@ -8,6 +8,7 @@ and SIGTERM exit 130 and 143 after the library has removed its partial files.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import signal
 import sys
@@ -15,9 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, commands, signals
-from .commands import CFG
+from .commands import CFG, TRAIN
 from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig,
-                     EvalConfig, ReportConfig, SynthConfig, TrainConfig)
+                     EvalConfig, ReportConfig, SynthConfig, TrainConfig, TuneConfig)
 from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
 from .log import setup_logging
@@ -466,6 +467,80 @@ def _add_demo(sub: Any) -> None:
     p.set_defaults(func=commands.cmd_demo)
 
 
+def _copy_train_flags(train: argparse.ArgumentParser, group: Any) -> None:
+    """Add train's setting flags to tune, so any train setting can be fixed for a study.
+    Their dests start with ``TRAIN``; the per-trial budgets, the seed and the target
+    specificity (tune's objective, which the trials' thresholds follow) are tune's own."""
+    from .tune.space import SPACE
+
+    searched = {p.path for p in SPACE}
+    own = ("epochs", "time_budget_s", "seed", "target_specificity")
+    for action in train._actions:
+        path = action.dest[len(CFG):]
+        if not action.dest.startswith(CFG) or path in own:
+            continue
+        flag = copy.copy(action)
+        flag.dest = TRAIN + path
+        if path in searched:
+            flag.help = action.help.rsplit(" (default:", 1)[0] + " (default: searched)"
+        group._add_action(flag)
+
+
+def _add_tune(sub: Any) -> None:
+    p = sub.add_parser(
+        "tune", help="hyperparameter search (Optuna): trials are real train runs",
+        description="Search train settings with Optuna. Each trial trains on DATASET_DIR "
+                    "with drawn settings; per-epoch validation file F1 prunes poor ones. "
+                    "The study lives in STUDY_DIR/study.db (or --storage): re-running "
+                    "continues it, and processes on several machines given one --storage "
+                    "URL and --study-name share it.")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
+    p.add_argument("--out", required=True, metavar="STUDY_DIR",
+                   help="study folder: trials.csv, best_config.toml, plots, the best run "
+                        "(required)")
+    p.add_argument("--space", metavar="FILE.toml",
+                   help="narrow or widen the search space (default: the built-in space)")
+    p.add_argument("--restart", action="store_true",
+                   help="delete the study and its outputs, saying what, then start over "
+                        "(default: continue)")
+    d = TuneConfig()
+    _option(p, ["--trials"], "trials", d, "trials this process runs")
+    _option(p, ["--timeout"], "timeout_s", d, "start no trial after this many seconds; "
+                                              "0 = none")
+    _option(p, ["--epochs"], "epochs", d, "maximum epochs per trial")
+    _option(p, ["--time-budget"], "time_budget_s", d, "training seconds per trial (checked "
+                                                      "per epoch); 0 = none")
+    _option(p, ["--study-name"], "study_name", d, "name of the study in the storage")
+    _option(p, ["--storage"], "storage", d, "database URL (sqlite:///..., postgresql://..., "
+                                            "mysql://...); none = STUDY_DIR/study.db",
+            type=str)
+    _option(p, ["--objective"], "objective", d, "validation file F1 alone, or against "
+                                                "inference time per segment or parameters",
+            choices=["f1", "f1,latency", "f1,params"])
+    _option(p, ["--target-specificity"], "target_specificity", d,
+            "maximise validation sensitivity at this specificity instead of F1",
+            type=_optional_float)
+    _option(p, ["--sampler"], "sampler", d, "Optuna sampler", choices=["tpe", "nsga2",
+                                                                       "random"])
+    _option(p, ["--startup-trials"], "startup_trials", d, "random trials before TPE models")
+    _option(p, ["--pruner"], "pruner", d, "how poor trials are stopped early",
+            choices=["median", "hyperband", "none"])
+    _option(p, ["--pruner-startup-trials"], "pruner_startup_trials", d,
+            "finished trials before the median pruner prunes")
+    _option(p, ["--pruner-warmup-epochs"], "pruner_warmup_epochs", d,
+            "epochs a trial trains before it can be pruned (median pruner)")
+    _option(p, ["--seed"], "seed", d, "sampler seed")
+    _option(p, ["--keep-trials"], "keep_trials", d, "keep every trial's run directory, not "
+                                                    "only the best", action="store_true")
+    _option(p, ["--no-baseline"], "baseline", d, "do not start a new study with a trial of "
+                                                 "the train defaults", action="store_false")
+    g = p.add_argument_group("train settings (one given here, or in the [train] table of "
+                             "--config, is fixed and not searched)")
+    _copy_train_flags(sub.choices["train"], g)
+    _common(p)
+    p.set_defaults(func=commands.cmd_tune)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -475,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_calibrate,
-                _add_predict, _add_export, _add_report, _add_demo):
+                _add_predict, _add_export, _add_report, _add_tune, _add_demo):
         add(sub)
     return parser
 

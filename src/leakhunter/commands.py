@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
-                     ReportConfig,
-                     SynthConfig, TrainConfig, from_dict, load_toml)
+                     ReportConfig, SynthConfig, TrainConfig, TuneConfig, from_dict, load_toml,
+                     to_dict)
 from .errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
+TRAIN = "train:"  # tune: prefix of the dests of train settings fixed on the command line
 
 
 def settings(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
@@ -314,6 +315,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{f['recordings'] - f['judged']} not judged (out of water)")
     print(f"ONNX export parity with PyTorch: {summary['onnx_parity']:.1e}")
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune.space import set_path
+    try:
+        from .tune.study import run_study
+    except ImportError as exc:  # optuna is a dependency, but may be missing from a venv
+        raise LeakhunterError(f"leakhunter tune needs optuna ({exc}); pip install optuna") \
+            from None
+
+    raw = load_toml(args.config) if args.config else {}
+    table = raw.pop("train", {})
+    if not isinstance(table, dict):
+        raise LeakhunterError(f"{args.config}: [train] must be a table of train settings")
+    cfg = settings(TuneConfig, argparse.Namespace(**{**vars(args), "config": None}), raw)
+    # trials train with the tune budgets unless [train] or a flag fixes them
+    tree = {**to_dict(TrainConfig()), "epochs": cfg.epochs, "time_budget_s": cfg.time_budget_s}
+    fixed = set()
+    for path, value in [*_flatten(table), *((dest[len(TRAIN):], value) for dest, value
+                                            in vars(args).items() if dest.startswith(TRAIN))]:
+        set_path(tree, path, list(value) if isinstance(value, tuple) else value)
+        fixed.add(path)
+    summary = run_study(args.dataset, args.out, cfg, tree, fixed, space_file=args.space,
+                        restart=args.restart)
+    print(f"study {summary['study']!r}: {summary['trials']} trial(s), {summary['complete']} "
+          f"complete, {summary['pruned']} pruned, {summary['failed']} failed")
+    for item in summary["pareto_front"] or summary["best"]:
+        print(f"  trial {item['number']}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in item["values"].items()) + f"  ({item['run_dir']})")
+    if summary["files"]["best_config"]:
+        print(f"best settings: {summary['files']['best_config']} (leakhunter train "
+              f"--config accepts it)")
+    print(f"trials: {summary['files']['trials']}; plots in {Path(args.out) / 'plots'}")
+    return 0
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"model": {"width": 8}}`` -> ``[("model.width", 8)]``."""
+    out: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:

@@ -272,6 +272,47 @@ class CalibrateConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """`leakhunter tune`: the study, its budgets and its objective. Each trial trains with
+    ``epochs`` and ``time_budget_s`` unless a train flag or ``[train]`` table fixes them."""
+
+    trials: int = 20  # trials this process runs (each of several machines runs as many)
+    timeout_s: float = 0.0  # stop starting trials after this many seconds; 0 = none
+    epochs: int = 8  # per-trial epoch budget
+    time_budget_s: float = 0.0  # per-trial training seconds; 0 = none
+    study_name: str = "leakhunter"
+    storage: str | None = None  # None: sqlite:///STUDY_DIR/study.db
+    objective: str = "f1"  # f1 | f1,latency | f1,params
+    target_specificity: float | None = None  # objective: sensitivity at this specificity
+    sampler: str = "tpe"  # tpe | nsga2 | random
+    startup_trials: int = 8  # random trials before TPE models the results
+    pruner: str = "median"  # median | hyperband | none
+    pruner_startup_trials: int = 4  # finished trials before the median pruner prunes
+    pruner_warmup_epochs: int = 1  # epochs a trial always trains before it can be pruned
+    seed: int = 0  # sampler seed; trial n draws from (seed, n), so reruns never repeat
+    keep_trials: bool = False  # keep every trial's run directory, not just the best
+    baseline: bool = True  # a new study's first trial trains the train defaults
+
+    def __post_init__(self) -> None:
+        _check(self.trials >= 0, "trials must be non-negative")
+        _check(self.timeout_s >= 0, "timeout must be non-negative")
+        _check(self.epochs >= 1, "epochs must be at least 1")
+        _check(self.time_budget_s >= 0, "time_budget_s must be non-negative")
+        _check(bool(self.study_name.strip()), "study_name must not be empty")
+        _check(self.objective in ("f1", "f1,latency", "f1,params"),
+               "objective must be f1, f1,latency or f1,params")
+        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+               "target_specificity must be in (0, 1]")
+        _check(self.sampler in ("tpe", "nsga2", "random"), "sampler must be tpe, nsga2 or "
+                                                           "random")
+        _check(self.pruner in ("median", "hyperband", "none"),
+               "pruner must be median, hyperband or none")
+        _check(self.startup_trials >= 0 and self.pruner_startup_trials >= 0
+               and self.pruner_warmup_epochs >= 0, "startup and warm-up counts must be "
+                                                   "non-negative")
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """`leakhunter demo`: the size of the generated data and of the training run."""
 

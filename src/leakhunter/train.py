@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,18 @@ RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "prel
 @writes_folder(run_files.folder_to_lock, "train")
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
           resume: bool = False, overwrite: bool = False,
-          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+          overrides: dict[str, Any] | None = None,
+          on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a run in ``run_dir``; returns its summary.
 
     ``overrides``: the settings given explicitly for a resumed run; any outside
     :data:`RESUMABLE` that differs from the run's is refused. Raises :class:`InputError`,
     :class:`DatasetError` or :class:`checkpoint.CheckpointError` with one clear reason.
+    ``on_epoch(epoch, row)``: called after each epoch's validation, once ``best.pt``,
+    ``metrics.csv`` and ``checkpoints/last.pt`` are written (so the run directory is
+    consistent), with the epoch's ``metrics.csv`` row; under torchrun every process gets
+    the same ``val_file_f1`` and ``val_loss`` (the other validation figures are rank 0's
+    only). An exception it raises ends the run and propagates (tune's pruning).
     """
     run = Path(run_dir)
     ctx = distributed.from_environment()
@@ -70,7 +77,7 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
     if not ctx.main:
         logging.getLogger("leakhunter").setLevel(logging.WARNING)
     try:
-        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state).fit()
+        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state, on_epoch).fit()
     finally:
         if handler:
             remove_log_file(handler)
@@ -102,9 +109,11 @@ class _Trainer:
 
     def __init__(self, dataset_dir: Path, run: Path, cfg: TrainConfig,
                  ctx: distributed.Context, choice: devices.Choice,
-                 state: dict[str, Any] | None):
+                 state: dict[str, Any] | None,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None):
         device = choice.device
         self.run, self.ctx, self.device, self.choice = run, ctx, device, choice
+        self.on_epoch = on_epoch
         self.dataset_dir = dataset_dir.resolve()
         self.train_data = load_split(dataset_dir / SPLIT_FILES["TRAINING"], cfg.preload)
         self.val_data = load_split(dataset_dir / SPLIT_FILES["VALIDATION"], cfg.preload)
@@ -322,6 +331,8 @@ class _Trainer:
                               float(totals[1]))
         self.elapsed += time.perf_counter() - started
         self._save_last()
+        if self.on_epoch:
+            self.on_epoch(self.epoch, row)
         return row
 
     def _feed(self, todo: list[np.ndarray]) -> Any:

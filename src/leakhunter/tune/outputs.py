@@ -1,0 +1,220 @@
+"""What a study leaves in STUDY_DIR, and its log lines.
+
+``trials.csv`` (every trial: state, objective values, settings, epochs, seconds),
+``best_config.toml`` (the best trial's train settings, which ``leakhunter train --config``
+accepts as they are; in a multi-objective study the most accurate Pareto-optimal trial,
+and every Pareto-optimal trial's in ``pareto/``), ``plots/`` and ``summary.json``. Each file
+is written under a temporary name and moved into place, so processes sharing the folder
+never see half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .. import run_files
+from .space import SPACE
+
+log = logging.getLogger(__name__)
+
+STUDY_FILES = ("trials", "trials.csv", "best_config.toml", "pareto", "plots", "summary.json")
+STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+          TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+          TrialState.WAITING: "queued"}
+
+
+def write_progress(study: optuna.Study, study_dir: Path, objective: list[str],
+                   keep: set[int]) -> None:
+    """``trials.csv`` and the best configuration(s): after every trial."""
+    trials = study.get_trials(deepcopy=False)
+    _write_trials(study_dir / "trials.csv", trials, objective, keep)
+    front = _front(study, objective)
+    if front:
+        _write_config(study_dir / "best_config.toml", front[0], study, objective)
+    if len(objective) > 1:
+        (study_dir / "pareto").mkdir(exist_ok=True)
+        names = {f"trial-{t.number:04d}.toml" for t in front}
+        for old in (study_dir / "pareto").glob("trial-*.toml"):
+            if old.name not in names:
+                old.unlink(missing_ok=True)
+        for t in front:
+            _write_config(study_dir / "pareto" / f"trial-{t.number:04d}.toml", t, study,
+                          objective)
+
+
+def write_all(study: optuna.Study, study_dir: Path, objective: list[str],
+              keep: set[int]) -> dict[str, Any]:
+    """Every output, the closing log lines; returns the summary (also ``summary.json``)."""
+    from .plots import write_study_plots
+
+    write_progress(study, study_dir, objective, keep)
+    trials = study.get_trials(deepcopy=False)
+    counts = {name: sum(STATES.get(t.state) == name for t in trials)
+              for name in ("complete", "pruned", "failed")}
+    front = _front(study, objective)
+    plots = write_study_plots(study, study_dir / "plots", objective, [t.number for t in front])
+    summary = {
+        "study": study.study_name, "objective": objective, "trials": len(trials), **counts,
+        "best": [_described(t, objective) for t in front[:1]],
+        "pareto_front": [_described(t, objective) for t in front] if len(objective) > 1
+        else [],
+        "files": {"trials": str(study_dir / "trials.csv"),
+                  "best_config": str(study_dir / "best_config.toml") if front else None,
+                  "plots": [str(p) for p in plots]},
+    }
+    run_files.write_json(study_dir / "summary.json", summary)
+    if front:
+        best = summary["best"][0]
+        log.info("best: trial %d, %s; run directory %s", best["number"],
+                 _values_text(best["values"]), best["run_dir"])
+        log.info("best settings: %s", ", ".join(f"{k}={_short(v)}"
+                                               for k, v in best["params"].items()))
+    if len(objective) > 1:
+        log.info("Pareto front (%d trial(s)):", len(front))
+        for item in summary["pareto_front"]:
+            log.info("  trial %4d  %s", item["number"], _values_text(item["values"]))
+    log.info("%d trial(s): %d complete, %d pruned, %d failed", len(trials),
+             counts["complete"], counts["pruned"], counts["failed"])
+    return summary
+
+
+def progress_line(study: optuna.Study, number: int, objective: list[str],
+                  elapsed: float) -> str:
+    """``trial 7 complete: val_file_f1 0.9512; 8 epochs in 41 s | best ... | counts | time``."""
+    trials = study.get_trials(deepcopy=False)
+    t = next(x for x in trials if x.number == number)
+    state = STATES[t.state]
+    if t.state == TrialState.COMPLETE:
+        result = _values_text(dict(zip(objective, t.values)))
+    else:
+        result = t.user_attrs.get("failure") or t.user_attrs.get("pruned") or ""
+    front = _front(study, objective)
+    if len(objective) > 1:
+        best = f"Pareto front {len(front)} trial(s)"
+    elif front:
+        best = f"best {front[0].values[0]:.4f} (trial {front[0].number})"
+    else:
+        best = "no complete trial yet"
+    counts = ", ".join(f"{sum(STATES.get(x.state) == s for x in trials)} {s}"
+                       for s in ("complete", "pruned", "failed"))
+    what = f"trial {number}" + (" (baseline: train defaults)" if t.user_attrs.get("baseline")
+                                else "")
+    return (f"{what} {state}: {result}; {t.user_attrs.get('epochs', 0)} epoch(s) in "
+            f"{_seconds(t):.0f} s | {best} | {counts} | {elapsed / 60:.1f} min elapsed")
+
+
+def _front(study: optuna.Study, objective: list[str]) -> list[FrozenTrial]:
+    """The best trial (single objective) or the Pareto front, most accurate first."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    if len(objective) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.values[1]))
+
+
+def _described(t: FrozenTrial, objective: list[str]) -> dict[str, Any]:
+    return {"number": t.number, "values": dict(zip(objective, t.values)),
+            "params": dict(t.params), "run_dir": t.user_attrs.get("run_dir"),
+            "parameters": t.user_attrs.get("parameters"),
+            "latency_us": t.user_attrs.get("latency_us")}
+
+
+def _values_text(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" if k.startswith("val_") else f"{k} {v:,.4g}"
+                     for k, v in values.items())
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _seconds(t: FrozenTrial) -> float:
+    if t.datetime_start is None:
+        return 0.0
+    return (t.datetime_complete - t.datetime_start).total_seconds() \
+        if t.datetime_complete else 0.0
+
+
+def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
+                  keep: set[int]) -> None:
+    seen = {name for t in trials for name in t.params}
+    params = [p.name for p in SPACE if p.name in seen]
+    head = ["number", "state", *objective, "epochs", "seconds", *params, "parameters",
+            "latency_us", "run_kept", "note", "started"]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process sharing it
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        for t in trials:
+            values = list(t.values) if t.values else [None] * len(objective)
+            if t.state == TrialState.PRUNED and t.intermediate_values:  # the last report
+                values[0] = t.intermediate_values[max(t.intermediate_values)]
+            w.writerow([t.number, STATES.get(t.state, t.state.name.lower()),
+                        *[_cell(v) for v in values], t.user_attrs.get("epochs", ""),
+                        f"{_seconds(t):.1f}", *[_cell(t.params.get(p)) for p in params],
+                        t.user_attrs.get("parameters", ""),
+                        _cell(t.user_attrs.get("latency_us")), t.number in keep,
+                        t.user_attrs.get("failure") or t.user_attrs.get("pruned")
+                        or ("baseline" if t.user_attrs.get("baseline") else ""),
+                        t.datetime_start.isoformat(timespec="seconds")
+                        if t.datetime_start else ""])
+    tmp.replace(path)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _write_config(path: Path, t: FrozenTrial, study: optuna.Study,
+                  objective: list[str]) -> None:
+    header = [f"# leakhunter train settings of trial {t.number} of study "
+              f"{study.study_name!r}: {_values_text(dict(zip(objective, t.values)))}",
+              "# use: leakhunter train DATASET_DIR --out RUN_DIR --config THIS_FILE "
+              "(flags override it, e.g. --epochs)"]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(to_toml(t.user_attrs["train_config"], header), encoding="utf-8")
+    tmp.replace(path)
+
+
+def to_toml(tree: dict[str, Any], header: list[str] = ()) -> str:
+    """A settings tree as TOML: scalars first, then one table per nested dict. ``None``
+    has no TOML form; such a key is left out (commented), so its default applies."""
+    lines = list(header)
+    tables = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif value is None:
+            lines.append(f"# {key}: not set")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, table in tables:
+        lines += ["", f"[{key}]"]
+        lines += [f"{k} = {_toml_value(v)}" if v is not None else f"# {k}: not set"
+                  for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string

@@ -1,0 +1,441 @@
+"""`leakhunter tune`: an Optuna study whose trials are `leakhunter train` runs.
+
+Each trial draws settings from the search space (:mod:`.space`), trains through
+:func:`leakhunter.train.train` itself into ``STUDY_DIR/trials/trial-NNNN``, and reports
+each epoch's validation file F1 through train's ``on_epoch`` hook, where the pruner may end
+it. The study lives in a database (``STUDY_DIR/study.db`` by default, any SQLAlchemy URL
+with ``--storage``): processes on several machines given the same URL and study name
+share one study, and re-running the command continues it. Trials are asked and told one
+at a time, so whatever ends a trial (completion, pruning, a failure, Ctrl-C) is recorded
+before the next starts and no trial is left "running".
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from contextlib import nullcontext
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from filelock import FileLock
+from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
+
+from .. import signals
+from ..config import TrainConfig, TuneConfig, from_dict, to_dict
+from ..dataset.segments import SplitData, load_split
+from ..dataset.store import SPLIT_FILES
+from ..errors import ConfigError, InputError, LeakhunterError
+from ..train import train
+from . import outputs
+from .cost import inference_cost
+from .space import Param, baseline_params, load_space, set_path, suggest
+
+log = logging.getLogger(__name__)
+
+COSTS = {"latency": "latency_us", "params": "parameters"}
+
+
+class TrialFailed(LeakhunterError):
+    """A trial cannot go on (a non-finite loss); the study records it as failed."""
+
+
+def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
+              train_settings: dict[str, Any], fixed: set[str],
+              space_file: str | Path | None = None, restart: bool = False) -> dict[str, Any]:
+    """Run ``cfg.trials`` trials (fewer when ``cfg.timeout_s`` runs out) of the study in
+    ``study_dir``, then write its outputs; returns the summary (also ``summary.json``).
+
+    ``train_settings``: the train settings tree every trial starts from; ``fixed``: the
+    dotted setting paths given explicitly, which are not searched. Raises
+    :class:`InputError` (dataset, storage, a study of another dataset) or
+    :class:`ConfigError` (settings, ``--space``) before any trial runs.
+    """
+    dataset_dir, study_dir = Path(dataset_dir), Path(study_dir)
+    train_settings = copy.deepcopy(train_settings)
+    if cfg.target_specificity is not None:  # each trial's best.pt decides by the same rule
+        train_settings["target_specificity"] = cfg.target_specificity
+    base_cfg = from_dict(TrainConfig, train_settings)
+    validation = load_split(dataset_dir / SPLIT_FILES["VALIDATION"], preload="no")
+    identity = _identity(dataset_dir, validation, base_cfg, cfg)
+    multiclass = len(validation.labels) > 2
+    space = tuple(p for p in load_space(space_file, fixed) if multiclass or not p.multiclass)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
+    url = cfg.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    with _creation_lock(url):  # one process at a time creates the database and the study
+        storage = open_storage(url)
+        if restart:
+            _restart(storage, cfg.study_name, study_dir)
+        study = _open_study(storage, cfg, identity, base_cfg.epochs)
+        if cfg.baseline and not study.trials:
+            study.enqueue_trial(baseline_params(space, _automatic(base_cfg, dataset_dir),
+                                                multiclass), user_attrs={"baseline": True})
+    runner = _Runner(study, dataset_dir, study_dir, cfg, train_settings, space,
+                     multiclass, validation)
+    log.info("study %r in %s: %d trial(s) so far; %d parameter(s) searched (%s); "
+             "objective %s; pruner %s", cfg.study_name, _shown(storage.url),
+             sum(t.state.is_finished() for t in study.trials),
+             len(space), ", ".join(p.name for p in space), ", ".join(identity["objective"]),
+             type(study.pruner).__name__)
+    runner.run()
+    with _outputs_lock(study_dir):
+        return outputs.write_all(study, study_dir, identity["objective"], runner.keep_set())
+
+
+def _automatic(base: TrainConfig, dataset_dir: Path) -> dict[str, Any]:
+    """The settings tree of ``base`` with its automatic batch size and learning rate made
+    concrete as a plain `train` on this machine would (the baseline trial's values)."""
+    from ..batches import resolve_auto
+    from ..dataset.store import read_split_info
+    from ..devices import resolve
+
+    segments = read_split_info(dataset_dir / SPLIT_FILES["TRAINING"]).segments
+    return to_dict(resolve_auto(base, resolve(base.device, "train").device, segments))
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage at ``url``; SQLite waits up to a minute for a lock held by
+    another process instead of failing at once. Raises :class:`InputError` when the
+    database cannot be reached or its driver is missing.
+
+    Two processes creating the same new database at once race on its schema tables (one
+    gets "UNIQUE constraint failed: alembic_version"): :func:`run_study` creates a SQLite
+    file under a lock file beside it, and any database is tried again once the other
+    process has made them.
+    """
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    retries = 2
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:  # SQLAlchemy, driver and argument errors alike
+            if retries and "alembic_version" in str(exc):
+                retries -= 1
+                time.sleep(1.0)
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else \
+                type(exc).__name__
+            raise InputError(f"--storage {_shown(url)}: cannot open the study database "
+                             f"({reason})") from None
+
+
+def _creation_lock(url: str) -> Any:
+    """A lock file beside a SQLite database, or nothing for a database server (processes
+    on other machines cannot share a lock file; :func:`open_storage` retries there)."""
+    path = _sqlite_path(url)
+    return FileLock(f"{path}.lock") if path else nullcontext()
+
+
+def _outputs_lock(study_dir: Path) -> FileLock:
+    """Held while the outputs are written: processes sharing STUDY_DIR would otherwise
+    write the same plot's temporary file at once."""
+    return FileLock(str(study_dir / ".outputs.lock"))
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL whose folder exists (for its lock file), else None."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: RDBStorage reports it
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database \
+            or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return path if path.parent.is_dir() else None
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password, for logs and errors."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: show it as given
+        return url
+
+
+def _identity(dataset_dir: Path, validation: SplitData, base: TrainConfig,
+              cfg: TuneConfig) -> dict[str, Any]:
+    """What a study is about; a study made for another dataset or objective is refused."""
+    missing = [p for p in base.positive if p not in validation.labels]
+    if missing:
+        raise InputError(f"--positive {','.join(missing)}: no such class in {dataset_dir} "
+                         f"(classes: {', '.join(validation.labels)})")
+    accuracy = ("val_file_f1" if cfg.target_specificity is None else
+                f"val_sensitivity_at_specificity_{cfg.target_specificity:g}")
+    costs = [COSTS[c] for c in cfg.objective.split(",")[1:]]
+    return {"classes": list(validation.labels), "positive": list(base.positive),
+            "feature_config": to_dict(validation.feature), "objective": [accuracy, *costs]}
+
+
+def _restart(storage: optuna.storages.RDBStorage, name: str, study_dir: Path) -> None:
+    names = optuna.get_all_study_names(storage)
+    files = [p for p in outputs.STUDY_FILES if (study_dir / p).exists()]
+    if name in names:
+        n = len(optuna.load_study(study_name=name, storage=storage).trials)
+        log.warning("--restart: deleting study %r (%d trial(s)) from %s", name, n,
+                    _shown(storage.url))
+        optuna.delete_study(study_name=name, storage=storage)
+    if files:
+        log.warning("--restart: deleting %s from %s", ", ".join(files), study_dir)
+        for item in files:
+            path = study_dir / item
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _open_study(storage: optuna.storages.RDBStorage, cfg: TuneConfig,
+                identity: dict[str, Any], epochs: int) -> optuna.Study:
+    directions = ["maximize"] + ["minimize"] * (len(identity["objective"]) - 1)
+    sampler = _SeededPerTrial(cfg, multi=len(directions) > 1)
+    study = optuna.create_study(storage=storage, study_name=cfg.study_name,
+                                directions=directions, sampler=sampler,
+                                pruner=_pruner(cfg, len(directions) > 1, epochs),
+                                load_if_exists=True)
+    saved = study.user_attrs.get("leakhunter")
+    if saved is None:
+        study.set_user_attr("leakhunter", identity)
+        return study
+    for key, what in (("classes", "classes"), ("positive", "leak classes (--positive)"),
+                      ("feature_config", "feature config"), ("objective", "objective")):
+        if saved[key] != identity[key]:
+            shown = (", ".join(map(str, saved[key])), ", ".join(map(str, identity[key])))
+            if key == "feature_config":
+                shown = ("another", "this dataset's")
+            raise InputError(f"study {cfg.study_name!r} in {_shown(storage.url)} was made "
+                             f"for {what} {shown[0]}, not {shown[1]}; use --restart to start "
+                             f"it over, or another --study-name")
+    return study
+
+
+def _pruner(cfg: TuneConfig, multi: bool, epochs: int) -> optuna.pruners.BasePruner:
+    """Pruning compares validation F1 per epoch (``epochs``: a trial's most); Optuna prunes
+    single-objective studies only."""
+    if multi or cfg.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    # steps are epoch numbers from 1; Optuna never prunes at a step below n_warmup_steps
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials,
+                                       n_warmup_steps=cfg.pruner_warmup_epochs + 1)
+
+
+class _SeededPerTrial(BaseSampler):
+    """The configured sampler, re-created before each trial with a seed made of the study
+    seed and the trial's number. Trial numbers are unique in a study, so a re-run or a
+    second process never replays the random draws of an earlier trial, and trial *n* of a
+    study run in one process draws the same way every time."""
+
+    def __init__(self, cfg: TuneConfig, multi: bool):
+        self.cfg, self.multi = cfg, multi
+        self.base = self._make(cfg.seed)
+
+    def _make(self, seed: int) -> BaseSampler:
+        if self.cfg.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if self.cfg.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.cfg.startup_trials)
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        self.base = self._make(self.cfg.seed * 1_000_003 + trial.number)
+        self.base.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: Any,
+                        search_space: dict[str, Any]) -> dict[str, Any]:
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: Any, param_name: str,
+                           param_distribution: Any) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: TrialState,
+                    values: Any) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """CUDA's out-of-memory error, or the CPU allocator's (a plain RuntimeError)."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or \
+        "can't allocate memory" in str(exc) or "out of memory" in str(exc)
+
+
+class _TrialLogFilter(logging.Filter):
+    """Keeps the console to one line per trial: the trials' own info lines (start-up,
+    epochs) go to each run's ``train.log`` only, unless the console shows debug output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.WARNING or record.name.startswith(__package__)
+                or logging.getLogger("leakhunter").level <= logging.DEBUG)
+
+
+class _Runner:
+    """Asks, trains and tells trials one at a time; writes outputs after each."""
+
+    def __init__(self, study: optuna.Study, dataset_dir: Path, study_dir: Path,
+                 cfg: TuneConfig, settings: dict[str, Any], space: tuple[Param, ...],
+                 multiclass: bool, validation: SplitData):
+        self.study, self.dataset_dir, self.study_dir = study, dataset_dir, study_dir
+        self.cfg, self.settings, self.space = cfg, settings, space
+        self.multiclass, self.validation = multiclass, validation
+        self.objective = study.user_attrs["leakhunter"]["objective"]
+        self.multi = len(self.objective) > 1
+        self.started = time.perf_counter()
+
+    def run(self) -> None:
+        console = logging.getLogger("leakhunter").handlers
+        quiet = _TrialLogFilter()
+        for handler in console:  # the trials' own log files are added later: unfiltered
+            handler.addFilter(quiet)
+        try:
+            self._run()
+        finally:
+            for handler in console:
+                handler.removeFilter(quiet)
+
+    def _run(self) -> None:
+        for _ in range(self.cfg.trials):
+            if self.cfg.timeout_s and time.perf_counter() - self.started >= self.cfg.timeout_s:
+                log.info("--timeout of %g s reached; no more trials", self.cfg.timeout_s)
+                break
+            signals.check()
+            self._one(self.study.ask())
+            with _outputs_lock(self.study_dir):
+                outputs.write_progress(self.study, self.study_dir, self.objective,
+                                       self.keep_set())
+            self._remove_finished_runs()
+
+    def _one(self, trial: optuna.Trial) -> None:
+        run = self.study_dir / "trials" / f"trial-{trial.number:04d}"
+        settings = copy.deepcopy(self.settings)
+        epochs = [0]
+        try:
+            drawn = suggest(trial, self.space, self.multiclass, settings)
+        except ValueError as exc:  # Optuna refuses a parameter's choices changed mid-study
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise ConfigError(f"the search space no longer fits study "
+                              f"{self.study.study_name!r} ({exc}); keep its --space, or use "
+                              f"--restart or another --study-name") from None
+        try:
+            for path, value in drawn.items():
+                set_path(settings, path, value)
+            trial.set_user_attr("train_config", settings)
+            trial.set_user_attr("run_dir", str(run))
+            train_cfg = from_dict(TrainConfig, settings)
+            summary = train(self.dataset_dir, run, train_cfg, overwrite=True,
+                            on_epoch=lambda epoch, row: self._epoch(trial, epoch, row, epochs))
+            values = self._values(run, train_cfg, summary, trial)
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("epochs", epochs[0])
+            self._tell(trial, TrialState.PRUNED, note=str(exc))
+        except (LeakhunterError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
+                self.study.tell(trial, state=TrialState.FAIL)  # a bug: no trial left running
+                raise
+            # the study goes on: a setting that fails is an answer about that setting
+            trial.set_user_attr("epochs", epochs[0])
+            self._tell(trial, TrialState.FAIL, note=str(exc).splitlines()[0])
+        except KeyboardInterrupt:
+            # recorded as failed and queued again, so the next run trains these settings
+            trial.set_user_attr("epochs", epochs[0])
+            trial.set_user_attr("failure", "interrupted (settings queued again)")
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.enqueue_trial(trial.params, user_attrs={
+                "retry_of": trial.number, "baseline": trial.user_attrs.get("baseline", False)})
+            shutil.rmtree(run, ignore_errors=True)
+            log.warning("trial %d interrupted: recorded as failed, its settings queued for "
+                        "the next run", trial.number)
+            raise
+        except BaseException:
+            self.study.tell(trial, state=TrialState.FAIL)  # no trial is left "running"
+            raise
+        else:
+            trial.set_user_attr("epochs", summary["epochs"])
+            self._tell(trial, TrialState.COMPLETE, values=values)
+
+    def _epoch(self, trial: optuna.Trial, epoch: int, row: dict[str, Any],
+               epochs: list[int]) -> None:
+        """train's ``on_epoch``: stop on a non-finite loss; report F1 and maybe prune."""
+        epochs[0] = epoch
+        if not math.isfinite(row["train_loss"]):
+            raise TrialFailed(f"training loss is {row['train_loss']} at epoch {epoch}")
+        if not self.multi:  # Optuna reports intermediate values of one objective only
+            trial.report(row["val_file_f1"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} (validation file F1 "
+                                         f"{row['val_file_f1']:.4f})")
+
+    def _values(self, run: Path, train_cfg: TrainConfig, summary: dict[str, Any],
+                trial: optuna.Trial) -> list[float]:
+        cost = inference_cost(run / "best.pt")
+        trial.set_user_attr("parameters", cost["parameters"])
+        trial.set_user_attr("latency_us", cost["latency_us"])
+        if self.cfg.target_specificity is None:
+            accuracy = summary["best"]["file_f1"]
+        else:
+            accuracy = self._sensitivity(run, train_cfg, trial)
+        return [accuracy] + [cost[name] for name in self.objective[1:]]
+
+    def _sensitivity(self, run: Path, train_cfg: TrainConfig, trial: optuna.Trial) -> float:
+        """Per-recording sensitivity on VALIDATION at the most sensitive threshold whose
+        specificity reaches the target (the rule ``evaluate --target-specificity`` uses)."""
+        from ..evaluate import predict_segments
+        from ..metrics import binary_scores, choose_threshold, recording_scores
+        from ..model import load_model
+
+        model, meta = load_model(run / "best.pt", "cpu")
+        data = self.validation
+        prob, _ = predict_segments(model, data, torch.device("cpu"))
+        positive = [meta["class_names"].index(p) for p in meta["positive"]]
+        truth = np.isin(data.file_label, positive)
+        scores = recording_scores(data.file_index, prob, data.recordings, "vote",
+                                  train_cfg.vote_fraction)
+        threshold, _ = choose_threshold(truth, scores, self.cfg.target_specificity)
+        result = binary_scores(truth, scores >= threshold)
+        trial.set_user_attr("val_specificity", result["specificity"])
+        trial.set_user_attr("threshold", threshold)
+        return result["sensitivity"]
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, values: list[float] | None = None,
+              note: str = "") -> None:
+        if note:
+            trial.set_user_attr("failure" if state == TrialState.FAIL else "pruned", note)
+        self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+        log.info("%s", outputs.progress_line(self.study, trial.number, self.objective,
+                                             time.perf_counter() - self.started))
+
+    def keep_set(self) -> set[int]:
+        """Trials whose run directories stay: the best (every Pareto-optimal one in a
+        multi-objective study), or every trial with ``keep_trials``."""
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if self.cfg.keep_trials:
+            return {t.number for t in self.study.get_trials(deepcopy=False)}
+        if not done:
+            return set()
+        return {t.number for t in self.study.best_trials} if self.multi else \
+            {self.study.best_trial.number}
+
+    def _remove_finished_runs(self) -> None:
+        """Remove the run directories of finished trials that are not kept. Trials still
+        running (in other processes sharing this folder) are never touched."""
+        keep = self.keep_set()
+        finished = {t.number for t in self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))}
+        for path in sorted((self.study_dir / "trials").glob("trial-*")):
+            number = int(path.name.split("-")[1])
+            if number in finished and number not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+

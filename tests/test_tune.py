@@ -1,0 +1,338 @@
+"""`leakhunter tune`: tiny studies through the real CLI and train, resume, pruning,
+failures, two processes on one SQLite file, Ctrl-C, multi-objective, bad input."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from leakhunter import batches, signals
+from leakhunter.cli import main
+from leakhunter.config import BuildConfig, SynthConfig, TrainConfig, from_dict, to_dict
+from leakhunter.dataset.build import build_dataset
+from leakhunter.errors import ConfigError
+from leakhunter.model import count_parameters, load_model
+from leakhunter.synth import synthesize
+from leakhunter.tune.cost import inference_cost
+from leakhunter.tune.outputs import to_toml
+from leakhunter.tune.space import SPACE, load_space
+
+# tiny models and one or two epochs: a trial takes about a second
+SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--blocks", "2",
+         "--log-every", "2"]
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset a good setting learns in one epoch (validation file F1 1.0), so a planted
+    bad setting is measurably worse. Read-only."""
+    root = tmp_path_factory.mktemp("tune")
+    synthesize(root / "rec", SynthConfig(count=8, duration_s=2.0, sensors_per_label=4,
+                                         out_of_water=0, difficulty=0.0, seed=1))
+    build_dataset(root / "rec", root / "ds", BuildConfig(workers=1))
+    return root / "ds"
+
+
+@pytest.fixture
+def lr_only(tmp_path: Path) -> Path:
+    """A --space file that searches the learning rate alone, in a range that learns."""
+    path = tmp_path / "space.toml"
+    text = "[lr]\nlow = 2e-3\nhigh = 1e-2\n"
+    text += "".join(f"[{p.name}]\noff = true\n" for p in SPACE
+                    if p.name not in ("lr", "width", "dense", "batch_size", "blocks"))
+    path.write_text(text)
+    return path
+
+
+def _tune(dataset: Path, out: Path, *extra: str) -> int:
+    return main(["-q", "tune", str(dataset), "--out", str(out), *SMALL, *extra])
+
+
+def _study(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name="leakhunter", storage=f"sqlite:///{out / 'study.db'}")
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with (out / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_study_writes_outputs_best_config_trains_rerun_continues_restart_deletes(
+        easy: Path, tmp_path: Path, lr_only: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "study"
+    # wide enough to hold train's automatic rate at batch 32: 2e-3 * sqrt(32 / 256)
+    lr_only.write_text(lr_only.read_text().replace("low = 2e-3", "low = 5e-4"))
+    assert _tune(easy, out, "--trials", "3", "--epochs", "1", "--space", str(lr_only)) == 0
+    study = _study(out)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    rows = _rows(out)
+    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert {r["state"] for r in rows} == {"complete"} and all(r["epochs"] == "1" for r in rows)
+    assert all(5e-4 <= float(r["lr"]) <= 1e-2 for r in rows)
+    # a new study starts from the train defaults: the baseline it has to beat
+    assert study.trials[0].user_attrs["baseline"] and rows[0]["note"] == "baseline"
+    assert study.trials[0].params == {"lr": pytest.approx(2e-3 * (32 / 256) ** 0.5)}
+    best = study.best_trial
+    assert float(rows[best.number]["val_file_f1"]) == pytest.approx(best.value, abs=1e-6)
+    # only the best trial's run directory is kept
+    assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{best.number:04d}"]
+    for name in ("history.png", "parallel_coordinates.png"):
+        assert (out / "plots" / name).stat().st_size > 1000, name
+    # importances need the objective to vary between trials
+    varied = len({t.value for t in study.trials}) > 1
+    assert (out / "plots" / "importances.png").exists() == varied
+
+    # best_config.toml is the best trial's settings and train accepts it as it is
+    config = tomllib.loads((out / "best_config.toml").read_text())
+    assert config["lr"] == pytest.approx(best.params["lr"])
+    assert config["model"]["width"] == 8 and config["epochs"] == 1
+    run = tmp_path / "run"
+    assert main(["-q", "train", str(easy), "--out", str(run), "--config",
+                 str(out / "best_config.toml")]) == 0
+    assert (run / "best.pt").is_file()
+
+    # the same command again continues the study: more trials, none repeated
+    assert _tune(easy, out, "--trials", "2", "--epochs", "1", "--space", str(lr_only)) == 0
+    trials = _study(out).trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert len({t.params["lr"] for t in trials}) == 5
+    assert len(_rows(out)) == 5
+
+    # --restart says what it deletes, then starts over
+    capsys.readouterr()
+    assert main(["tune", str(easy), "--out", str(out), *SMALL, "--trials", "1", "--epochs",
+                 "1", "--space", str(lr_only), "--restart"]) == 0
+    err = capsys.readouterr().err
+    assert "--restart: deleting study 'leakhunter' (5 trial(s))" in err
+    assert "trials.csv" in err and "best_config.toml" in err
+    assert [t.number for t in _study(out).trials] == [0]
+
+
+def test_a_planted_bad_trial_is_pruned(easy: Path, tmp_path: Path, lr_only: Path) -> None:
+    out = tmp_path / "study"
+    prune = ["--epochs", "2", "--space", str(lr_only), "--pruner-startup-trials", "2",
+             "--pruner-warmup-epochs", "0"]
+    assert _tune(easy, out, "--trials", "2", *prune) == 0
+    assert all(t.value == 1.0 for t in _study(out).trials)  # the good ones learn it
+    _study(out).enqueue_trial({"lr": 1e-7})  # learns nothing in two epochs
+    assert _tune(easy, out, "--trials", "1", *prune) == 0
+    planted = _study(out).trials[2]
+    assert planted.params["lr"] == 1e-7
+    assert planted.state == optuna.trial.TrialState.PRUNED
+    assert planted.user_attrs["epochs"] == 1 and list(planted.intermediate_values) == [1]
+    assert not (out / "trials" / "trial-0002").exists()
+    row = _rows(out)[2]
+    assert row["state"] == "pruned" and row["note"].startswith("pruned after epoch 1")
+
+
+def test_failed_trials_are_recorded_and_the_study_goes_on(
+        easy: Path, tmp_path: Path, lr_only: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import leakhunter.tune.study as study_module
+
+    real_loss, real_train = batches.per_sample_loss, study_module.train
+    calls = {"train": 0}
+
+    def nan_in_first_trial(*args, **kwargs):  # an unstable setting: the loss turns NaN
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if calls["train"] == 1 else loss
+
+    def out_of_memory_in_second_trial(*args, **kwargs):
+        calls["train"] += 1
+        if calls["train"] == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "per_sample_loss", nan_in_first_trial)
+    monkeypatch.setattr(study_module, "train", out_of_memory_in_second_trial)
+    out = tmp_path / "study"
+    assert _tune(easy, out, "--trials", "3", "--epochs", "1", "--space", str(lr_only)) == 0
+    states = [t.state for t in _study(out).trials]
+    fail, done = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+    assert states == [fail, fail, done]
+    rows = _rows(out)
+    assert "training loss is nan at epoch 1" in rows[0]["note"]
+    assert "out of memory" in rows[1]["note"]
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0002"]
+
+
+def test_two_processes_share_one_sqlite_study(easy: Path, tmp_path: Path,
+                                              lr_only: Path) -> None:
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "leakhunter", "-q", "tune", str(easy), "--out", str(out),
+           *SMALL, "--trials", "2", "--epochs", "1", "--space", str(lr_only)]
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    trials = _study(out).trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.is_finished() for t in trials)
+    assert len({t.params["lr"] for t in trials}) == 4  # distinct draws
+    assert len(_rows(out)) == 4
+
+
+def test_ctrl_c_fails_the_running_trial_and_queues_it_again(
+        easy: Path, tmp_path: Path, lr_only: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "study"
+    calls = {"n": 0}
+
+    def stop_in_the_second_trial() -> int | None:
+        calls["n"] += 1  # one check per training step; a trial has 4 steps
+        return 2 if calls["n"] >= 6 else None
+
+    monkeypatch.setattr(signals, "pending", stop_in_the_second_trial)
+    assert _tune(easy, out, "--trials", "3", "--epochs", "1", "--space", str(lr_only)) == 130
+    monkeypatch.undo()
+    trials = _study(out).trials
+    interrupted = trials[1]
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    assert interrupted.user_attrs["failure"].startswith("interrupted")
+    assert trials[2].state == optuna.trial.TrialState.WAITING  # queued, none "running"
+    assert not (out / "trials" / "trial-0001").exists()
+    assert _tune(easy, out, "--trials", "1", "--epochs", "1", "--space", str(lr_only)) == 0
+    retried = _study(out).trials[2]
+    assert retried.state == optuna.trial.TrialState.COMPLETE
+    assert retried.params == interrupted.params
+
+
+def test_multi_objective_reports_a_pareto_front(easy: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "study"
+    space = tmp_path / "space.toml"
+    space.write_text("[width]\nchoices = [4, 16]\n" + "".join(
+        f"[{p.name}]\noff = true\n" for p in SPACE if p.name not in ("width", "lr")))
+    config = tmp_path / "tune.toml"  # tune settings at the top, fixed train settings below
+    config.write_text('trials = 3\nepochs = 1\nobjective = "f1,params"\n'
+                      "target_specificity = 0.9\n[train]\nbatch_size = 32\n"
+                      "[train.model]\ndense = 32\n")
+    args = ["-q", "tune", str(easy), "--out", str(out), "--config", str(config), "--space",
+            str(space)]
+    assert main(args) == 0
+    study = _study(out)
+    assert len(study.trials) == 3
+    for t in study.trials:
+        settings = t.user_attrs["train_config"]
+        assert settings["batch_size"] == 32 and settings["model"]["dense"] == 32
+        assert settings["epochs"] == 1 and set(t.params) == {"width", "lr"}
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    front = {t.number for t in study.best_trials}
+    assert front and all(len(t.values) == 2 for t in study.trials)
+    for t in study.trials:  # the cost is the model's parameter count, measured
+        assert t.values[1] == t.user_attrs["parameters"] > 0
+        assert t.user_attrs["val_specificity"] >= 0.9 or t.values[0] == 0.0
+    assert sorted(p.stem for p in (out / "pareto").glob("*.toml")) == \
+        sorted(f"trial-{n:04d}" for n in front)
+    assert {int(p.name[6:]) for p in (out / "trials").iterdir()} == front
+    assert (out / "plots" / "pareto_front.png").stat().st_size > 1000
+    # a continued study cannot change a parameter's choices: one line, the trial recorded
+    space.write_text(space.read_text().replace("[4, 16]", "[4, 8]"))
+    assert main(args) == 1
+    assert "the search space no longer fits study 'leakhunter'" in \
+        capsys.readouterr().err
+    assert _study(out).trials[-1].state == optuna.trial.TrialState.FAIL
+    kept = study.trials[min(front)]
+    cost = inference_cost(Path(kept.user_attrs["run_dir"]) / "best.pt")
+    model, _ = load_model(Path(kept.user_attrs["run_dir"]) / "best.pt")
+    assert cost["parameters"] == count_parameters(model) == kept.values[1]
+    assert 0 < cost["latency_us"] < 1e6 and kept.user_attrs["latency_us"] > 0
+    assert "val_sensitivity_at_specificity_0.9" in _rows(out)[0]
+
+
+def test_space_file_narrows_widens_and_fixed_settings_are_not_searched(tmp_path: Path) -> None:
+    path = tmp_path / "space.toml"
+    path.write_text("[lr]\nlow = 1e-5\nhigh = 1e-1\n[width]\nchoices = [4, 8]\n"
+                    "[mixup]\noff = true\n")
+    space = {p.name: p for p in load_space(path, fixed={"model.dropout"})}
+    assert (space["lr"].low, space["lr"].high) == (1e-5, 1e-1)
+    assert space["width"].kind == "choice" and space["width"].choices == (4, 8)
+    assert "mixup" not in space and "dropout" not in space
+    path.write_text("[dropout]\nlow = 0.1\nhigh = 1.5\n")
+    with pytest.raises(ConfigError, match=r"\[dropout\]: 1.5 is not a valid dropout"):
+        load_space(path, set())
+
+
+def test_best_config_toml_round_trips_every_train_setting() -> None:
+    cfg = TrainConfig(lr=3.5e-5, positive=("LEAK", "CRACK"), spec_augment=True)
+    assert from_dict(TrainConfig, tomllib.loads(to_toml(to_dict(cfg)))) == cfg
+
+
+def test_bad_input_is_one_line(easy: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                               multiclass_run: tuple[Path, Path, Path]) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text("[learning_rate]\nlow = 1e-4\nhigh = 1e-2\n")
+    cases = [
+        (["--space", str(space)], "unknown parameter 'learning_rate'"),
+        (["--storage", f"sqlite:///{tmp_path}/no/such/folder/study.db"],
+         "cannot open the study database"),
+        (["--storage", "postgresql://leak:secret@127.0.0.1:9/tuning"],
+         "cannot open the study database"),
+        (["--positive", "BURST"], "--positive BURST: no such class"),
+    ]
+    for extra, message in cases:
+        assert _tune(easy, tmp_path / "s1", "--trials", "1", *extra) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert "secret" not in err
+    # a study made on one dataset is not continued on a dataset of other classes
+    out = tmp_path / "s2"
+    assert _tune(easy, out, "--trials", "0") == 0
+    _, multiclass, _ = multiclass_run
+    assert _tune(multiclass, out, "--trials", "1") == 1
+    err = capsys.readouterr().err.strip()
+    assert "was made for classes LEAK, NOLEAK, not BACKGROUND, CRACK, LEAK" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_on_epoch_hook_stops_train_with_a_consistent_run(easy: Path, tmp_path: Path) -> None:
+    from leakhunter import checkpoint
+    from leakhunter.config import ModelConfig
+    from leakhunter.train import train
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_after_first(epoch: int, row: dict) -> None:
+        seen.append((epoch, row["val_file_f1"]))
+        raise Stop
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(epochs=3, batch_size=32, model=ModelConfig(width=8, dense=32, blocks=2))
+    with pytest.raises(Stop):
+        train(easy, run, cfg, on_epoch=stop_after_first)
+    assert [e for e, _ in seen] == [1] and 0.0 <= seen[0][1] <= 1.0
+    with (run / "metrics.csv").open() as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1"]
+    assert checkpoint.load(run / "checkpoints" / "last.pt", "train-state")["epoch"] == 1
+    assert (run / "best.pt").is_file()
+    assert train(None, run, cfg, resume=True)["epochs"] == 3  # and it resumes from there
+
+
+def test_hyperband_pruner_and_latency_objective_run(easy: Path, tmp_path: Path,
+                                                    lr_only: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "hyperband"
+    assert main(["tune", str(easy), "--out", str(out), *SMALL, "--trials", "2", "--epochs",
+                 "2", "--space", str(lr_only), "--pruner", "hyperband"]) == 0
+    assert "pruner HyperbandPruner" in capsys.readouterr().err
+    study = _study(out)
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    out = tmp_path / "latency"
+    assert _tune(easy, out, "--trials", "2", "--epochs", "1", "--space", str(lr_only),
+                 "--objective", "f1,latency") == 0
+    for t in _study(out).trials:  # the cost is the measured time per segment
+        assert t.values[1] == t.user_attrs["latency_us"] > 0
+    assert "latency_us" in _rows(out)[0] and (out / "plots" / "pareto_front.png").exists()
