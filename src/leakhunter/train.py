@@ -29,6 +29,7 @@ from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError, InputError
 from .evaluate import validation_metrics
+from .learn import familiarity
 from .log import add_log_file, progress_bar, remove_log_file
 from .model import LeakCNN, count_parameters
 from .plots import write_training_curves
@@ -43,8 +44,13 @@ RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "prel
 
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
           resume: bool = False, overwrite: bool = False,
-          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+          overrides: dict[str, Any] | None = None, init_state: dict[str, Any] | None = None,
+          lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a run in ``run_dir``; returns its summary.
+
+    Fine-tuning (``learn``): ``init_state``, a model state dict of the same architecture,
+    replaces the random initial weights and keeps that model's input normalisation;
+    ``lineage`` is written into ``best.pt`` as ``parent`` (where the model comes from).
 
     ``overrides``: the settings given explicitly for a resumed run; any outside
     :data:`RESUMABLE` that differs from the run's is refused. Raises :class:`InputError`,
@@ -67,7 +73,8 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
     if not ctx.main:
         logging.getLogger("leakhunter").setLevel(logging.WARNING)
     try:
-        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state).fit()
+        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state, init_state,
+                        lineage).fit()
     finally:
         if handler:
             remove_log_file(handler)
@@ -99,8 +106,10 @@ class _Trainer:
 
     def __init__(self, dataset_dir: Path, run: Path, cfg: TrainConfig,
                  ctx: distributed.Context, choice: devices.Choice,
-                 state: dict[str, Any] | None):
+                 state: dict[str, Any] | None, init_state: dict[str, Any] | None = None,
+                 lineage: dict[str, Any] | None = None):
         device = choice.device
+        self.lineage = lineage
         self.run, self.ctx, self.device, self.choice = run, ctx, device, choice
         self.dataset_dir = dataset_dir.resolve()
         self.train_data = load_split(dataset_dir / SPLIT_FILES["TRAINING"], cfg.preload)
@@ -131,7 +140,9 @@ class _Trainer:
         self.best = {"file_f1": -1.0, "loss": math.inf, "epoch": -1}
         self.bad_epochs = 0
         self.partial = [0.0, 0]  # loss sum and segments of the epoch in progress
-        if state is None:
+        if state is None and init_state is not None:  # fine-tuning: the parent's weights
+            self.model.load_state_dict(init_state)     # and input normalisation
+        elif state is None:
             self.model.set_normalisation(*self.train_data.band_statistics())
             self._write_config()
         else:
@@ -236,9 +247,14 @@ class _Trainer:
                                      "target_specificity": self.cfg.target_specificity},
                 "epoch": self.epoch, "metrics": metrics,
                 "parameters": count_parameters(self.model), "leakhunter_version": __version__}
-        checkpoint.save(self.run / "best.pt", {"kind": "model", **meta,
+        if self.lineage is not None:
+            meta["parent"] = self.lineage
+        stats = familiarity.fit(self.model, self.train_data, self.val_data, self.device,
+                                self.cfg.seed, self.autocast)
+        checkpoint.save(self.run / "best.pt", {"kind": "model", **meta, "familiarity": stats,
                                                 "model": self.model.state_dict()})
-        run_files.write_json(self.run / "model_meta.json", meta)
+        run_files.write_json(self.run / "model_meta.json",
+                             {**meta, "familiarity": familiarity.summary(stats)})
         self.best.update(threshold=decision["threshold"],
                          threshold_method=decision["threshold_method"])
 
