@@ -198,7 +198,7 @@ class Predictor:
                       vote_fraction=float((prob >= d.threshold).mean()),
                       decision="LEAK" if score >= d.threshold else "NO LEAK")
         if "distance" in result:  # judged all the same; the flag says on what grounds
-            distance = float(result["distance"].mean())
+            distance = result["distance"].mean(axis=0)  # [2]: embedding, input
             record["familiarity"] = float(familiarity.familiarity(self.familiarity, distance))
             if familiarity.unfamiliar(self.familiarity, distance):
                 record["status"] = "unfamiliar"
@@ -247,19 +247,21 @@ def _model_scores(model: Any, mels: list[np.ndarray], device: torch.device,
     """``leak`` (probability ``[S]``) and ``classes`` (probabilities ``[S, C]``) for each
     float16 log-mel ``[S, M, F]``: all segments together, in model batches of
     :data:`MODEL_BATCH` (bounded activations: cache-sized on CPU, large on a GPU). With
-    familiarity ``stats``, also ``distance`` ``[S]`` (from the same forward pass)."""
+    familiarity ``stats``, also ``distance`` ``[S, 2]`` (from the same forward pass)."""
     counts = [m.shape[0] for m in mels]
     x = torch.from_numpy(np.concatenate(mels))
     step = MODEL_BATCH[device.type]
     leak_parts, class_parts, distance_parts = [], [], []
     with torch.inference_mode(), autocast(resolve_amp("auto", device), device):  # as evaluate
         for lo in range(0, x.shape[0], step):
-            embedding = model.embed(x[lo:lo + step].to(device).float())
+            mel = x[lo:lo + step].to(device).float()
+            embedding = model.embed(mel)
             out = model.from_embedding(embedding)
             leak_parts.append(model.leak_probability(out).float())
             class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
             if stats is not None:
-                distance_parts.append(familiarity.segment_distances(stats, embedding.float()))
+                distance_parts.append(familiarity.segment_distances(stats, mel,
+                                                                    embedding.float()))
     leak = torch.cat(leak_parts).cpu().numpy()  # sync
     classes = torch.cat(class_parts).cpu().numpy()
     bounds = np.cumsum(counts)[:-1]

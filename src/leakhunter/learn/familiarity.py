@@ -1,14 +1,21 @@
 """Familiarity: how well a recording fits the data a model was trained on.
 
-Method (chosen by measurement, see ``benchmarks/familiarity.py`` and the README): the
-Mahalanobis distance of each segment's penultimate embedding (:meth:`LeakCNN.embed`,
-``[dense]``) to the nearest class mean of the training segments, under one covariance shared
-by the classes (shrunk towards its diagonal so it stays invertible); a recording's distance
-is the mean over its segments. Its **familiarity** is the share of VALIDATION recordings at
-least as far from the training data, in [0, 1]; a recording farther than the
-``1 - quantile`` quantile of the validation recordings' distances (``quantile`` 0.01: the
-farthest 1 %) gets ``status=unfamiliar``. It is still judged; the flag says the judgement
-rests on data unlike the training data.
+Method (chosen by measurement, ``benchmarks/familiarity.py``; see the README): two
+Mahalanobis distances per segment, each to the nearest class mean of the training segments
+under one covariance shared by the classes (shrunk towards its diagonal so it stays
+invertible):
+
+* ``embedding``: of the penultimate embedding (:meth:`LeakCNN.embed`, ``[dense]``): what
+  the network makes of the segment;
+* ``input``: of the segment's per-band mean and spread over time (``[2 * n_mels]``, dB):
+  what the sensor heard, before the network (a network can map strange input onto a
+  familiar embedding: the real hydrophone recordings were flagged by this part only).
+
+A recording's distances are the means over its segments. Its **familiarity** is the share
+of VALIDATION recordings at least as far from the training data, the smaller of the two
+shares, in [0, 1]; a recording farther than the farthest ``quantile`` (1 %) of validation
+recordings by either distance gets ``status=unfamiliar``. It is still judged; the flag says
+the judgement rests on data unlike the training data.
 
 The statistics are computed by ``train`` when it writes ``best.pt`` and stored there as
 plain tensors and values (``state["familiarity"]``), so ``weights_only`` loading keeps
@@ -29,99 +36,123 @@ from ..model import LeakCNN
 
 log = logging.getLogger(__name__)
 
-METHOD = "mahalanobis-embedding"
-QUANTILE = 0.01  # validation recordings flagged by construction: the farthest 1 %
+METHOD = "mahalanobis-embedding+input"
+PARTS = ("embedding", "input")
+QUANTILE = 0.01  # per part, validation recordings beyond it are flagged: the farthest 1 %
 MAX_FIT_SEGMENTS = 8192  # training segments the statistics are fitted on (seeded sample)
 SHRINKAGE = 0.05  # covariance = (1 - s) * sample + s * its diagonal: invertible, stable
 
 
+def input_features(mel: torch.Tensor) -> torch.Tensor:
+    """Per-band mean and standard deviation over time, ``[B, 2 * n_mels]`` float64, of
+    log-mel ``[B, n_mels, frames]``."""
+    mel = mel.double()
+    return torch.cat([mel.mean(dim=2), mel.std(dim=2)], dim=1)
+
+
 @torch.no_grad()
-def embeddings(model: LeakCNN, data: SplitData, indices: np.ndarray, device: torch.device,
-               batch_size: int = 256,
-               autocast: AbstractContextManager | None = None) -> torch.Tensor:
-    """float64 penultimate embeddings ``[len(indices), dense]`` (on the CPU) of the given
-    segments of ``data``, in eval mode (the model's mode is restored)."""
+def _features(model: LeakCNN, data: SplitData, indices: np.ndarray, device: torch.device,
+              autocast: AbstractContextManager | None = None,
+              batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings ``[n, dense]`` and input features ``[n, 2 * n_mels]`` (float64, CPU) of
+    the given segments, in eval mode (the model's mode is restored)."""
     was_training = model.training
     model.eval()
-    parts = []
+    emb, inp = [], []
     for lo in range(0, len(indices), batch_size):
         x = data.batch(indices[lo:lo + batch_size]).to(device)
         with autocast or nullcontext():
-            parts.append(model.embed(x).float())
+            emb.append(model.embed(x).float())
+        inp.append(input_features(x))
     model.train(was_training)
-    return torch.cat(parts).double().cpu()  # sync
+    return torch.cat(emb).double().cpu(), torch.cat(inp).cpu()  # sync
 
 
-def segment_distances(stats: dict[str, Any], embedding: torch.Tensor) -> torch.Tensor:
-    """Squared Mahalanobis distance ``[B]`` of embeddings ``[B, D]`` to the nearest class
-    mean, computed in float64 wherever the embeddings are."""
-    means = stats["class_means"].to(embedding.device, torch.float64)  # [C, D]
-    precision = stats["precision"].to(embedding.device, torch.float64)  # [D, D]
-    diff = embedding.double()[:, None, :] - means[None, :, :]  # [B, C, D]
+def mahalanobis(part: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """Squared Mahalanobis distance ``[B]`` of ``x`` ``[B, D]`` to the nearest class mean,
+    in float64 wherever ``x`` is."""
+    means = part["class_means"].to(x.device, torch.float64)  # [C, D]
+    precision = part["precision"].to(x.device, torch.float64)  # [D, D]
+    diff = x.double()[:, None, :] - means[None, :, :]  # [B, C, D]
     return torch.einsum("bcd,de,bce->bc", diff, precision, diff).min(dim=1).values
+
+
+def segment_distances(stats: dict[str, Any], mel: torch.Tensor,
+                      embedding: torch.Tensor) -> torch.Tensor:
+    """Distances ``[B, 2]`` (embedding, input) of segments with log-mel ``mel``
+    ``[B, n_mels, frames]`` and embeddings ``[B, dense]``."""
+    return torch.stack([mahalanobis(stats["parts"]["embedding"], embedding),
+                        mahalanobis(stats["parts"]["input"], input_features(mel))], dim=1)
+
+
+def fit_part(x: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    classes = torch.unique(labels)
+    means = torch.stack([x[labels == c].mean(dim=0) for c in classes.tolist()])
+    centred = x - means[torch.searchsorted(classes, labels)]
+    cov = centred.T @ centred / max(len(x) - len(classes), 1)
+    cov = (1 - SHRINKAGE) * cov + SHRINKAGE * torch.diag(torch.diag(cov))
+    cov += torch.eye(cov.shape[0], dtype=torch.float64) * 1e-6 * max(
+        float(torch.diag(cov).mean()), 1e-12)  # a dead ReLU unit has zero variance
+    return {"class_means": means.float(), "precision": torch.linalg.inv(cov).float()}
 
 
 def fit(model: LeakCNN, train: SplitData, validation: SplitData, device: torch.device,
         seed: int = 0, autocast: AbstractContextManager | None = None) -> dict[str, Any]:
-    """The statistics stored in ``best.pt``: class means ``[C, D]`` and shared precision
-    ``[D, D]`` of up to :data:`MAX_FIT_SEGMENTS` training segments' embeddings, and the
-    sorted distances ``[R]`` of the validation recordings with the threshold distance at
-    their ``1 - QUANTILE`` quantile. Plain tensors (float32) and values only."""
+    """The statistics stored in ``best.pt``: per part, class means ``[C, D]`` and shared
+    precision ``[D, D]`` of up to :data:`MAX_FIT_SEGMENTS` training segments, the sorted
+    distances ``[R]`` of the validation recordings and the threshold at their
+    ``1 - QUANTILE`` quantile. Plain tensors (float32) and values only."""
     rng = np.random.default_rng([seed, 7])
-    n = train.segments
-    pick = np.sort(rng.choice(n, size=min(n, MAX_FIT_SEGMENTS), replace=False))
-    emb = embeddings(model, train, pick, device, autocast=autocast)
+    pick = np.sort(rng.choice(train.segments, size=min(train.segments, MAX_FIT_SEGMENTS),
+                              replace=False))
+    emb, inp = _features(model, train, pick, device, autocast)
     labels = torch.from_numpy(train.label[pick])
-    classes = torch.unique(labels)
-    means = torch.zeros(len(train.labels), emb.shape[1], dtype=torch.float64)
-    centred = torch.empty_like(emb)
-    for c in classes.tolist():
-        rows = labels == c
-        means[c] = emb[rows].mean(dim=0)
-        centred[rows] = emb[rows] - means[c]
-    cov = centred.T @ centred / max(len(emb) - len(classes), 1)
-    diag = torch.diag(torch.diag(cov))
-    cov = (1 - SHRINKAGE) * cov + SHRINKAGE * diag
-    cov += torch.eye(cov.shape[0], dtype=torch.float64) * 1e-6 * max(
-        float(torch.diag(cov).mean()), 1e-12)  # a dead ReLU unit has zero variance
-    present = means[classes]  # classes absent from the sample have no mean
-    stats = {"method": METHOD, "class_means": present.float(),
-             "precision": torch.linalg.inv(cov).float(), "quantile": QUANTILE,
-             "fit_segments": int(len(pick)), "reference_split": validation.split}
-    distances = recording_distances(stats, model, validation, device, autocast=autocast)
-    stats["reference"] = torch.from_numpy(np.sort(distances)).float()
-    stats["threshold"] = float(np.quantile(distances, 1.0 - QUANTILE))
+    stats: dict[str, Any] = {
+        "method": METHOD, "quantile": QUANTILE, "fit_segments": int(len(pick)),
+        "reference_split": validation.split,
+        "parts": {"embedding": fit_part(emb, labels), "input": fit_part(inp, labels)}}
+    distances = recording_distances(stats, model, validation, device, autocast)
+    for i, name in enumerate(PARTS):
+        part = stats["parts"][name]
+        part["reference"] = torch.from_numpy(np.sort(distances[:, i])).float()
+        part["threshold"] = float(np.quantile(distances[:, i], 1.0 - QUANTILE))
     return stats
 
 
 def recording_distances(stats: dict[str, Any], model: LeakCNN, data: SplitData,
                         device: torch.device,
                         autocast: AbstractContextManager | None = None) -> np.ndarray:
-    """Mean segment distance of each recording of ``data``, ``[R]`` float64."""
-    seg = np.empty(data.segments)
+    """Mean segment distances of each recording of ``data``, ``[R, 2]`` float64."""
+    seg = np.empty((data.segments, len(PARTS)))
     step = 4096
     for lo in range(0, data.segments, step):
         idx = np.arange(lo, min(lo + step, data.segments))
-        seg[lo:lo + len(idx)] = segment_distances(
-            stats, embeddings(model, data, idx, device, autocast=autocast)).numpy()
-    return mean_per_recording(data.file_index, seg, data.recordings)
+        emb, inp = _features(model, data, idx, device, autocast)
+        seg[lo:lo + len(idx)] = torch.stack(
+            [mahalanobis(stats["parts"]["embedding"], emb),
+             mahalanobis(stats["parts"]["input"], inp)], dim=1).numpy()
+    counts = np.maximum(np.bincount(data.file_index, minlength=data.recordings), 1)
+    return np.stack([np.bincount(data.file_index, weights=seg[:, i], minlength=data.recordings)
+                     for i in range(len(PARTS))], axis=1) / counts[:, None]
 
 
-def mean_per_recording(file_index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(file_index, weights=values, minlength=n) / \
-        np.maximum(np.bincount(file_index, minlength=n), 1)
-
-
-def familiarity(stats: dict[str, Any], distance: float | np.ndarray) -> np.ndarray:
-    """Share of the validation recordings whose distance is at least ``distance``."""
-    ref = stats["reference"].double().numpy()
+def familiarity(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
+    """The smaller, over the parts, of the share of validation recordings whose distance
+    is at least the recording's; ``distance`` ``[..., 2]``."""
     d = np.asarray(distance, dtype=np.float64)
-    return (ref.size - np.searchsorted(ref, d, side="left")) / max(ref.size, 1)
+    shares = []
+    for i, name in enumerate(PARTS):
+        ref = stats["parts"][name]["reference"].double().numpy()
+        shares.append((ref.size - np.searchsorted(ref, d[..., i], side="left"))
+                      / max(ref.size, 1))
+    return np.minimum(*shares)
 
 
-def unfamiliar(stats: dict[str, Any], distance: float | np.ndarray) -> np.ndarray:
-    """Whether a recording at ``distance`` is farther than the stored threshold."""
-    return np.asarray(distance, dtype=np.float64) > stats["threshold"]
+def unfamiliar(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
+    """Whether a recording at ``distance`` ``[..., 2]`` is beyond either threshold."""
+    d = np.asarray(distance, dtype=np.float64)
+    return np.logical_or(*[d[..., i] > stats["parts"][name]["threshold"]
+                           for i, name in enumerate(PARTS)])
 
 
 def stats_of(meta: dict[str, Any], where: str) -> dict[str, Any] | None:
@@ -134,9 +165,8 @@ def stats_of(meta: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 
 def describe(stats: dict[str, Any]) -> str:
-    return (f"{stats['method']}: unfamiliar beyond the distance of the farthest "
-            f"{stats['quantile']:.0%} of {stats['reference_split']} recordings "
-            f"({stats['threshold']:.1f})")
+    return (f"{stats['method']}: unfamiliar beyond the farthest {stats['quantile']:.0%} of "
+            f"{stats['reference_split']} recordings by either distance")
 
 
 def split_familiarity(stats: dict[str, Any] | None, model: LeakCNN, data: SplitData,
@@ -147,10 +177,12 @@ def split_familiarity(stats: dict[str, Any] | None, model: LeakCNN, data: SplitD
     None when the model has no statistics (``evaluate``'s extra column)."""
     if stats is None:
         return None
-    d = recording_distances(stats, model, data, device, autocast=autocast)
+    d = recording_distances(stats, model, data, device, autocast)
     return familiarity(stats, d), unfamiliar(stats, d)
 
 
 def summary(stats: dict[str, Any]) -> dict[str, Any]:
     """The JSON-able part of the statistics (for ``model_meta.json``)."""
-    return {k: v for k, v in stats.items() if not isinstance(v, torch.Tensor)}
+    return {"method": stats["method"], "quantile": stats["quantile"],
+            "fit_segments": stats["fit_segments"], "reference_split": stats["reference_split"],
+            "thresholds": {k: v["threshold"] for k, v in stats["parts"].items()}}

@@ -154,8 +154,11 @@ class _Run:
         self.new_test = splits["TESTING"] if not st["unlabelled"] else (
             check_fits(load_split(Path(st["truth"]) / SPLIT_FILES["TESTING"]), self.meta,
                        "--truth") if st["truth"] else None)
-        self.old_train = self.old_test = None
+        self.old_train = self.old_val = self.old_test = None
         if st["replay"]:
+            self.old_val = check_fits(load_split(Path(st["replay"]) /
+                                                 SPLIT_FILES["VALIDATION"]), self.meta,
+                                      "--replay")
             self.old_train = check_fits(load_split(Path(st["replay"]) /
                                                    SPLIT_FILES["TRAINING"]), self.meta,
                                         "--replay")
@@ -239,11 +242,17 @@ class _Run:
                              f"--confidence {cfg.confidence:g} (confidences "
                              f"{_spread(sel_train.confidence)}); nothing to learn from")
         val_classes = set(np.unique(sel_val.recording_label[sel_val.recording_label >= 0]))
-        if len(val_classes) < 2:
+        # A threshold needs leaks and no leaks. Pseudo-labels may cover one class only (a
+        # model that calls the whole new site quiet): then the old site's VALIDATION, with
+        # its true labels, joins the new site's confident recordings.
+        old_val = len(val_classes) < 2 and unlabelled and self.old_val is not None
+        if len(val_classes) < 2 and not old_val:
             raise InputError(f"round {r}: the new site's VALIDATION recordings "
                              f"{'that reached --confidence ' if unlabelled else ''}cover "
                              f"{len(val_classes)} class(es); a threshold needs both leaks "
-                             f"and no leaks there")
+                             f"and no leaks there"
+                             + ("; give --replay so the old site's VALIDATION can join them"
+                                if unlabelled else ""))
         replay = np.zeros(0, np.int64)
         if self.old_train is not None:
             replay = learn_data.replay_sample(self.old_train, sel_train.segments.size,
@@ -252,9 +261,15 @@ class _Run:
                  "VALIDATION": [(self.new["VALIDATION"], sel_val.segments, sel_val.label)]}
         if replay.size:
             parts["TRAINING"].append((self.old_train, replay, self.old_train.label[replay]))
+        if old_val:
+            every = np.arange(self.old_val.segments)
+            parts["VALIDATION"].append((self.old_val, every, self.old_val.label))
         selection = {"round": r, "model": str(current), "mode": "unlabelled" if unlabelled
                      else "labelled", "new_site": str(self.run / "data"),
                      "counts": sel_train.counts, "validation_counts": sel_val.counts,
+                     "validation": "new site's confident recordings and the old site's "
+                                   "VALIDATION (the former cover one class)" if old_val
+                                   else "new site's VALIDATION",
                      "replay": self.state["replay"], "replay_segments": int(replay.size),
                      "settings": to_dict(cfg)}
         learn_data.write_round_data(out, self.classes, self.new["TRAINING"].feature,
