@@ -13,8 +13,9 @@ invertible):
 
 A recording's distances are the means over its segments. Its **familiarity** is the share
 of VALIDATION recordings at least as far from the training data, the smaller of the two
-shares, in [0, 1]; a recording farther than the farthest ``quantile`` (1 %) of validation
-recordings by either distance gets ``status=unfamiliar``. It is still judged; the flag says
+shares, in [0, 1]; below ``quantile`` (0.01: fewer than 1 % of the validation recordings
+are as far, by either distance; with fewer than 100 of them, farther than all) the
+recording gets ``status=unfamiliar``. It is still judged; the flag says
 the judgement rests on data unlike the training data.
 
 The statistics are computed by ``train`` when it writes ``best.pt`` and stored there as
@@ -25,6 +26,7 @@ working; a model written before them has none and its figure is left empty.
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -113,9 +115,12 @@ def fit(model: LeakCNN, train: SplitData, validation: SplitData, device: torch.d
         "parts": {"embedding": fit_part(emb, labels), "input": fit_part(inp, labels)}}
     distances = recording_distances(stats, model, validation, device, autocast)
     for i, name in enumerate(PARTS):
+        ref = torch.from_numpy(np.sort(distances[:, i]))  # float64: compared exactly
         part = stats["parts"][name]
-        part["reference"] = torch.from_numpy(np.sort(distances[:, i])).float()
-        part["threshold"] = float(np.quantile(distances[:, i], 1.0 - QUANTILE))
+        part["reference"] = ref
+        # beyond it, fewer than QUANTILE of the validation recordings are as far: the
+        # same rule as familiarity < QUANTILE (at least the farthest one is passed)
+        part["threshold"] = float(ref[len(ref) - max(1, math.ceil(QUANTILE * len(ref)))])
     return stats
 
 
@@ -149,10 +154,10 @@ def familiarity(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
 
 
 def unfamiliar(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
-    """Whether a recording at ``distance`` ``[..., 2]`` is beyond either threshold."""
-    d = np.asarray(distance, dtype=np.float64)
-    return np.logical_or(*[d[..., i] > stats["parts"][name]["threshold"]
-                           for i, name in enumerate(PARTS)])
+    """Whether a recording at ``distance`` ``[..., 2]`` is beyond either threshold, i.e.
+    its :func:`familiarity` is below the quantile."""
+    # from the reference distances themselves: the stored thresholds are for reading
+    return familiarity(stats, distance) < stats["quantile"]
 
 
 def stats_of(meta: dict[str, Any], where: str) -> dict[str, Any] | None:
@@ -165,8 +170,8 @@ def stats_of(meta: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 
 def describe(stats: dict[str, Any]) -> str:
-    return (f"{stats['method']}: unfamiliar beyond the farthest {stats['quantile']:.0%} of "
-            f"{stats['reference_split']} recordings by either distance")
+    return (f"{stats['method']}: unfamiliar when fewer than {stats['quantile']:.0%} of "
+            f"{stats['reference_split']} recordings are as far, by either distance")
 
 
 def split_familiarity(stats: dict[str, Any] | None, model: LeakCNN, data: SplitData,
