@@ -200,7 +200,8 @@ class Predictor:
         if "distance" in result:  # judged all the same; the flag says on what grounds
             distance = result["distance"].mean(axis=0)  # [2]: embedding, input
             record["familiarity"] = float(familiarity.familiarity(self.familiarity, distance))
-            if familiarity.unfamiliar(self.familiarity, distance):
+            # "padded" says more of a recording that is mostly zeros: it stays
+            if record["status"] == "ok" and familiarity.unfamiliar(self.familiarity, distance):
                 record["status"] = "unfamiliar"
         if len(self.classes) > 2:  # the class by the rule evaluate uses
             predicted, mean = recording_classes(np.zeros(n, np.int64), result["classes"], 1,
