@@ -43,10 +43,10 @@ SITES: dict[str, Site] = {
               resonance_floor=300, resonance_bandwidth=(80, 400), tilt=(0.7, 1.3),
               hiss_db=(-22, -10), mains_share=0.6, mains_db=(-22, -8), pump_share=0.3,
               interference_scale=1.0, bursts=None),
-    "B": Site("B", "plastic mains (PE, PVC): leak noise damped below ~600 Hz, low "
+    "B": Site("B", "plastic mains (PE, PVC): leak noise damped below ~500 Hz, low "
                    "resonances, steeper and hissier background, loud mains, busy traffic",
-              sensor_base=5101, recording_base=500001, band_lo=(40, 90),
-              band_hi=(350, 600), resonance_floor=120, resonance_bandwidth=(30, 120),
+              sensor_base=5101, recording_base=500001, band_lo=(35, 75),
+              band_hi=(280, 500), resonance_floor=100, resonance_bandwidth=(25, 100),
               tilt=(1.2, 1.8), hiss_db=(-14, -4), mains_share=0.9, mains_db=(-14, -2),
               pump_share=0.5, interference_scale=2.0, bursts=(0.1, 0.4, 0.5, 0.0)),
 }
