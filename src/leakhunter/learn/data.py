@@ -6,7 +6,8 @@
   features and the split are what matter; their classes come from the model, per round.
 * ``RUN_DIR/round-K/data/``: ``TRAINING`` = the selected new segments with their target
   classes, plus the replayed share of the old training data; ``VALIDATION`` = the new
-  site's validation recordings (true classes, or confident pseudo-labels). Written as
+  site's validation recordings (true classes, or confident pseudo-labels) and, with
+  ``--replay``, the old site's VALIDATION: the round's threshold serves both. Written as
   ``.partial`` files, renamed together, then ``selection.json`` last: a round folder without
   it holds no finished data.
 """
