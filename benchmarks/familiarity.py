@@ -1,8 +1,8 @@
 """Measurement: which familiarity score tells recordings unlike the training data apart.
 
 For a trained model and its dataset, each candidate score is fitted on TRAINING segments
-exactly as ``train`` fits the chosen one, its threshold set at the farthest 1 % of
-VALIDATION recordings, and then applied to folders of recordings: fresh recordings of the
+exactly as ``train`` fits the chosen one, a recording flagged when fewer than 1 % of the
+VALIDATION recordings are as far (leakhunter's rule), and then applied to folders of recordings: fresh recordings of the
 training site (should be familiar: at most 5 % flagged), and recordings of other sites
 (should be flagged). Candidates, all per segment and averaged per recording:
 
@@ -56,6 +56,12 @@ def _scores(model, mel: torch.Tensor, fits: dict) -> dict[str, np.ndarray]:
         out["energy"].append(-torch.logsumexp(logits, dim=1))
         out["max-softmax"].append(-torch.softmax(logits, dim=1).max(dim=1).values)
     return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def _share(ref: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Share of the reference recordings at least as far as each of ``d``."""
+    ref = np.sort(ref)
+    return (ref.size - np.searchsorted(ref, d, side="left")) / ref.size
 
 
 def _per_recording(seg: dict[str, np.ndarray], counts: list[int]) -> dict[str, np.ndarray]:
@@ -112,15 +118,13 @@ def main() -> None:
         flagged, scored = {}, {}
         for n in names:
             if method == "combined":
-                parts = [groups[n][m] > np.quantile(ref[m], 0.99)
-                         for m in ("mahalanobis-embedding", "mahalanobis-input")]
-                flagged[n] = parts[0] | parts[1]
-                scored[n] = np.maximum(
-                    *[np.searchsorted(np.sort(ref[m]), groups[n][m]) / len(ref[m])
-                      for m in ("mahalanobis-embedding", "mahalanobis-input")])
+                share = np.minimum(*[_share(ref[m], groups[n][m])
+                                     for m in ("mahalanobis-embedding", "mahalanobis-input")])
+                scored[n] = -share
             else:
-                flagged[n] = groups[n][method] > np.quantile(ref[method], 0.99)
+                share = _share(ref[method], groups[n][method])
                 scored[n] = groups[n][method]
+            flagged[n] = share < 0.01  # leakhunter's rule
         familiar, others = scored[names[1]], np.concatenate([scored[n] for n in names[2:]])
         auc = roc_auc_score(np.r_[np.zeros(len(familiar)), np.ones(len(others))],
                             np.r_[familiar, others])

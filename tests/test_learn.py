@@ -159,6 +159,13 @@ def test_resume_after_an_interruption_matches_the_uninterrupted_run(
             assert torch.equal(a[key], b[key]), (r, key)
     assert json.loads((run / "learn_report.json").read_text())["rounds"][1]["new_test"] == \
         json.loads((done / "learn_report.json").read_text())["rounds"][1]["new_test"]
+    # a finished run can be extended: rounds 1-2 are kept, round 3 starts from round 2
+    kept = _sha256(run / "round-2" / "best.pt")
+    assert main(["-q", "learn", "--resume", str(run), "--rounds", "3"]) == 0
+    assert _sha256(run / "round-2" / "best.pt") == kept
+    assert checkpoint.load(run / "round-3" / "best.pt", "model")["parent"]["sha256"] == kept
+    assert len(json.loads((run / "learn_report.json").read_text())["rounds"]) == 3
+    assert json.loads((run / "learn.json").read_text())["config"]["rounds"] == 3
 
 
 def test_unlabelled_run_learns_from_confident_decisions(labelled_run, trained_run: Path,

@@ -300,7 +300,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
     report = learn(args.model, args.new_input, args.resume or args.out, cfg,
                    unlabelled=args.unlabelled, replay=args.replay, truth=args.truth,
                    resume=bool(args.resume), overwrite=args.overwrite,
-                   device=getattr(args, CFG + "device", None))
+                   device=getattr(args, CFG + "device", None),
+                   more_rounds=getattr(args, CFG + "rounds", None))
     print(f"{'round':<7}{'selected':>9}{'false al.':>10}{'misses':>8}{'replay':>8}"
           f"{'new F1':>9}{'new spec':>9}{'new sens':>9}{'old F1':>9}{'old spec':>9}")
     rows = [{"round": 0, "selection": {}, "replay_segments": None, **report["parent"]},

@@ -50,20 +50,28 @@ def learn(model: str | Path | None, new_input: str | Path | None, run_dir: str |
           cfg: LearnConfig = LearnConfig(), *, unlabelled: bool = False,
           replay: str | Path | None = None, truth: str | Path | None = None,
           resume: bool = False, overwrite: bool = False,
-          device: str | None = None) -> dict[str, Any]:
+          device: str | None = None, more_rounds: int | None = None) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) a learn run in ``run_dir``; returns the report.
 
     ``replay``: the parent's dataset folder (its TRAINING is replayed, its TESTING is the
     forgetting check). ``truth``: a labelled dataset of the new site whose TESTING is
-    reported (unlabelled runs). ``device`` on resume replaces the stored one. Raises
+    reported (unlabelled runs). On resume, ``device`` replaces the stored one and
+    ``more_rounds`` the number of rounds (finished rounds are kept: a run can be
+    extended). Raises
     :class:`InputError` (and the errors of build, train and checkpoint loading) with one
     clear reason; the parent model is never written.
     """
     run = Path(run_dir)
     if resume:
         state = _read_state(run)
-        cfg = from_dict(LearnConfig, {**state["config"], **({"device": device}
-                                                             if device else {})})
+        changed = {**({"device": device} if device else {}),
+                   **({"rounds": more_rounds} if more_rounds else {})}
+        cfg = from_dict(LearnConfig, {**state["config"], **changed})
+        if changed:
+            state = {**state, "config": to_dict(cfg)}
+            from ..run_files import write_json
+
+            write_json(run / STATE_FILE, state)
     else:
         if model is None or new_input is None:
             raise InputError("learn needs MODEL, NEW_INPUT and --out RUN_DIR (or --resume "
