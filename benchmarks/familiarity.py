@@ -1,10 +1,10 @@
 """Measurement: which familiarity score tells recordings unlike the training data apart.
 
 For a trained model and its dataset, each candidate score is fitted on TRAINING segments
-exactly as ``train`` fits the chosen one, a recording flagged when fewer than 1 % of the
-VALIDATION recordings are as far (leakhunter's rule), and then applied to folders of recordings: fresh recordings of the
-training site (should be familiar: at most 5 % flagged), and recordings of other sites
-(should be flagged). Candidates, all per segment and averaged per recording:
+exactly as ``train`` fits the chosen one, a recording is flagged when fewer than 1 % of the
+VALIDATION recordings are as far (leakhunter's rule), and the scores are applied to folders
+of recordings: fresh recordings of the training site (should be familiar: at most 5 %
+flagged), and recordings of other sites (should be flagged). Candidates, all per segment and averaged per recording:
 
 * ``mahalanobis-embedding``: Mahalanobis distance of the penultimate embedding to the
   nearest class mean, one shared covariance (what leakhunter stores);

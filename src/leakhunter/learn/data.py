@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BuildConfig
+from ..config import AudioConfig, BuildConfig, FeatureConfig, from_dict
 from ..dataset.build import REPORT_FILE, build_dataset
 from ..dataset.segments import SplitData
 from ..dataset.sources import discover
@@ -136,8 +136,6 @@ def replay_sample(old: SplitData, new_segments: int, share: float, seed: int,
 def build_config_for(meta: dict[str, Any], split: Any, workers: int, device: str
                      ) -> BuildConfig:
     """``build`` settings that read recordings exactly as the model's own dataset was."""
-    from ..config import AudioConfig, FeatureConfig, from_dict
-
     return BuildConfig(feature=from_dict(FeatureConfig, meta["feature_config"]),
                        audio=from_dict(AudioConfig, meta.get("audio_config") or {}),
                        split=split, workers=workers, device=device)

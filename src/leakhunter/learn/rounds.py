@@ -33,7 +33,9 @@ from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
 from ..errors import InputError
 from ..evaluate import predict_segments
+from ..model import load_model
 from ..precision import autocast, resolve_amp
+from ..run_files import write_json
 from ..train import train
 from . import data as learn_data
 from .report import check_fits, site_scores, write_report
@@ -69,8 +71,6 @@ def learn(model: str | Path | None, new_input: str | Path | None, run_dir: str |
         cfg = from_dict(LearnConfig, {**state["config"], **changed})
         if changed:
             state = {**state, "config": to_dict(cfg)}
-            from ..run_files import write_json
-
             write_json(run / STATE_FILE, state)
     else:
         if model is None or new_input is None:
@@ -114,8 +114,6 @@ def _start(model: Path, new_input: Path, run: Path, cfg: LearnConfig, unlabelled
              "truth": str(Path(truth).resolve()) if truth else None,
              "config": to_dict(cfg), "class_names": meta["class_names"],
              "leakhunter_version": __version__}
-    from ..run_files import write_json
-
     write_json(run / STATE_FILE, state)
     return state
 
@@ -227,15 +225,11 @@ class _Run:
                   "validation_f1": summary["best"]["file_f1"],
                   "new_test": site_scores(model, self.new_test, self.device, self.amp),
                   "old_test": site_scores(model, self.old_test, self.device, self.amp)}
-        from ..run_files import write_json
-
         write_json(rdir / ROUND_FILE, result)
         _log_round(result)
         return result
 
     def _select_and_write(self, r: int, current: Path, out: Path) -> None:
-        from ..model import load_model
-
         model, meta = load_model(current, self.device)
         rule = Rule(float(meta.get("threshold") if meta.get("threshold") is not None
                           else 0.5), meta.get("vote_fraction") or 0.5,
