@@ -113,6 +113,7 @@ def test_labelled_run_writes_rounds_with_lineage(labelled_run, trained_run: Path
         assert lineage["data"]["replay_segments"] == round(counts["segments_selected"])
         assert state["threshold_source"]["split"] == "VALIDATION"
         assert "familiarity" in state  # statistics of the data it now knows
+        assert (run / f"round-{r}" / "config.json").exists()  # a train run like any other
         figures = report["rounds"][r - 1]
         for key in ("new_test", "old_test"):
             assert set(figures[key]) >= {"accuracy", "f1", "specificity", "sensitivity"}

@@ -140,10 +140,11 @@ class _Trainer:
         self.best = {"file_f1": -1.0, "loss": math.inf, "epoch": -1}
         self.bad_epochs = 0
         self.partial = [0.0, 0]  # loss sum and segments of the epoch in progress
-        if state is None and init_state is not None:  # fine-tuning: the parent's weights
-            self.model.load_state_dict(init_state)     # and input normalisation
-        elif state is None:
-            self.model.set_normalisation(*self.train_data.band_statistics())
+        if state is None:
+            if init_state is not None:  # fine-tuning: the parent's weights and input
+                self.model.load_state_dict(init_state)  # normalisation
+            else:
+                self.model.set_normalisation(*self.train_data.band_statistics())
             self._write_config()
         else:
             self._restore(state)
