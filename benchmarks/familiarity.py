@@ -16,7 +16,9 @@ flagged), and recordings of other sites (should be flagged). Candidates, all per
 * ``max-softmax``: minus the highest class probability.
 
 Prints, per score: the share of VALIDATION / each folder's recordings flagged, and the
-ROC-AUC of telling the first folder (familiar) from the others.
+ROC-AUC of telling the first folder (familiar) from the others. Then the cost: `predict`'s
+model call (:func:`leakhunter.predict._model_scores`) on the familiar folder's segments with
+the stored statistics against the same call without them, medians of 5 runs.
 
     python benchmarks/familiarity.py MODEL DATASET_DIR FAMILIAR_DIR OTHER_DIR [OTHER_DIR...]
 """
@@ -131,6 +133,32 @@ def main() -> None:
         print(f"{method:<24}" + "".join(
             f"{int(flagged[n].sum()):>7}/{len(flagged[n]):<4}{flagged[n].mean():>5.0%}"
             for n in names) + f"{auc:>10.3f}")
+    if meta.get("familiarity") is not None:
+        _speed(model, meta["familiarity"], _folder(args.folders[0], feature, audio)[0])
+
+
+def _speed(model, stats: dict, mel: torch.Tensor) -> None:
+    import statistics
+    import time
+
+    from leakhunter.predict import _model_scores
+
+    mels = [mel.half().numpy()]
+    cpu = torch.device("cpu")
+
+    def timed(with_stats: bool) -> float:
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            _model_scores(model, mels, cpu, stats if with_stats else None)
+            runs.append(time.perf_counter() - t0)
+        return statistics.median(runs)
+
+    timed(True)  # warm-up
+    plain, familiar = timed(False), timed(True)
+    print(f"predict's model call on {len(mel)} segments (CPU, {torch.get_num_threads()} "
+          f"threads): {familiar:.3f} s with familiarity, {plain:.3f} s without: "
+          f"{familiar / plain:.2f}x")
 
 
 if __name__ == "__main__":

@@ -75,8 +75,11 @@ def mahalanobis(part: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
     in float64 wherever ``x`` is."""
     means = part["class_means"].to(x.device, torch.float64)  # [C, D]
     precision = part["precision"].to(x.device, torch.float64)  # [D, D]
-    diff = x.double()[:, None, :] - means[None, :, :]  # [B, C, D]
-    return torch.einsum("bcd,de,bce->bc", diff, precision, diff).min(dim=1).values
+    x = x.double()
+    px = x @ precision  # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm: one [B, D] x [D, D]
+    distance = ((px * x).sum(dim=1, keepdim=True) - 2.0 * px @ means.T
+                + ((means @ precision) * means).sum(dim=1)[None, :])
+    return distance.min(dim=1).values.clamp_min(0.0)  # rounding may leave -0.0
 
 
 def segment_distances(stats: dict[str, Any], mel: torch.Tensor,
