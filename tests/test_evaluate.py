@@ -96,7 +96,8 @@ def test_evaluate_writes_report_predictions_and_plots_with_the_models_rule(
         rows = list(csv.DictReader(fh))
     assert len(rows) == report["dataset"]["recordings"]
     assert set(rows[0]) == {"path", "sensor_id", "true_label", "leak_probability",
-                            "vote_fraction", "score", "decision", "correct"}
+                            "vote_fraction", "score", "decision", "correct",
+                            "familiarity", "status"}
     wrong = [r for r in rows if r["correct"] == "False"]
     assert len(wrong) == len(report["misclassified"])
     with (ev / "segments.csv").open() as fh:

@@ -590,8 +590,8 @@ def test_input_deleted_or_truncated_after_the_scan_is_skipped(
     gone, cut = wavs[1], wavs[2]
     real = build_module.discover
 
-    def discover_then_damage(path):
-        found = real(path)  # both files are listed ...
+    def discover_then_damage(*args, **kwargs):
+        found = real(*args, **kwargs)  # both files are listed ...
         gone.unlink()  # ... then one disappears and one is cut short mid-write
         with cut.open("r+b") as fh:
             fh.truncate(30)

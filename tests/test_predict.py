@@ -109,7 +109,9 @@ def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,
     assert status["S9~R9~T~1.wav"]["status"] == "out of water"
     assert status["short.wav"]["status"] == "too short"  # 0.02 s: under --min-duration
     assert status["padded.wav"]["status"] == "padded" and status["padded.wav"]["decision"]
-    assert status["good.wav"]["status"] == "ok" and status["good.wav"]["decision"]
+    # judged; white noise may well be flagged as unlike the training data
+    assert status["good.wav"]["status"] in ("ok", "unfamiliar")
+    assert status["good.wav"]["decision"]
     for name in ("empty.wav", "silence.wav", "S9~R9~T~1.wav", "short.wav"):
         assert status[name]["decision"] == "" and status[name]["leak_probability"] == ""
     assert "not judged" in capsys.readouterr().out
@@ -125,7 +127,9 @@ def test_real_hydrophone_recordings(run: Path, tmp_path: Path) -> None:
     records = json.loads(out.read_text())
     assert len(records) == 5
     for r in records:
-        assert r["status"] == "ok" and r["decision"] in ("LEAK", "NO LEAK")
+        # judged, and flagged: a laboratory testbed is unlike the generated training data
+        assert r["status"] == "unfamiliar" and r["decision"] in ("LEAK", "NO LEAK")
+        assert r["familiarity"] is not None and r["familiarity"] < 0.01
         assert r["segments"] == FeatureConfig().n_segments(round(r["duration_s"] * 8192))
 
 
@@ -179,7 +183,9 @@ def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path
             near.add(seg["path"])
     assert len(near) < len(rows_a)
     for ra, rb in zip(rows_a, rows_b):
-        assert ra["status"] == rb["status"]
+        # familiarity needs the torch model's embeddings: ONNX rows have no flag
+        assert ra["status"].replace("unfamiliar", "ok") == rb["status"]
+        assert rb["familiarity"] == ""
         assert ra["decision"] == rb["decision"] or ra["path"] in near
         if ra["leak_probability"]:
             # torch scores float16-rounded features in bf16 where the CPU has it; the ONNX

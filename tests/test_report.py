@@ -371,7 +371,7 @@ def test_empty_and_multiclass_predictions(multiclass_run, tmp_path: Path) -> Non
     data = page_data(tmp_path / "m.html")
     # leaks are LEAK and CRACK; "not a leak" is the class for a sound pipe
     assert data["labels"] == {"leak": "LEAK", "noleak": "NORMAL"}
-    assert data["extra"] == ["top_class"]
+    assert data["extra"] == ["top_class", "familiarity"]  # predict writes familiarity too
     col = data["columns"].index("top_class")
     assert {r[col] for r in data["rows"]} <= set(data["model"]["class_names"]) | {""}
 

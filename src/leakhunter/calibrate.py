@@ -20,6 +20,7 @@ from . import __version__, checkpoint, devices, locks, run_files
 from .config import CalibrateConfig
 from .errors import InputError
 from .evaluate import decision_rule
+from .learn import familiarity
 from .model import load_model
 from .precision import autocast, resolve_amp
 
@@ -89,6 +90,8 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
     new.pop("format_version", None)  # checkpoint.save writes the current one
     checkpoint.save(out, new)
     info = {k: v for k, v in new.items() if k != "model"}
+    if info.get("familiarity") is not None:  # tensors: the JSON keeps their description
+        info["familiarity"] = familiarity.summary(info["familiarity"])
     run_files.write_json(meta_path(out), info)
     log.info("%s: threshold %.4f (%s), from %s (sha256 %s…)", out, rule["threshold"], how,
              model_path, parent_hash[:12])

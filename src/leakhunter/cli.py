@@ -18,7 +18,8 @@ from typing import Any
 from . import __version__, commands, signals
 from .commands import CFG, TRAIN
 from .config import (AUTO_DEVICE, MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig,
-                     EvalConfig, ReportConfig, SynthConfig, TrainConfig, TuneConfig)
+                     EvalConfig, LearnConfig, ReportConfig, SynthConfig, TrainConfig,
+                     TuneConfig)
 from .dataset.sources import SPLIT_ALIASES
 from .errors import LeakhunterError
 from .log import setup_logging
@@ -116,6 +117,9 @@ def _add_synth(sub: Any) -> None:
             "recordings per label written at gain 1 dB (sensor out of water)")
     _option(p, ["--interference"], "interference", d,
             "probability that a recording carries interference bursts")
+    _option(p, ["--site"], "site", d, "acoustic site: A = metal mains (the default world), "
+            "B = plastic mains, busy street (pipe band, resonances, background, interference "
+            "all shifted)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the label folders of an existing OUT_DIR (default: refuse)")
     _common(p)
@@ -541,6 +545,54 @@ def _add_tune(sub: Any) -> None:
     p.set_defaults(func=commands.cmd_tune)
 
 
+def _add_learn(sub: Any) -> None:
+    p = sub.add_parser(
+        "learn", help="adapt a model to a new site: select, fine-tune, repeat",
+        description="Make the next version of MODEL from new recordings of a site "
+                    "(Ma et al. 2025): score every new segment, keep per recording the "
+                    "share that agrees most with its label (or, --unlabelled, with the "
+                    "model's own confident decision), fine-tune with a replayed share of "
+                    "the old training data, repeat for --rounds. MODEL is never modified; "
+                    "each round writes RUN_DIR/round-K/best.pt with its lineage.")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="the parent best.pt (not with "
+                                                             "--resume)")
+    p.add_argument("new_input", metavar="NEW_INPUT", nargs="?",
+                   help="new recordings: label folders, split folders or a CSV manifest as "
+                        "build takes them; with --unlabelled, any folder of recordings")
+    p.add_argument("--out", metavar="RUN_DIR", help="learn run folder to create (default: "
+                                                    "none; required unless --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the learn run in RUN_DIR where it stopped (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a learn run already in RUN_DIR (default: refuse)")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="NEW_INPUT has no labels: learn from the model's confident "
+                        "decisions (default: off)")
+    p.add_argument("--replay", metavar="DATASET_DIR",
+                   help="the parent's dataset: its TRAINING is replayed, its TESTING is the "
+                        "forgetting check (default: none)")
+    p.add_argument("--truth", metavar="DATASET_DIR",
+                   help="--unlabelled: a labelled dataset of the new site whose TESTING "
+                        "split is reported (default: none)")
+    d = LearnConfig()
+    _option(p, ["--keep"], "keep", d, "share of each recording's segments selected: those "
+                                      "agreeing most with its label")
+    _option(p, ["--confidence"], "confidence", d,
+            "--unlabelled: a recording's own decision is used when at least this share of "
+            "its segments agree with it")
+    _option(p, ["--rounds"], "rounds", d, "select -> fine-tune rounds")
+    _option(p, ["--replay-share"], "replay_share", d,
+            "share of each round's training segments drawn from --replay's TRAINING")
+    _option(p, ["--epochs"], "epochs", d, "fine-tuning epochs per round")
+    _option(p, ["--lr"], "lr", d, "peak fine-tuning learning rate")
+    _option(p, ["--batch-size"], "batch_size", d, "segments per batch; 0 = automatic")
+    _option(p, ["--seed"], "seed", d, "random seed (replay sample, fine-tuning)")
+    _option(p, ["--workers"], "workers", d, "processes reading NEW_INPUT; 0 = one per core")
+    _option(p, ["--device"], "device", d, _device_help("learn"))
+    _common(p)
+    p.set_defaults(func=commands.cmd_learn)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -550,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_synth, _add_build, _add_info, _add_train, _add_evaluate, _add_calibrate,
-                _add_predict, _add_export, _add_report, _add_tune, _add_demo):
+                _add_predict, _add_export, _add_report, _add_learn, _add_tune, _add_demo):
         add(sub)
     return parser
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
-                     ReportConfig, SynthConfig, TrainConfig, TuneConfig, from_dict, load_toml,
-                     to_dict)
+                     LearnConfig, ReportConfig, SynthConfig, TrainConfig, TuneConfig,
+                     from_dict, load_toml, to_dict)
 from .errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
@@ -145,6 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"{r['tn']} correctly quiet")
     if ds.get("padded"):
         print(f"{ds['padded']} recording(s) shorter than one segment, zero-padded to one")
+    _print_familiarity(report.get("familiarity"))
     if "classes" in report:
         _print_classes(report["classes"])
     for item in report["misclassified"][:10]:
@@ -185,6 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
           + (f" {d.vote_fraction:g}" if d.aggregate == "vote" else "") + ")")
     for r in skipped[:10]:
         print(f"  not judged: {r['path']}: {r['status']}")
+    _print_familiar_records(records, predictor.familiarity)
     padded = sum(r["status"] == "padded" for r in records)
     if padded:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
@@ -399,3 +401,61 @@ def _print_classes(classes: dict[str, Any]) -> None:
         row = rec["report"][name]
         print(f"{name:<14}{row['precision']:>10.4f}{row['recall']:>10.4f}"
               f"{row['f1-score']:>10.4f}{int(row['support']):>12}")
+
+
+def _print_familiarity(fam: dict[str, Any] | None) -> None:
+    """evaluate: how many recordings look unlike the training data."""
+    if fam is None:
+        print("familiarity: none (the model carries no familiarity statistics)")
+    else:
+        print(f"familiarity: {fam['unfamiliar']} of {fam['recordings']} recordings "
+              f"unfamiliar ({fam['method']})")
+
+
+def _print_familiar_records(records: list[dict[str, Any]], stats: Any) -> None:
+    """predict: count and list the recordings flagged ``status=unfamiliar``."""
+    if stats is None:
+        return
+    flagged = [r for r in records if r["status"] == "unfamiliar"]
+    print(f"  {len(flagged)} unfamiliar (judged, but unlike the training data: familiarity "
+          f"below {stats['quantile']:g})")
+    for r in flagged[:10]:
+        print(f"  unfamiliar: {r['path']} (familiarity {r['familiarity']:.3f}, "
+              f"{r['decision']})")
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .learn.rounds import learn
+
+    if args.resume and (args.model or args.new_input or args.out):
+        raise LeakhunterError("--resume RUN_DIR takes no MODEL, NEW_INPUT or --out: the run "
+                              "says what it learns from")
+    if not args.resume and not (args.model and args.new_input and args.out):
+        raise LeakhunterError("learn needs MODEL NEW_INPUT --out RUN_DIR (or --resume "
+                              "RUN_DIR)")
+    cfg = settings(LearnConfig, args)
+    report = learn(args.model, args.new_input, args.resume or args.out, cfg,
+                   unlabelled=args.unlabelled, replay=args.replay, truth=args.truth,
+                   resume=bool(args.resume), overwrite=args.overwrite,
+                   device=getattr(args, CFG + "device", None),
+                   more_rounds=getattr(args, CFG + "rounds", None))
+    print(f"{'round':<7}{'selected':>9}{'false al.':>10}{'misses':>8}{'replay':>8}"
+          f"{'new F1':>9}{'new spec':>9}{'new sens':>9}{'old F1':>9}{'old spec':>9}")
+    rows = [{"round": 0, "selection": {}, "replay_segments": None, **report["parent"]},
+            *report["rounds"]]
+    for row in rows:
+        c = row["selection"]
+        cells = [c.get("segments_selected"), c.get("segments_from_false_alarms"),
+                 c.get("segments_from_misses"), row["replay_segments"]]
+        figures = [(row.get(k) or {}).get(m) for k in ("new_test", "old_test")
+                   for m in (("f1", "specificity", "sensitivity") if k == "new_test"
+                             else ("f1", "specificity"))]
+        print(f"{row['round']:<7}" + "".join(f"{'-' if v is None else v:>{w}}" for v, w in
+                                              zip(cells, (9, 10, 8, 8)))
+              + "".join(f"{'-':>9}" if v is None else f"{v:>9.4f}" for v in figures))
+    print(f"round 0 is the parent {report['parent']['model']} (sha256 "
+          f"{report['parent']['sha256'][:12]}..., unchanged); figures per recording on "
+          f"TESTING")
+    print(f"model: {report['best']}; report {Path(report['best']).parent}/learn_report.json, "
+          f"plot {report['plot']}")
+    return 0

@@ -31,6 +31,7 @@ AUTO_DEVICE = {  # what --device auto picks per command, and why (see leakhunter
     "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
     "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
     "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
+    "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
 }
 
 BINARY_LABELS = ("LEAK", "NOLEAK")
@@ -161,6 +162,7 @@ class SynthConfig:
     sensors_per_label: int = 20
     out_of_water: int = 2  # recordings per label written at gain 1 dB
     interference: float = 0.35  # probability that a recording carries interference bursts
+    site: str = "A"  # acoustic site (leakhunter.sites): A = the default world, B = plastic
 
     def __post_init__(self) -> None:
         _check(self.count >= 1, "count must be at least 1")
@@ -310,6 +312,32 @@ class TuneConfig:
         _check(self.startup_trials >= 0 and self.pruner_startup_trials >= 0
                and self.pruner_warmup_epochs >= 0, "startup and warm-up counts must be "
                                                    "non-negative")
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """`leakhunter learn`: the selection rule, replay, rounds, and each round's fine-tuning."""
+
+    keep: float = 0.5  # share of each recording's segments kept: those agreeing most
+    confidence: float = 0.8  # unlabelled: a recording's own decision is used from here on
+    rounds: int = 2  # select -> fine-tune, repeated
+    replay_share: float = 0.5  # share of a round's training segments from --replay
+    epochs: int = 4  # fine-tuning epochs per round
+    lr: float = 5e-4  # peak fine-tuning learning rate (a quarter of training's)
+    batch_size: int = 0  # 0: automatic, as train
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    workers: int = 0  # processes reading NEW_INPUT; 0: one per CPU core
+    split: SplitConfig = field(default_factory=SplitConfig)  # how NEW_INPUT is split
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.keep <= 1.0, "keep must be in (0, 1]")
+        _check(0.0 <= self.confidence <= 1.0, "confidence must be in [0, 1]")
+        _check(self.rounds >= 1, "rounds must be at least 1")
+        _check(0.0 <= self.replay_share < 1.0, "replay_share must be in [0, 1)")
+        _check(self.epochs >= 1, "epochs must be at least 1")
+        _check(self.lr > 0, "lr must be positive")
+        _check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
 
 
 @dataclass(frozen=True)

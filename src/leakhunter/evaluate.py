@@ -24,6 +24,7 @@ from .config import EvalConfig, to_dict
 from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError
+from .learn import familiarity
 from .metrics import (binary_scores, choose_threshold, recording_classes, recording_scores,
                       threshold_sweep, vote_fractions)
 from .model import LeakCNN, load_model
@@ -214,10 +215,16 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
          "true_label": classes[data.file_label[i]], "score": float(scores[i]),
          "vote_fraction": float(votes[i])} for i in wrong]
 
+    stats = familiarity.stats_of(meta, str(model_path))
+    familiar = familiarity.split_familiarity(stats, model, data, dev, autocast=amp)
+    report["familiarity"] = None if familiar is None else {
+        "method": familiarity.describe(stats), "unfamiliar": int(familiar[1].sum()),
+        "recordings": data.recordings}
+
     out = Path(out_dir) if out_dir else model_path.parent / f"eval-{cfg.split.lower()}"
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions(out / "predictions.csv", data, classes, rec_truth, mean_prob, votes,
-                       scores, decided, rec_class, class_mean)
+                       scores, decided, rec_class, class_mean, familiar)
     if cfg.segments:
         _write_segments(out / "segments.csv", data, classes, prob, predicted_class)
     confusion = np.array([[report["recordings"]["tp"], report["recordings"]["fn"]],
@@ -277,24 +284,33 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
                        decided: np.ndarray, rec_class: np.ndarray | None = None,
-                       class_mean: np.ndarray | None = None) -> None:
+                       class_mean: np.ndarray | None = None,
+                       familiar: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """One row per recording; multi-class adds ``predicted_class`` and ``p_<CLASS>`` (mean
-    class probabilities), as ``predict`` writes them."""
+    class probabilities), as ``predict`` writes them; then ``familiarity`` and ``status``
+    (``unfamiliar`` or ``ok``; both empty for a model without familiarity statistics)."""
     tmp = path.with_name(path.name + ".tmp")
     multi = rec_class is not None and class_mean is not None
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
                     "score", "decision", "correct"]
-                   + (["predicted_class", *[f"p_{c}" for c in classes]] if multi else []))
+                   + (["predicted_class", *[f"p_{c}" for c in classes]] if multi else [])
+                   + ["familiarity", "status"])
         for i in range(data.recordings):
             extra = [classes[rec_class[i]], *[f"{p:.6f}" for p in class_mean[i]]] \
                 if multi else []
             w.writerow([data.paths[i], data.sensors[i], classes[data.file_label[i]],
                         f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
                         "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i]),
-                        *extra])
+                        *extra, *_familiar_cells(familiar, i)])
     tmp.replace(path)
+
+
+def _familiar_cells(familiar: tuple[np.ndarray, np.ndarray] | None, i: int) -> list[str]:
+    if familiar is None:
+        return ["", ""]
+    return [f"{familiar[0][i]:.4f}", "unfamiliar" if familiar[1][i] else "ok"]
 
 
 @writes("path", "writing segment scores")

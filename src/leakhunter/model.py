@@ -54,11 +54,20 @@ class LeakCNN(nn.Module):
             nn.Dropout(cfg.dropout), nn.Linear(cfg.dense, n_classes + int(self.multiclass)))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.from_embedding(self.embed(mel))
+
+    def embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """The penultimate representation ``[B, dense]`` (after the dense layer's ReLU):
+        what familiarity statistics describe (:mod:`leakhunter.learn.familiarity`)."""
         x = (mel - self.norm_mean[:, None]) / self.norm_std[:, None]
         x = x.unsqueeze(1)
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.features(x))
+        return self.head[:-2](self.features(x))
+
+    def from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The :meth:`forward` output of an :meth:`embed` output."""
+        return self.head[-2:](embedding)
 
     def class_logits(self, out: torch.Tensor) -> torch.Tensor:
         """The ``[B, n_classes]`` class logits of a :meth:`forward` output."""

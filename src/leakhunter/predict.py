@@ -33,6 +33,7 @@ from .audio_stream import SegmentAssembler, waveform_pieces
 from .config import AudioConfig, FeatureConfig, from_dict
 from .errors import AudioError, InputError
 from .features import LogMel, extract, segment_starts
+from .learn import familiarity
 from .log import progress_bar
 from .metrics import recording_classes, recording_scores
 from .model import load_model
@@ -134,6 +135,11 @@ class Predictor:
             class_aggregate or meta.get("class_aggregate") or "vote")
         self.workers = workers or default_workers()
         self._announced = False
+        # familiarity needs the torch model's embeddings: none from an ONNX graph
+        self.familiarity = None if self.onnx else familiarity.stats_of(meta, str(model))
+        if self.onnx:
+            log.info("--onnx: the familiarity figure is left empty (it needs the torch "
+                     "model's embeddings)")
 
     def identity(self) -> dict[str, Any]:
         """What decides this predictor's rows: the model file's (and ONNX file's) SHA-256,
@@ -185,7 +191,8 @@ class Predictor:
         if not holders:
             return waiting
         mels = [r.pop("mel") for r in holders]
-        for result, scores in zip(holders, _model_scores(self.model, mels, self.device)):
+        for result, scores in zip(holders, _model_scores(self.model, mels, self.device,
+                                                         self.familiarity)):
             result.update(scores)
         return waiting
 
@@ -197,7 +204,7 @@ class Predictor:
             "timestamp": meta.timestamp, "gain_db": meta.gain_db,
             "duration_s": result.get("duration_s"), "segments": 0, "leak_probability": None,
             "vote_fraction": None, "decision": None, "threshold": d.threshold,
-            "status": result["status"]}
+            "status": result["status"], "familiarity": None}
         prob = result.get("leak")
         if prob is None:
             return record
@@ -207,6 +214,12 @@ class Predictor:
         record.update(segments=n, leak_probability=float(prob.mean()),
                       vote_fraction=float((prob >= d.threshold).mean()),
                       decision="LEAK" if score >= d.threshold else "NO LEAK")
+        if "distance" in result:  # judged all the same; the flag says on what grounds
+            distance = result["distance"].mean(axis=0)  # [2]: embedding, input
+            record["familiarity"] = float(familiarity.familiarity(self.familiarity, distance))
+            # "padded" says more of a recording that is mostly zeros: it stays
+            if record["status"] == "ok" and familiarity.unfamiliar(self.familiarity, distance):
+                record["status"] = "unfamiliar"
         if len(self.classes) > 2:  # the class by the rule evaluate uses
             predicted, mean = recording_classes(np.zeros(n, np.int64), result["classes"], 1,
                                                 d.class_aggregate)
@@ -242,29 +255,41 @@ def _scorer(model_path: str, onnx: str | None, features_only: bool) -> Any:
         else:
             model, meta = load_model(model_path)
             front = LogMel(from_dict(FeatureConfig, meta["feature_config"]))
-            _SCORERS[key] = front if features_only else (model, front)
+            _SCORERS[key] = front if features_only else (model, front,
+                                                         meta.get("familiarity"))
     return _SCORERS[key]
 
 
-def _model_scores(model: Any, mels: list[np.ndarray], device: torch.device
-                  ) -> list[dict[str, np.ndarray]]:
+def _model_scores(model: Any, mels: list[np.ndarray], device: torch.device,
+                  stats: dict[str, Any] | None = None) -> list[dict[str, np.ndarray]]:
     """``leak`` (probability ``[S]``) and ``classes`` (probabilities ``[S, C]``) for each
     float16 log-mel ``[S, M, F]``: all segments together, in model batches of
-    :data:`MODEL_BATCH` (bounded activations: cache-sized on CPU, large on a GPU)."""
+    :data:`MODEL_BATCH` (bounded activations: cache-sized on CPU, large on a GPU). With
+    familiarity ``stats``, also ``distance`` ``[S, 2]`` (from the same forward pass)."""
     counts = [m.shape[0] for m in mels]
     x = torch.from_numpy(np.concatenate(mels))
     step = MODEL_BATCH[device.type]
-    leak_parts, class_parts = [], []
+    leak_parts, class_parts, distance_parts = [], [], []
     with torch.inference_mode(), autocast(resolve_amp("auto", device), device):  # as evaluate
         for lo in range(0, x.shape[0], step):
-            out = model(x[lo:lo + step].to(device).float())
+            mel = x[lo:lo + step].to(device).float()
+            embedding = model.embed(mel)
+            out = model.from_embedding(embedding)
             leak_parts.append(model.leak_probability(out).float())
             class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
+            if stats is not None:
+                distance_parts.append(familiarity.segment_distances(stats, mel,
+                                                                    embedding.float()))
     leak = torch.cat(leak_parts).cpu().numpy()  # sync
     classes = torch.cat(class_parts).cpu().numpy()
     bounds = np.cumsum(counts)[:-1]
-    return [{"leak": lk, "classes": cl}
-            for lk, cl in zip(np.split(leak, bounds), np.split(classes, bounds))]
+    results = [{"leak": lk, "classes": cl}
+               for lk, cl in zip(np.split(leak, bounds), np.split(classes, bounds))]
+    if stats is not None:
+        distances = torch.cat(distance_parts).cpu().numpy()
+        for result, dist in zip(results, np.split(distances, bounds)):
+            result["distance"] = dist
+    return results
 
 
 @torch.inference_mode()
@@ -274,9 +299,9 @@ def _score(scorer: Any, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     if isinstance(scorer, LogMel):
         return [{"mel": m} for m in extract(waves, scorer, dtype=torch.float16)]
     if isinstance(scorer, tuple):
-        model, front = scorer
+        model, front, stats = scorer
         mels = extract(waves, front, dtype=torch.float16)  # rounded as datasets store them
-        return _model_scores(model, mels, torch.device("cpu"))
+        return _model_scores(model, mels, torch.device("cpu"), stats)
     size, hop = scorer.card["segment_samples"], scorer.card["segment_hop"]
     segs = [np.lib.stride_tricks.sliding_window_view(w, size)[::hop] for w in waves]
     leak, classes = scorer.score(np.ascontiguousarray(np.concatenate(segs), np.float32))
@@ -342,7 +367,8 @@ def _status(reason: str) -> str:
 # --- output ---------------------------------------------------------------------------------
 
 COLUMNS = ("path", "sensor_id", "recording_id", "timestamp", "gain_db", "duration_s",
-           "segments", "leak_probability", "vote_fraction", "decision", "threshold", "status")
+           "segments", "leak_probability", "vote_fraction", "decision", "threshold", "status",
+           "familiarity")
 
 
 def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,

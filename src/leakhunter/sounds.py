@@ -106,12 +106,15 @@ def _chirps(rng, m, sr):
 _BURSTS = (_speech, _knocks, _traffic, _chirps)
 
 
-def add_interference(rng, x: np.ndarray, sr: float) -> None:
-    """Add 1-4 bursts of 0.1-1.5 s in place, each 0-15 dB above the recording's RMS."""
+def add_interference(rng, x: np.ndarray, sr: float, weights=None) -> None:
+    """Add 1-4 bursts of 0.1-1.5 s in place, each 0-15 dB above the recording's RMS;
+    ``weights`` (speech, knocks, traffic, chirps) makes some kinds likelier (None: equal)."""
     rms = np.sqrt(np.mean(x ** 2))
     for _ in range(rng.integers(1, 5)):
         m = min(x.size, int(rng.uniform(0.1, 1.5) * sr))
-        burst = _BURSTS[rng.integers(len(_BURSTS))](rng, m, sr)
+        kind = rng.integers(len(_BURSTS)) if weights is None else \
+            rng.choice(len(_BURSTS), p=np.asarray(weights) / np.sum(weights))
+        burst = _BURSTS[kind](rng, m, sr)
         burst_rms = np.sqrt(np.mean(burst ** 2))
         if burst_rms > 0:
             start = int(rng.integers(0, x.size - m + 1))

@@ -30,6 +30,7 @@ from . import safe_write
 from .config import SynthConfig
 from .errors import ConfigError, InputError
 from .log import progress_bar
+from .sites import get_site
 from .sounds import (add_interference, db, highpass, lowpass, resonance, shaped_noise,
                      smooth, tones)
 
@@ -130,6 +131,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
     written under a temporary name and renamed, so an interrupted run leaves no partial WAV.
     """
     out_dir = Path(out_dir)
+    get_site(config.site)  # an unknown site fails before anything is written
     for label in config.labels:
         if not label or label in (".", "..") or any(c in label for c in "/\\~\0"):
             raise ConfigError(f"label {label!r} cannot be used as a folder name")
@@ -172,7 +174,10 @@ def _prepare(out_dir: Path, labels: tuple[str, ...], overwrite: bool) -> None:
 
 
 def _rng(config: SynthConfig, *key: int | str) -> np.random.Generator:
-    """A generator for one stream; label names enter as CRC-32 (stable, unlike hash())."""
+    """A generator for one stream; label names enter as CRC-32 (stable, unlike hash()).
+    Another site than A draws from streams of its own (site A's are those of before)."""
+    if config.site.upper() != "A":
+        key = (f"site:{config.site.upper()}", *key)
     ints = [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in key]
     return np.random.default_rng(np.random.SeedSequence([config.seed, *ints]))
 
@@ -182,18 +187,20 @@ def _n_samples(config: SynthConfig) -> int:
 
 
 def _make_sensor(config: SynthConfig, label: str, j: int, sensor_id: str) -> _Sensor:
+    site = get_site(config.site)
     rng = _rng(config, label, _TAG_SENSOR, j)
     nyq = config.sample_rate / 2
-    lo, hi = rng.uniform(100, 250), min(rng.uniform(900, 1500), 0.75 * nyq)
-    res = tuple((float(rng.uniform(max(1.3 * lo, 300), hi)), float(rng.uniform(80, 400)),
+    lo, hi = rng.uniform(*site.band_lo), min(rng.uniform(*site.band_hi), 0.75 * nyq)
+    res = tuple((float(rng.uniform(max(1.3 * lo, site.resonance_floor), hi)),
+                 float(rng.uniform(*site.resonance_bandwidth)),
                  float(rng.uniform(0.3, 1.0))) for _ in range(rng.integers(2, 5)))
     return _Sensor(
-        sensor_id=sensor_id, gain_db=int(rng.integers(6, 31)), tilt=rng.uniform(0.7, 1.3),
-        hiss_db=rng.uniform(-22, -10), band=(lo, hi), resonances=res,
-        mains_hz=float(rng.choice([50.0, 60.0])) if rng.random() < 0.6 else 0.0,
-        mains_db=rng.uniform(-22, -8), pump_hz=rng.uniform(18, 50),
+        sensor_id=sensor_id, gain_db=int(rng.integers(6, 31)), tilt=rng.uniform(*site.tilt),
+        hiss_db=rng.uniform(*site.hiss_db), band=(lo, hi), resonances=res,
+        mains_hz=float(rng.choice([50.0, 60.0])) if rng.random() < site.mains_share else 0.0,
+        mains_db=rng.uniform(*site.mains_db), pump_hz=rng.uniform(18, 50),
         pump_blades=int(rng.integers(3, 8)),
-        pump_db=float(rng.uniform(-18, -6)) if rng.random() < 0.3 else None,
+        pump_db=float(rng.uniform(-18, -6)) if rng.random() < site.pump_share else None,
         snr_offset_db=rng.uniform(-5, 5), first_day=int(rng.integers(0, 90)),
         interval_days=int(rng.integers(1, 4)))
 
@@ -202,9 +209,11 @@ def _plan(config: SynthConfig) -> list[_Plan]:
     """Every file's name and settings, in label order. Sensor and recording numbers are
     shuffled across labels so that an id says nothing about its label."""
     n_labels, spl = len(config.labels), config.sensors_per_label
+    site = get_site(config.site)
     shuffle = _rng(config, _TAG_LABEL)
-    sensor_numbers = 101 + shuffle.permutation(n_labels * spl)
-    recording_numbers = 1 + shuffle.permutation(n_labels * config.count)
+    sensor_numbers = site.sensor_base + shuffle.permutation(n_labels * spl)
+    recording_numbers = site.recording_base + shuffle.permutation(n_labels * config.count)
+    interference_p = min(1.0, config.interference * site.interference_scale)
     plans, seen = [], set()
     for li, label in enumerate(config.labels):
         sensors = [_make_sensor(config, label, j, f"S{sensor_numbers[li * spl + j]:04d}")
@@ -221,7 +230,7 @@ def _plan(config: SynthConfig) -> list[_Plan]:
                 when += timedelta(seconds=1)
             seen.add(when)
             gain = max(2, sensor.gain_db + int(rng.integers(-2, 3)))
-            interference = bool(rng.random() < config.interference)
+            interference = bool(rng.random() < interference_p)
             out = i in dry
             plans.append(_Plan(
                 label=label, recipe=recipe_for(label), index=i, sensor=sensor,
@@ -345,7 +354,7 @@ def _render(plan: _Plan, config: SynthConfig) -> np.ndarray:
         level -= rng.uniform(4, 10)
     x += db(level) * _signature(recipe, rng, n, sr, plan.sensor, config.difficulty)
     if plan.interference:
-        add_interference(rng, x, sr)
+        add_interference(rng, x, sr, get_site(config.site).bursts)
     return x
 
 

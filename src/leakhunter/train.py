@@ -30,6 +30,7 @@ from .dataset.segments import SplitData, load_split
 from .dataset.store import SPLIT_FILES
 from .errors import DatasetError, InputError
 from .evaluate import validation_metrics
+from .learn import familiarity
 from .locks import writes_folder
 from .log import add_log_file, progress_bar, remove_log_file
 from .model import LeakCNN, count_parameters
@@ -47,9 +48,14 @@ RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "prel
 @writes_folder(run_files.folder_to_lock, "train")
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
           resume: bool = False, overwrite: bool = False,
-          overrides: dict[str, Any] | None = None,
+          overrides: dict[str, Any] | None = None, init_state: dict[str, Any] | None = None,
+          lineage: dict[str, Any] | None = None,
           on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a run in ``run_dir``; returns its summary.
+
+    Fine-tuning (``learn``): ``init_state``, a model state dict of the same architecture,
+    replaces the random initial weights and keeps that model's input normalisation;
+    ``lineage`` is written into ``best.pt`` as ``parent`` (where the model comes from).
 
     ``overrides``: the settings given explicitly for a resumed run; any outside
     :data:`RESUMABLE` that differs from the run's is refused. Raises :class:`InputError`,
@@ -77,7 +83,8 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
     if not ctx.main:
         logging.getLogger("leakhunter").setLevel(logging.WARNING)
     try:
-        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state, on_epoch).fit()
+        return _Trainer(Path(dataset_dir), run, config, ctx, choice, state, init_state,
+                        lineage, on_epoch).fit()
     finally:
         if handler:
             remove_log_file(handler)
@@ -109,9 +116,11 @@ class _Trainer:
 
     def __init__(self, dataset_dir: Path, run: Path, cfg: TrainConfig,
                  ctx: distributed.Context, choice: devices.Choice,
-                 state: dict[str, Any] | None,
+                 state: dict[str, Any] | None, init_state: dict[str, Any] | None = None,
+                 lineage: dict[str, Any] | None = None,
                  on_epoch: Callable[[int, dict[str, Any]], None] | None = None):
         device = choice.device
+        self.lineage = lineage
         self.run, self.ctx, self.device, self.choice = run, ctx, device, choice
         self.on_epoch = on_epoch
         self.dataset_dir = dataset_dir.resolve()
@@ -144,7 +153,10 @@ class _Trainer:
         self.bad_epochs = 0
         self.partial = [0.0, 0]  # loss sum and segments of the epoch in progress
         if state is None:
-            self.model.set_normalisation(*self.train_data.band_statistics())
+            if init_state is not None:  # fine-tuning: the parent's weights and input
+                self.model.load_state_dict(init_state)  # normalisation
+            else:
+                self.model.set_normalisation(*self.train_data.band_statistics())
             self._write_config()
         else:
             self._restore(state)
@@ -248,9 +260,14 @@ class _Trainer:
                                      "target_specificity": self.cfg.target_specificity},
                 "epoch": self.epoch, "metrics": metrics,
                 "parameters": count_parameters(self.model), "leakhunter_version": __version__}
-        checkpoint.save(self.run / "best.pt", {"kind": "model", **meta,
+        if self.lineage is not None:
+            meta["parent"] = self.lineage
+        stats = familiarity.fit(self.model, self.train_data, self.val_data, self.device,
+                                self.cfg.seed, self.autocast)
+        checkpoint.save(self.run / "best.pt", {"kind": "model", **meta, "familiarity": stats,
                                                 "model": self.model.state_dict()})
-        run_files.write_json(self.run / "model_meta.json", meta)
+        run_files.write_json(self.run / "model_meta.json",
+                             {**meta, "familiarity": familiarity.summary(stats)})
         self.best.update(threshold=decision["threshold"],
                          threshold_method=decision["threshold_method"])
 

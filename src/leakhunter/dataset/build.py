@@ -69,7 +69,8 @@ class Scanned:
 
 @writes_folder("out_dir", "build")
 def build_dataset(input_path: str | Path, out_dir: str | Path,
-                  config: BuildConfig = BuildConfig(), overwrite: bool = False) -> dict[str, Any]:
+                  config: BuildConfig = BuildConfig(), overwrite: bool = False,
+                  one_label: bool = False) -> dict[str, Any]:
     """Build the three split files from ``input_path`` into ``out_dir``.
 
     Returns the build report (also written to ``out_dir/build_report.json``). Raises
@@ -80,7 +81,7 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     out = Path(out_dir)
     choice = devices.resolve(config.device, "build")
     device = choice.device
-    found = discover(input_path)
+    found = discover(input_path, one_label)
     _prepare_out_dir(out, overwrite)
     log.info("found %d recordings under %s (%s; labels: %s)", len(found.sources), input_path,
              found.layout, ", ".join(found.labels))

@@ -48,8 +48,9 @@ class Discovery:
     labels: list[str]  # sorted; index i in the datasets is labels[i]
 
 
-def discover(input_path: str | Path) -> Discovery:
-    """Find every recording under ``input_path`` and its label.
+def discover(input_path: str | Path, one_label: bool = False) -> Discovery:
+    """Find every recording under ``input_path`` and its label (``one_label``: a single
+    label is enough, as for ``learn --unlabelled``).
 
     Raises :class:`InputError` when the input is missing, a manifest is malformed, or no
     recording is found at all.
@@ -73,7 +74,7 @@ def discover(input_path: str | Path) -> Discovery:
         raise InputError(f"{root}: no recordings found (expected label folders of audio "
                          f"files such as LEAK/ and NOLEAK/, or a CSV manifest)")
     labels = sorted({s.label for s in sources})
-    if len(labels) < 2:
+    if len(labels) < 2 and not one_label:
         raise InputError(f"{root}: only one label ({labels[0]}) found; need at least two")
     return Discovery(str(root), layout, sources, labels)
 
