@@ -10,6 +10,8 @@ included), median of ``--repeats``:
 * ``predict --resume`` over the whole archive (judges the new ones only);
 * ``predict`` of the new recordings alone, into a fresh file (the per-recording cost).
 
+Both are timed with the peak memory of their whole process tree (benchmarks/memory.py).
+
 The resume overhead per already-done recording is their difference divided by the number of
 done recordings, printed as a ratio to the cost of judging one recording. Peak memory of the
 resume run's process tree is printed too.
@@ -55,7 +57,7 @@ def prepare(work: Path, archive: int, new: int) -> tuple[Path, Path, Path]:
     synthesize(work / "pool", SynthConfig(count=POOL // 2, seed=4, out_of_water=0))
     synthesize(root / "new", SynthConfig(count=new // 2, seed=5, out_of_water=0))
     pool_rows = work / "pool.csv"
-    _run([*_cli(model), str(work / "pool"), "--out", str(pool_rows), "--resume"])
+    peak_memory([*_cli(model), str(work / "pool"), "--out", str(pool_rows), "--resume"])
     with pool_rows.open(newline="") as fh:
         reader = csv.DictReader(fh)
         columns, rows = reader.fieldnames, list(reader)
@@ -79,10 +81,6 @@ def _cli(model: Path) -> list[str]:
     return [sys.executable, "-m", "leakhunter", "-q", "predict", str(model)]
 
 
-def _run(cmd: list[str]) -> float:
-    return peak_memory(cmd)[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=int, default=100_000,
@@ -96,7 +94,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     model, root, old = prepare(work, args.archive, args.new)
 
-    resume_t, plain_t, peaks = [], [], []
+    resume_t, plain_t, peaks, plain_peaks = [], [], [], []
     for _ in range(args.repeats):
         results = work / "results.csv"
         shutil.copy(old, results)
@@ -105,8 +103,10 @@ def main() -> None:
                                   "--resume"])
         resume_t.append(wall)
         peaks.append(peak)
-        plain_t.append(_run([*_cli(model), str(root / "new"), "--out",
-                             str(work / "plain.csv")]))
+        wall, peak = peak_memory([*_cli(model), str(root / "new"), "--out",
+                                  str(work / "plain.csv")])
+        plain_t.append(wall)
+        plain_peaks.append(peak)
     done = args.archive - args.new
     r, p = statistics.median(resume_t), statistics.median(plain_t)
     per_recording = p / args.new
@@ -118,7 +118,8 @@ def main() -> None:
     print(f"predict --resume over the whole archive: {r:7.2f} s  ({r / p:.2f}x the new alone)")
     print(f"resume overhead per already-done recording: {per_done * 1e6:.1f} us, "
           f"{per_done / per_recording:.4f} of judging one")
-    print(f"peak memory of the resume run (process tree): {statistics.median(peaks):.0f} MiB")
+    print(f"peak memory (process tree): {statistics.median(peaks):.0f} MiB for the resume run, "
+          f"{statistics.median(plain_peaks):.0f} MiB for the new alone")
     if not args.out:
         shutil.rmtree(work, ignore_errors=True)
 
