@@ -35,7 +35,7 @@ from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
 from leakhunter.dataset.build import build_dataset
-from leakhunter.predict import info_path
+from leakhunter.predictions_file import info_path
 from leakhunter.synth import synthesize
 from leakhunter.train import train
 

@@ -19,7 +19,7 @@ from leakhunter.cli import main
 from leakhunter.config import AudioConfig, FeatureConfig, ReportConfig
 from leakhunter.errors import InputError
 from leakhunter.features import LogMel, extract
-from leakhunter.predict import info_path
+from leakhunter.predictions_file import info_path
 from leakhunter.report import build_report, sensor_view, write_sensors_csv
 from leakhunter.report.load import load_survey
 from leakhunter.report.media import (audible_rate, clip_window, encode_audio,

@@ -179,7 +179,8 @@ def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_r
 
 def test_a_second_writer_of_the_results_is_refused(recordings: Path, trained_run: Path,
                                                    tmp_path: Path) -> None:
-    from leakhunter.predict import Predictor, predictions_info
+    from leakhunter.predict import Predictor
+    from leakhunter.predictions_file import predictions_info
     from leakhunter.results_log import ResultsLog
 
     out = tmp_path / "results.csv"

@@ -1,6 +1,6 @@
 """What each ``leakhunter`` subcommand does: build its settings, call the library, print.
 
-The parser lives in :mod:`leakhunter.cli`; library imports happen inside each command so
+The parsers live in :mod:`leakhunter.cli`; library imports happen inside each command so
 ``leakhunter --help`` stays fast.
 """
 
@@ -157,7 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor, write_predictions, write_predictions_info, write_timeline
+    from .predict import Predictor
+    from .predictions_file import write_predictions, write_predictions_info, write_timeline
 
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -200,7 +201,8 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     sensor decisions (``--sensors``) follow every batch, the report comes at the end."""
     from collections import Counter
 
-    from .predict import find_recordings, predictions_info
+    from .predict import find_recordings
+    from .predictions_file import predictions_info
     from .results_log import ResultsLog
     from .watch import judge_new, watch
 

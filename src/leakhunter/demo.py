@@ -22,7 +22,8 @@ from .dataset.build import build_dataset
 from .errors import InputError
 from .evaluate import evaluate
 from .export import export_onnx
-from .predict import Predictor, write_predictions, write_predictions_info, write_timeline
+from .predict import Predictor
+from .predictions_file import write_predictions, write_predictions_info, write_timeline
 from .report import build_report
 from .synth import synthesize
 from .train import train

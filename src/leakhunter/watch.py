@@ -26,7 +26,8 @@ from typing import Any
 from . import signals
 from .audio import AUDIO_EXTENSIONS
 from .errors import InputError
-from .predict import Predictor, csv_row, find_recordings
+from .predict import Predictor, find_recordings
+from .predictions_file import csv_row
 from .results_log import ResultsLog
 
 log = logging.getLogger(__name__)

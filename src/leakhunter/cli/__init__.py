@@ -1,0 +1,82 @@
+"""The ``leakhunter`` command line: parse, call the library, print.
+
+The parser of each command lives with its kind (:mod:`.data`, :mod:`.model`, :mod:`.use`),
+built from the blocks in :mod:`.flags`; the bodies of the commands are in
+:mod:`leakhunter.commands`. Settings come from the stage's config dataclass defaults, then
+``--config FILE.toml``, then flags. Errors a user can fix (:class:`LeakhunterError`) print
+one line and exit 1; Ctrl-C and SIGTERM exit 130 and 143 after the library has removed its
+partial files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import __version__, signals
+from ..errors import LeakhunterError
+from ..log import setup_logging
+from . import data, model, use
+from .flags import log_flags
+
+log = logging.getLogger("leakhunter.cli")
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Recordings of water pipes in, leak decisions out.",
+        epilog="Run 'leakhunter COMMAND --help' for a command's flags.")
+    parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
+    log_flags(parser, None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (data.add_synth, data.add_build, data.add_info, model.add_train,
+                model.add_evaluate, model.add_calibrate, use.add_predict, use.add_export,
+                use.add_report, model.add_learn, model.add_tune, use.add_demo):
+        add(sub)
+    return parser
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv``; returns the exit code (for tests and :func:`run`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(verbose=args.verbose, quiet=args.quiet, debug=args.debug)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except LeakhunterError as exc:
+        print(f"leakhunter: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # an OS failure at a site without its own message: still one line
+        log.debug("operating-system error", exc_info=True)
+        print(f"leakhunter: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        signals.clear()
+        code = exc.exit_code if isinstance(exc, signals.Interrupted) else 130
+        what = "terminated" if code == 128 + signal.SIGTERM else "interrupted"
+        print(f"leakhunter: {what}; partial output removed", file=sys.stderr)
+        return code
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``path: reason [ERRNO]`` for an ``OSError`` that no library step described."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    code = f" [{errno.errorcode[exc.errno]}]" if exc.errno in errno.errorcode else ""
+    return f"{where}{exc.strerror or exc}{code}"
+
+
+def run() -> None:
+    """Console-script entry point."""
+    signals.install()
+    sys.exit(main())
