@@ -3,8 +3,9 @@
 Every command takes ``--device auto|cpu|cuda|cuda:N``; :func:`resolve` turns that into an
 *indexed* ``torch.device`` (``cuda`` becomes ``cuda:0``, the current device: some PyTorch
 releases refuse ``torch.cuda.set_device(torch.device("cuda"))``), checks it exists, and says
-why ``auto`` chose what it chose. ``auto`` is decided per command (:data:`AUTO_POLICY`), from
-measurements rather than from "a GPU is always faster":
+why ``auto`` chose what it chose. ``auto`` is decided per command
+(:data:`leakhunter.config.AUTO_DEVICE`), from measurements rather than from "a GPU is
+always faster":
 
 * ``build``: the CPU. Decoding and resampling dominate a build, and they run on CPU cores
   whatever the device; on one H200 with 16 cores the GPU build was 7x slower than the CPU
@@ -32,8 +33,6 @@ from .config import AUTO_DEVICE
 from .errors import InputError
 
 log = logging.getLogger(__name__)
-
-AUTO_POLICY = AUTO_DEVICE
 
 
 class DeviceError(InputError):
@@ -79,7 +78,7 @@ def resolve(requested: str, command: str, local_rank: int | None = None) -> Choi
     device = parse(requested)
     reason = ""
     if device is None:
-        preferred, why = AUTO_POLICY[command]
+        preferred, why = AUTO_DEVICE[command]
         if preferred == "cuda" and cuda_available():
             device, reason = torch.device("cuda"), why
         else:
