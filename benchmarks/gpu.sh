@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check, on a bare CUDA machine without network: the `cuda` tests, then
-# benchmarks/gpu.py (build, train, evaluate and predict on the GPU beside the CPU), one table.
+# benchmarks/gpu.py (build, train, evaluate and predict on the GPU beside the CPU), one table,
+# then benchmarks/train_step.py (the training step's settings beside leakhunter's).
 #
-#   bash benchmarks/gpu.sh WHEEL_DIR [OUT_DIR]
+#   bash benchmarks/gpu.sh WHEEL_DIR [OUT_DIR [gpu.py options...]]
+#
+# OUT_DIR (default gpu-out) receives the logs and figures only; the generated recordings and
+# datasets go to a temporary folder.
 #
 # The machine's python3 must hold torch (with CUDA), numpy, h5py, scikit-learn, matplotlib,
 # onnx, onnxruntime, tqdm and pytest. WHEEL_DIR holds what it lacks as wheels for its Python
@@ -34,6 +38,12 @@ if ! python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_devices.py \
         tests/test_build.py 2>&1 | tee "$out/cuda_tests.txt"; then
     echo "gpu.sh: a cuda test FAILED (see $out/cuda_tests.txt); measuring anyway"
 fi
-python3 benchmarks/gpu.py --out "$out/work" "${@:3}" 2>&1 | tee "$out/gpu_figures.txt"
-cp "$out/work/gpu_figures.json" "$out/" 2>/dev/null || true
+work=$(mktemp -d "${TMPDIR:-/tmp}/leakhunter-gpu.XXXXXX")
+python3 benchmarks/gpu.py --out "$work" --figures "$out/gpu_figures.json" "${@:3}" 2>&1 \
+    | grep --line-buffered -v 'it/s]$' | tee "$out/gpu_figures.txt"
+python3 benchmarks/train_step.py --device cuda --batch-sizes 4096,8192,16384,32768 \
+    --json "$out/train_step.json" 2>&1 | tee "$out/train_step.txt"
+python3 benchmarks/train_step.py --device cuda --batch-sizes 4096,16384 --compile \
+    --json "$out/train_step_compiled.json" 2>&1 | grep -E 'device|compiled|graphs' \
+    | tee "$out/train_step_compiled.txt" || true
 echo "gpu.sh: done in $(( $(date +%s) - start )) s"

@@ -151,8 +151,10 @@ def test_precision_auto_on_gpus(fake_cuda: FakeCuda, capability: tuple[int, int]
 
 def test_automatic_batch_size_and_rate() -> None:
     gpu, cpu = torch.device("cuda", 0), torch.device("cpu")
-    big = resolve_auto(TrainConfig(), gpu, 200_000)
-    assert (big.batch_size, big.lr) == (4096, pytest.approx(8e-3))
+    big = resolve_auto(TrainConfig(), gpu, 2_000_000)  # capped
+    assert (big.batch_size, big.lr) == (16384, pytest.approx(0.016))
+    mid = resolve_auto(TrainConfig(), gpu, 200_000)  # 16 steps at least: 8192
+    assert (mid.batch_size, mid.lr) == (8192, pytest.approx(2e-3 * 32 ** 0.5))
     small = resolve_auto(TrainConfig(), gpu, 10_000)  # 16 steps at least: 512
     assert (small.batch_size, small.lr) == (512, pytest.approx(2e-3 * 2 ** 0.5))
     assert resolve_auto(TrainConfig(), gpu, 100).batch_size == 256

@@ -20,7 +20,9 @@ from .config import TrainConfig
 log = logging.getLogger(__name__)
 
 CPU_BATCH = 256  # larger CPU batches ran slower: their activations leave the caches
-CUDA_BATCH = 4096  # one H200: 375,000 segments/s against 52,000 at 256, validation F1 kept
+# One H200, 20-epoch runs (benchmarks/batch_size.py): 4,096 -> 587,000 segments/s, 8,192 ->
+# 839,000, 16,384 -> 1,101,000, with validation and test F1 kept (README, "On a GPU").
+CUDA_BATCH = 16384
 BASE_LR = 2e-3  # the peak learning rate at CPU_BATCH segments per batch
 MIN_STEPS = 16  # an automatic batch size leaves at least this many steps per epoch
 
@@ -101,10 +103,10 @@ def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Te
 def resolve_auto(cfg: TrainConfig, device: torch.device, segments: int) -> TrainConfig:
     """``cfg`` with an automatic (0) batch size and learning rate made concrete.
 
-    Batch size: 256 on the CPU; on CUDA, 4,096 or less so that an epoch of ``segments``
-    (this process's share) still has :data:`MIN_STEPS` steps, never under 256. Learning
-    rate: ``2e-3 * sqrt(batch / 256)`` (square-root scaling; at 4,096 that is the 8e-3 that
-    kept validation F1 on one H200). A value given explicitly is kept as it is.
+    Batch size: 256 on the CPU; on CUDA, 16,384 or less (a power of two) so that an epoch
+    of ``segments`` (this process's share) still has :data:`MIN_STEPS` steps, never under
+    256. Learning rate: ``2e-3 * sqrt(batch / 256)`` (square-root scaling: 0.016 at 16,384,
+    which kept validation and test F1 on one H200). A value given explicitly is kept.
     """
     batch = cfg.batch_size
     if batch == 0:

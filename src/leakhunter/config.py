@@ -201,7 +201,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     positive: tuple[str, ...] = ("LEAK",)  # classes that count as a leak
     epochs: int = 60
-    batch_size: int = 0  # 0: automatic (256 on CPU, up to 4096 on CUDA)
+    batch_size: int = 0  # 0: automatic (256 on CPU, up to 16384 on CUDA)
     lr: float = 0.0  # 0: automatic (2e-3 at batch 256, scaled by sqrt(batch / 256))
     weight_decay: float = 0.01
     warmup_epochs: float = 1.0
@@ -219,7 +219,7 @@ class TrainConfig:
     class_aggregate: str = "vote"  # multi-class: a recording's class by segment vote or mean
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "auto"  # auto (fp16 on CUDA, bf16 on CPUs with native bf16), off, bf16, fp16
+    amp: str = "auto"  # auto (see precision.resolve_amp), off, bf16, fp16
     compile: bool = False  # torch.compile the model
     preload: str = "auto"  # auto (when the split fits in 2 GiB), yes, no
     loader_workers: int = 2  # DataLoader processes reading batches when not preloaded

@@ -31,7 +31,7 @@ def add_train(sub: Any) -> None:
     d = TrainConfig()
     option(p, ["--epochs"], "epochs", d, "maximum epochs")
     option(p, ["--batch-size"], "batch_size", d, "segments per batch (per process); "
-                                                  "0 = 256 on CPU, up to 4096 on CUDA")
+                                                  "0 = 256 on CPU, up to 16384 on CUDA")
     option(p, ["--lr"], "lr", d, "peak learning rate (AdamW); 0 = 2e-3 scaled by "
                                  "sqrt(batch size / 256)")
     option(p, ["--weight-decay"], "weight_decay", d, "AdamW weight decay")
