@@ -72,7 +72,8 @@ def onnx_cpu_time(model: Path, graphs: dict[str, Path], folder: Path, repeats: i
     for _ in range(repeats):
         for name, graph in graphs.items():
             # one thread, as each worker process runs it (predict's own cache of scorers)
-            predict_module._SCORERS[(str(model), str(graph))] = OnnxScorer(graph, threads=1)
+            predict_module._SCORERS[(str(model), str(graph), False)] = OnnxScorer(graph,
+                                                                               threads=1)
             start = time.process_time()
             for chunk in chunks:
                 predict_module._score_chunk(chunk, str(model), str(graph), feature, audio)

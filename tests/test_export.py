@@ -84,6 +84,24 @@ def test_parity_segments_exercise_log_and_floor(segments: np.ndarray) -> None:
     assert floored.sum() >= 10  # the top_db floor is reached in many segments
 
 
+@pytest.mark.parametrize("frame_overlap,blocks", [(0.5, True), (0.75, True), (0.6, False)])
+def test_front_end_framing_matches_the_index(frame_overlap: float, blocks: bool) -> None:
+    """Block framing (hop divides n_fft) gives exactly the frames of the index Gather, and
+    other overlaps use the Gather; the exported graph holds no Gather on the block path."""
+    cfg = FeatureConfig(frame_overlap=frame_overlap)
+    front = export.OnnxFrontEnd(LogMel(cfg))
+    assert (front.blocks is not None) == blocks
+    x = torch.randn(3, cfg.segment_samples)
+    assert torch.equal(front.frame(x), x[:, front.index])
+    assert torch.allclose(front(x), LogMel(cfg)(x), atol=1e-3)
+
+
+def test_exported_graph_frames_without_gather(binary) -> None:
+    graph = onnx.load(str(binary[1])).graph
+    front = [n.op_type for n in graph.node if n.name.startswith("/front_end/")]
+    assert "Gather" not in front and "Concat" in front
+
+
 def test_export_binary_passes_parity_and_writes_card(binary) -> None:
     _, onnx_path, card = binary
     assert onnx_path.is_file() and not onnx_path.with_name("leak.onnx.tmp").exists()

@@ -16,7 +16,11 @@ import torch
 from leakhunter import checkpoint, signals
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
-from leakhunter.learn import rounds
+from leakhunter.dataset.segments import load_split
+from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.learn import adapt, rounds
+from leakhunter.learn.adapt import adapted_copy
+from leakhunter.model import load_model
 from leakhunter.learn.selection import Rule, select
 from leakhunter.synth import synthesize
 
@@ -182,6 +186,7 @@ def test_unlabelled_run_learns_from_confident_decisions(labelled_run, trained_ru
     selection = json.loads((run / "round-1" / "data" / "selection.json").read_text())
     counts = selection["counts"]
     assert selection["mode"] == "unlabelled"
+    assert selection["judged_with"].startswith("normalisation re-estimated")
     assert counts["recordings_used"] + counts["below_confidence"] == counts["recordings"]
     report = json.loads((run / "learn_report.json").read_text())
     assert report["rounds"][0]["new_test"]["recordings"] == \
@@ -190,6 +195,30 @@ def test_unlabelled_run_learns_from_confident_decisions(labelled_run, trained_ru
     # every new recording was read, whatever folder it sat in
     built = json.loads((run / "data" / "build_report.json").read_text())
     assert built["labels"] == ["UNLABELLED"]
+
+
+def test_adapted_copy_reestimates_the_statistics_only(trained_run: Path,
+                                                      dataset: Path) -> None:
+    model, _ = load_model(trained_run / "best.pt")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = load_split(dataset / SPLIT_FILES["VALIDATION"], "yes")
+    adapted = adapted_copy(model, data, torch.device("cpu"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+    assert not adapted.training
+    learnt = [k for k in before if not k.startswith("norm_") and "running" not in k
+              and "num_batches" not in k]
+    assert all(torch.equal(before[k], adapted.state_dict()[k]) for k in learnt)
+    mean, std = data.band_statistics()
+    assert torch.allclose(adapted.norm_mean, mean) and not torch.equal(adapted.norm_mean,
+                                                                       model.norm_mean)
+    # the first batch norm: the average of its input's batch means, batch by batch
+    x = (data.mel.float() - mean[:, None]) / std.clamp_min(1e-3)[:, None]
+    with torch.no_grad():
+        conv = adapted.features[0][0](x.unsqueeze(1))
+    means = [conv[lo:lo + adapt.BATCH].mean(dim=(0, 2, 3))
+             for lo in range(0, data.segments, adapt.BATCH)]
+    assert torch.allclose(adapted.features[0][1].running_mean, torch.stack(means).mean(0),
+                          atol=1e-4)
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -320,6 +320,7 @@ class LearnConfig:
 
     keep: float = 0.5  # share of each recording's segments kept: those agreeing most
     confidence: float = 0.8  # unlabelled: a recording's own decision is used from here on
+    adapt: bool = True  # unlabelled: judge with normalisation re-estimated on the new site
     rounds: int = 2  # select -> fine-tune, repeated
     replay_share: float = 0.5  # share of a round's training segments from --replay
     epochs: int = 4  # fine-tuning epochs per round

@@ -79,9 +79,25 @@ class OnnxFrontEnd(nn.Module):
                              persistent=False)
         index = np.arange(cfg.frames_per_segment)[:, None] * cfg.frame_hop + n
         self.register_buffer("index", torch.from_numpy(index), persistent=False)
+        # Where the hop divides the frame length (the default half overlap), a frame is
+        # `per_frame` consecutive blocks of `hop` samples: framing is then a Reshape, a few
+        # Slices and a Concat (plain copies), not a Gather of 3,584 indices per segment,
+        # which took 4 % of onnxruntime's time. The frames, hence the output, are the same.
+        hop, self.frames = cfg.frame_hop, cfg.frames_per_segment
+        used = (self.frames - 1) * hop + cfg.n_fft  # samples the frames cover
+        self.blocks = (used // hop, hop) if cfg.n_fft % hop == 0 else None
+        self.per_frame, self.used = cfg.n_fft // hop, used
+
+    def frame(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform ``[B, segment_samples]`` to frames ``[B, frames, n_fft]``."""
+        if self.blocks is None:
+            return waveform[:, self.index]
+        blocks = waveform[:, :self.used].reshape(-1, *self.blocks)  # [B, blocks, hop]
+        return torch.cat([blocks[:, j:j + self.frames] for j in range(self.per_frame)],
+                         dim=2)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = waveform[:, self.index] @ self.basis_t  # [B, frames, 2F]
+        spec = self.frame(waveform) @ self.basis_t  # [B, frames, 2F]
         real, imag = spec.split(self.n_freq, dim=-1)
         power = real.square() + imag.square()  # [B, frames, n_freq]
         return self.front_end.to_db(power @ self.front_end.mel_t)

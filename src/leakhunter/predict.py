@@ -46,6 +46,7 @@ BLOCK_S = 60.0  # recordings longer than this are read in blocks of this length
 MODEL_BATCH = {"cpu": 256,  # segments per forward pass (larger ran slower on CPU: evaluate)
                "cuda": 8192}
 MAIN_SEGMENTS = 32768  # segments gathered from the workers per model call in the main process
+FILES_PER_TASK = 8  # recordings per worker task, at most (fewer towards the end: see _tasks)
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,9 @@ class Predictor:
             log.info("model on %s", self.choice.describe())
             self._announced = True
         in_main = self.model is not None
-        tasks = [([str(p) for p in paths[i:i + 8]], str(self.model_path),
-                  str(self.onnx) if self.onnx else None, self.feature, self.audio, in_main)
-                 for i in range(0, len(paths), 8)]
+        tasks = [(chunk, str(self.model_path), str(self.onnx) if self.onnx else None,
+                  self.feature, self.audio, in_main)
+                 for chunk in task_chunks([str(p) for p in paths], self.workers)]
         waiting: list[tuple[str, dict[str, Any]]] = []  # features for the next model call
         waiting_segments = 0
         with Workers(min(self.workers, len(tasks))) as pool, \
@@ -234,6 +235,18 @@ class Predictor:
 # --- worker side ----------------------------------------------------------------------------
 
 _SCORERS: dict[tuple[str, str | None, bool], Any] = {}  # one model (or ONNX session) per process
+
+
+def task_chunks(paths: list[str], workers: int) -> list[list[str]]:
+    """``paths`` in consecutive chunks for the workers: :data:`FILES_PER_TASK` at first,
+    then smaller ones as the end nears (a quarter of what is left per worker), down to one
+    file, so that no worker is left with a long chunk while the others are idle."""
+    chunks, i = [], 0
+    while i < len(paths):
+        size = max(1, min(FILES_PER_TASK, (len(paths) - i) // (4 * max(workers, 1))))
+        chunks.append(paths[i:i + size])
+        i += size
+    return chunks
 
 
 def _score_in_main(device: torch.device) -> bool:

@@ -165,6 +165,9 @@ def add_learn(sub: Any) -> None:
     option(p, ["--confidence"], "confidence", d,
            "--unlabelled: a recording's own decision is used when at least this share of "
            "its segments agree with it")
+    option(p, ["--no-adapt"], "adapt", d,
+           "--unlabelled: judge the new recordings with the model as it is, not with its "
+           "normalisation statistics re-estimated on them (AdaBN)", action="store_false")
     option(p, ["--rounds"], "rounds", d, "select -> fine-tune rounds")
     option(p, ["--replay-share"], "replay_share", d,
            "share of each round's training segments drawn from --replay's TRAINING")

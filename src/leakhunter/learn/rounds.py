@@ -1,8 +1,9 @@
 """`leakhunter learn`: the next version of a model from new recordings of a site.
 
-Per round: score every new segment with the current model, select by the paper's rule
-(:mod:`.selection`), write the round's training set (selected segments plus a replayed
-share of the old training data, :mod:`.data`), fine-tune from the current model with
+Per round: score every new segment with the current model (``--unlabelled``: with a copy
+whose normalisation statistics are re-estimated on the new site, :mod:`.adapt`), select
+by the paper's rule (:mod:`.selection`), write the round's training set (selected
+segments plus a replayed share of the old training data, :mod:`.data`), fine-tune from the current model with
 ``train.train`` (the same loop, exact resume, threshold chosen when ``best.pt`` is written
 on the new site's VALIDATION, joined by the old site's with ``--replay``), then score the
 round's model on the new and the old TESTING splits (:mod:`.report`).
@@ -38,6 +39,7 @@ from ..precision import autocast, resolve_amp
 from ..run_files import write_json
 from ..train import train
 from . import data as learn_data
+from .adapt import adapted_copy
 from .report import check_fits, site_scores, write_report
 from .selection import Rule, Selection, select
 
@@ -237,9 +239,13 @@ class _Run:
                     meta.get("aggregate") or "vote", meta.get("class_aggregate") or "vote",
                     self.positive, len(self.classes) > 2)
         unlabelled, cfg = self.state["unlabelled"], self.cfg
-        sel_train = self._select(model, self.new["TRAINING"], rule, cfg.keep)
+        # pseudo-labels from the model on the new site's own scale (adapt.py); labelled
+        # selection ranks segments against the true label with the model as it is
+        adapted = unlabelled and cfg.adapt
+        judge = adapted_copy(model, self.new["TRAINING"], self.device) if adapted else model
+        sel_train = self._select(judge, self.new["TRAINING"], rule, cfg.keep)
         # validation: every segment of the recordings whose class is known (or trusted)
-        sel_val = self._select(model, self.new["VALIDATION"], rule, 1.0)
+        sel_val = self._select(judge, self.new["VALIDATION"], rule, 1.0)
         if unlabelled and sel_train.counts["recordings_used"] == 0:
             raise InputError(f"no TRAINING recording of {self.state['new_input']} reached "
                              f"--confidence {cfg.confidence:g} (confidences "
@@ -271,6 +277,8 @@ class _Run:
             parts["VALIDATION"].append((self.old_val, every, self.old_val.label))
         selection = {"round": r, "model": str(current), "mode": "unlabelled" if unlabelled
                      else "labelled", "new_site": str(self.run / "data"),
+                     "judged_with": "normalisation re-estimated on the new site's TRAINING"
+                                    if adapted else "the model as it is",
                      "counts": sel_train.counts, "validation_counts": sel_val.counts,
                      "validation": "new site's and old site's VALIDATION" if old_val
                                    else "new site's VALIDATION",
