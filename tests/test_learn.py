@@ -221,6 +221,21 @@ def test_adapted_copy_reestimates_the_statistics_only(trained_run: Path,
                           atol=1e-4)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_unlabelled_run_on_cuda(labelled_run, trained_run: Path, dataset: Path,
+                                site_b: Path, tmp_path: Path) -> None:
+    """Adaptation, selection, fine-tuning and the report on the GPU."""
+    done, _ = labelled_run
+    run = tmp_path / "run"
+    assert main(["-q", "learn", str(trained_run / "best.pt"), str(site_b), "--out", str(run),
+                 "--unlabelled", "--confidence", "0.5", "--truth", str(done / "data"),
+                 "--replay", str(dataset), "--rounds", "1", "--epochs", "1", "--device",
+                 "cuda"]) == 0
+    report = json.loads((run / "learn_report.json").read_text())
+    assert report["rounds"][0]["new_test"]["recordings"] > 0
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 def _one_line(capsys, message: str) -> None:
