@@ -19,7 +19,7 @@ from leakhunter.cli import main
 from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
 from leakhunter.features import LogMel, extract
-from leakhunter.predict import Predictor, predict
+from leakhunter.predict import FILES_PER_TASK, Predictor, predict, task_chunks
 
 from .conftest import needs_real, real_files
 from .test_audio import _bad_files
@@ -207,3 +207,16 @@ def test_multiclass_columns(multiclass_run, tmp_path: Path) -> None:
         probs = [float(r[f"p_{c}"]) for c in MULTICLASS_LABELS]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert r["predicted_class"] in MULTICLASS_LABELS
+
+
+@pytest.mark.parametrize("n,workers", [(0, 2), (1, 2), (7, 1), (300, 2), (1000, 16)])
+def test_task_chunks_cover_every_path_in_order_and_shrink_at_the_end(n: int,
+                                                                     workers: int) -> None:
+    paths = [f"r{i}.wav" for i in range(n)]
+    chunks = task_chunks(paths, workers)
+    assert [p for c in chunks for p in c] == paths
+    sizes = [len(c) for c in chunks]
+    assert all(1 <= s <= FILES_PER_TASK for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # never a long task after short ones
+    if n >= 8 * FILES_PER_TASK * workers:
+        assert sizes[0] == FILES_PER_TASK and sizes[-1] == 1

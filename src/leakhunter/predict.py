@@ -46,7 +46,7 @@ BLOCK_S = 60.0  # recordings longer than this are read in blocks of this length
 MODEL_BATCH = {"cpu": 256,  # segments per forward pass (larger ran slower on CPU: evaluate)
                "cuda": 8192}
 MAIN_SEGMENTS = 32768  # segments gathered from the workers per model call in the main process
-FILES_PER_TASK = 8  # recordings per worker task, at most (fewer towards the end: see _tasks)
+FILES_PER_TASK = 8  # recordings per worker task, at most (fewer towards the end: task_chunks)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,8 @@ def add_train(sub: Any) -> None:
            type=names)
     option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
     option(p, ["--device"], "device", d, device_help("train"))
-    option(p, ["--amp"], "amp", d, "mixed precision: auto = fp16 on CUDA, bf16 on CPUs "
-                                   "with native bf16, else off",
+    option(p, ["--amp"], "amp", d, "mixed precision: auto = bf16 where the GPU or CPU has "
+                                   "native bf16, fp16 on older GPUs, else off",
            choices=["auto", "off", "bf16", "fp16"])
     option(p, ["--compile"], "compile", d, "torch.compile the model (compiling takes tens "
            "of seconds; in 20-epoch runs on one H200 it did not pay)", action="store_true")

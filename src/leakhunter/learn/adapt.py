@@ -38,7 +38,8 @@ def adapted_copy(model: LeakCNN, data: SplitData, device: torch.device) -> LeakC
     batches of :data:`BATCH` segments (``momentum=None``), in evaluation mode."""
     adapted = copy.deepcopy(model)
     adapted.set_normalisation(*(s.to(device) for s in data.band_statistics()))
-    norms = [m for m in adapted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in adapted.modules()
+             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

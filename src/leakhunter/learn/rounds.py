@@ -3,10 +3,11 @@
 Per round: score every new segment with the current model (``--unlabelled``: with a copy
 whose normalisation statistics are re-estimated on the new site, :mod:`.adapt`), select
 by the paper's rule (:mod:`.selection`), write the round's training set (selected
-segments plus a replayed share of the old training data, :mod:`.data`), fine-tune from the current model with
-``train.train`` (the same loop, exact resume, threshold chosen when ``best.pt`` is written
-on the new site's VALIDATION, joined by the old site's with ``--replay``), then score the
-round's model on the new and the old TESTING splits (:mod:`.report`).
+segments plus a replayed share of the old training data, :mod:`.data`), fine-tune from
+the current model with ``train.train`` (the same loop, exact resume, threshold chosen
+when ``best.pt`` is written on the new site's VALIDATION, joined by the old site's with
+``--replay``), then score the round's model on the new and the old TESTING splits
+(:mod:`.report`).
 
 RUN_DIR: ``learn.json`` (what was asked), ``data/`` (NEW_INPUT as a dataset),
 ``round-K/`` (a ``train`` run: ``best.pt``, ``checkpoints/last.pt``, ``metrics.csv``, ...;
