@@ -24,11 +24,11 @@ import torch
 
 from leakhunter.dataset.segments import SplitData, load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.evaluate import predict_segments
+from leakhunter.decisions.evaluate import predict_segments
 from leakhunter.learn.adapt import adapted_copy
 from leakhunter.learn.selection import Rule, decide
-from leakhunter.metrics import binary_scores, recording_scores
-from leakhunter.model import LeakCNN, load_model
+from leakhunter.model.cnn import LeakCNN, load_model
+from leakhunter.model.metrics import binary_scores, recording_scores
 
 
 def site(model: LeakCNN, meta: dict, data: SplitData) -> str:

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from leakhunter.config import EvalConfig, TrainConfig
-from leakhunter.evaluate import evaluate
-from leakhunter.train import train
+from leakhunter.decisions.evaluate import evaluate
+from leakhunter.training.train import train
 
 
 def one_run(dataset: Path, out: Path, device: str, batch: int, compile_: bool,

@@ -25,12 +25,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import soundfile as sf
-
 from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import BuildConfig, FeatureConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
-from leakhunter.synth import synthesize
+from leakhunter.recordings.synth.synth import synthesize
 
 
 def reference_build(root: Path, out: Path, cfg: FeatureConfig) -> float:

@@ -28,15 +28,15 @@ import h5py
 import numpy as np
 import torch
 
-from leakhunter import devices
 from leakhunter.config import BuildConfig, SplitConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.evaluate import predict_segments
-from leakhunter.metrics import recording_scores
-from leakhunter.model import LeakCNN
-from leakhunter.precision import resolve_amp
+from leakhunter.decisions.evaluate import predict_segments
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.model.metrics import recording_scores
+from leakhunter.runtime import devices
+from leakhunter.runtime.amp import resolve_amp
 
 
 def batched(path: Path, model: LeakCNN, device: torch.device, autocast) -> np.ndarray:
@@ -124,7 +124,7 @@ def main() -> None:
 
 
 def synthesize_and_build(work: Path, recordings: int, duration: float) -> None:
-    from leakhunter.synth import synthesize
+    from leakhunter.recordings.synth.synth import synthesize
 
     synthesize(work / "recordings", SynthConfig(count=recordings // 2, seed=9,
                                                 duration_s=duration, sensors_per_label=40),

@@ -32,15 +32,15 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from leakhunter.audio import gain_too_low, load_recording, pad_to_segment, parse_name
 from leakhunter.config import AudioConfig, FeatureConfig, from_dict
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.decisions.predict import find_recordings
 from leakhunter.errors import AudioError
-from leakhunter.features import LogMel, extract
-from leakhunter.learn import familiarity
-from leakhunter.model import load_model
-from leakhunter.predict import find_recordings
+from leakhunter.model import familiarity
+from leakhunter.model.cnn import load_model
+from leakhunter.recordings.audio import gain_too_low, load_recording, pad_to_segment, parse_name
+from leakhunter.recordings.features import LogMel, extract
 
 
 @torch.no_grad()
@@ -141,7 +141,7 @@ def _speed(model, stats: dict, mel: torch.Tensor) -> None:
     import statistics
     import time
 
-    from leakhunter.predict import _model_scores
+    from leakhunter.decisions.predict import _model_scores
 
     mels = [mel.half().numpy()]
     cpu = torch.device("cpu")

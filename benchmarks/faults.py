@@ -31,10 +31,10 @@ from pathlib import Path
 import psutil
 import torch
 
-from leakhunter import checkpoint
 from leakhunter.config import SynthConfig, TrainConfig
-from leakhunter.model import LeakCNN
-from leakhunter.synth import synthesize
+from leakhunter.model import checkpoint
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.recordings.synth.synth import synthesize
 
 VARIANT = {
     "parent-death signal": "",

@@ -43,13 +43,13 @@ sys.path.insert(0, str(Path(__file__).parent))  # the sibling benchmarks, run as
 import evaluate as evaluate_bench  # noqa: E402  benchmarks/evaluate.py
 import train as train_bench  # noqa: E402  benchmarks/train.py
 
-from leakhunter import devices  # noqa: E402
 from leakhunter.config import BuildConfig, EvalConfig, SynthConfig  # noqa: E402
 from leakhunter.dataset.build import build_dataset  # noqa: E402
 from leakhunter.dataset.store import SPLIT_FILES  # noqa: E402
-from leakhunter.evaluate import evaluate  # noqa: E402
-from leakhunter.predict import Predictor  # noqa: E402
-from leakhunter.synth import synthesize  # noqa: E402
+from leakhunter.decisions.evaluate import evaluate  # noqa: E402
+from leakhunter.decisions.predict import Predictor  # noqa: E402
+from leakhunter.recordings.synth.synth import synthesize  # noqa: E402
+from leakhunter.runtime import devices  # noqa: E402
 
 
 def timed(fn) -> tuple[float, object]:

@@ -30,21 +30,31 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-from memory import peak_memory  # benchmarks/memory.py
-
 import torch
 import torch.nn.functional as F
+from memory import peak_memory  # benchmarks/memory.py
 
-from leakhunter import predict as predict_module
-from leakhunter.config import AudioConfig, FeatureConfig, ModelConfig, SynthConfig, TrainConfig
-from leakhunter.config import from_dict
+from leakhunter.config import (
+    AudioConfig,
+    FeatureConfig,
+    ModelConfig,
+    SynthConfig,
+    TrainConfig,
+    from_dict,
+)
 from leakhunter.dataset.build import build_dataset
-from leakhunter.export import OnnxFrontEnd, OnnxScorer, OnnxWrapper, _export_graph, export_onnx
-from leakhunter.model import load_model
-from leakhunter.predict import Predictor
-from leakhunter.synth import synthesize
-from leakhunter.train import train
+from leakhunter.decisions import predict as predict_module
+from leakhunter.decisions.predict import Predictor
+from leakhunter.model.cnn import load_model
+from leakhunter.model.export import (
+    OnnxFrontEnd,
+    OnnxScorer,
+    OnnxWrapper,
+    _export_graph,
+    export_onnx,
+)
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.training.train import train
 
 
 class ConvFrontEnd(OnnxFrontEnd):

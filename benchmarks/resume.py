@@ -35,9 +35,9 @@ from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import ModelConfig, SynthConfig, TrainConfig
 from leakhunter.dataset.build import build_dataset
-from leakhunter.predictions_file import info_path
-from leakhunter.synth import synthesize
-from leakhunter.train import train
+from leakhunter.decisions.predictions_file import info_path
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.training.train import train
 
 POOL = 500  # distinct recordings behind the archive's old paths
 

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from leakhunter import devices
-from leakhunter.batches import resolve_auto
 from leakhunter.config import BuildConfig, SynthConfig, TrainConfig
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.model import LeakCNN
-from leakhunter.synth import synthesize
-from leakhunter.precision import resolve_amp
-from leakhunter.train import train
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.runtime import devices
+from leakhunter.runtime.amp import resolve_amp
+from leakhunter.training.batches import resolve_auto
+from leakhunter.training.train import train
 
 
 def bare_epoch(dataset: Path, cfg: TrainConfig, device: torch.device) -> tuple[float, int]:

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from leakhunter import devices
 from leakhunter.config import ModelConfig
-from leakhunter.model import LeakCNN
-from leakhunter.precision import autocast, resolve_amp
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.runtime import devices
+from leakhunter.runtime.amp import autocast, resolve_amp
 
 N_MELS, FRAMES = 32, 7  # one segment of the default feature set-up
 

@@ -19,11 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from leakhunter.config import BuildConfig, ModelConfig, SynthConfig, TrainConfig, TuneConfig, \
-    to_dict
+from leakhunter.config import (
+    BuildConfig,
+    ModelConfig,
+    SynthConfig,
+    TrainConfig,
+    TuneConfig,
+    to_dict,
+)
 from leakhunter.dataset.build import build_dataset
-from leakhunter.synth import synthesize
-from leakhunter.train import train
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.training.train import train
 from leakhunter.tune.space import SPACE
 from leakhunter.tune.study import run_study
 

@@ -9,7 +9,7 @@ import pytest
 
 from leakhunter.config import BuildConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
-from leakhunter.synth import synthesize
+from leakhunter.recordings.synth.synth import synthesize
 
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real-hydrophone"
 
@@ -53,7 +53,7 @@ def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A run directory with a small model trained for two epochs on :func:`dataset`.
     Read-only: copy it before changing anything (train wrote the threshold into best.pt)."""
     from leakhunter.config import ModelConfig, TrainConfig
-    from leakhunter.train import train
+    from leakhunter.training.train import train
 
     run = tmp_path_factory.mktemp("run")
     train(dataset, run, TrainConfig(epochs=2, batch_size=32,

@@ -8,11 +8,11 @@ import sys
 import time
 import types
 
-import leakhunter.train
+import leakhunter.training.train
 
 if os.environ.get("RANK") == "1":
     fast = types.SimpleNamespace(perf_counter=lambda: 1000.0 * time.perf_counter())
-    leakhunter.train.time = fast  # type: ignore[assignment]
+    leakhunter.training.train.time = fast  # type: ignore[assignment]
 
 from leakhunter.cli import run  # noqa: E402
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from leakhunter.cli import main
-from leakhunter.predict import predict
+from leakhunter.decisions.predict import predict
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from leakhunter.audio import (gain_too_low, load_recording, parse_name, remove_trend,
-                              resample)
 from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.errors import AudioError
+from leakhunter.recordings.audio import (
+    gain_too_low,
+    load_recording,
+    parse_name,
+    remove_trend,
+    resample,
+)
 
 FEATURE = FeatureConfig()
 AUDIO = AudioConfig()

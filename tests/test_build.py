@@ -14,13 +14,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from leakhunter.audio import load_recording
 from leakhunter.cli import main
 from leakhunter.config import SPLITS, AudioConfig, BuildConfig, FeatureConfig
 from leakhunter.dataset import store
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
-from leakhunter.features import LogMel, extract
+from leakhunter.recordings.audio import load_recording
+from leakhunter.recordings.features import LogMel, extract
 
 from .conftest import needs_real, real_files
 from .test_audio import EXPECTED_REASON, _bad_files

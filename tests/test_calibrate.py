@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from leakhunter import checkpoint
-from leakhunter.calibrate import meta_path
 from leakhunter.cli import main
 from leakhunter.config import EvalConfig
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.evaluate import evaluate, predict_segments
-from leakhunter.metrics import binary_scores, recording_scores
-from leakhunter.model import load_model
+from leakhunter.decisions.calibrate import meta_path
+from leakhunter.decisions.evaluate import evaluate, predict_segments
+from leakhunter.model import checkpoint
+from leakhunter.model.cnn import load_model
+from leakhunter.model.metrics import binary_scores, recording_scores
 
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32"]
 
@@ -117,7 +117,7 @@ def test_calibrate_writes_a_new_file_and_leaves_the_source_identical(
     with out.open() as fh:
         assert float(next(csv.DictReader(fh))["threshold"]) == pytest.approx(
             child["threshold"], rel=1e-5)
-    from leakhunter.export import export_onnx
+    from leakhunter.model.export import export_onnx
     card = export_onnx(new, tmp_path / "onnx" / "strict.onnx")
     assert card["threshold"] == child["threshold"] and card["source_sha256"] == _sha256(new)
     assert card["parent"]["sha256"] == before[source]

@@ -14,7 +14,7 @@ import pytest
 from leakhunter import __version__
 from leakhunter.cli import build_parser, main
 from leakhunter.config import SynthConfig
-from leakhunter.synth import synthesize
+from leakhunter.recordings.synth.synth import synthesize
 
 COMMANDS = ["synth", "build", "info", "train", "evaluate", "predict", "export", "tune"]
 

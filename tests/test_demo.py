@@ -10,9 +10,9 @@ from pathlib import Path
 import h5py
 import pytest
 
-from leakhunter import checkpoint
 from leakhunter.cli import main
 from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.model import checkpoint
 
 TINY = ["--count", "12", "--fresh", "4", "--duration", "2", "--epochs", "2"]
 

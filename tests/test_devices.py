@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from leakhunter import devices, distributed
-from leakhunter.batches import resolve_auto
 from leakhunter.cli import main
 from leakhunter.config import BuildConfig, TrainConfig
 from leakhunter.dataset import build as build_module
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.precision import resolve_amp
+from leakhunter.runtime import devices
+from leakhunter.runtime.amp import resolve_amp
+from leakhunter.training import distributed
+from leakhunter.training.batches import resolve_auto
 
 
 class FakeCuda:
@@ -217,8 +218,8 @@ def test_predict_with_the_model_in_the_main_process_matches(
         recordings: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA predict path (workers compute features, this process runs the model on
     many recordings at once) gives the CPU path's decisions."""
-    from leakhunter import predict as predict_module
-    from leakhunter.predict import Predictor
+    from leakhunter.decisions import predict as predict_module
+    from leakhunter.decisions.predict import Predictor
 
     reference = list(Predictor(trained_run / "best.pt", workers=2).predict([recordings]))
     monkeypatch.setattr(predict_module, "_score_in_main", lambda device: True)
@@ -261,7 +262,7 @@ def test_onnx_scoring_refuses_a_gpu(trained_run: Path, tmp_path: Path,
 
 def test_start_up_log_names_the_device(dataset: Path, tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:
-    from leakhunter.train import train
+    from leakhunter.training.train import train
 
     with caplog.at_level(logging.INFO, logger="leakhunter"):
         train(dataset, tmp_path / "run", TrainConfig(epochs=1, device="cpu"))

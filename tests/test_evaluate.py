@@ -12,13 +12,19 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from leakhunter import checkpoint, evaluate as evaluate_module
 from leakhunter.cli import main
 from leakhunter.config import EvalConfig
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.evaluate import evaluate
-from leakhunter.metrics import (binary_scores, choose_threshold, recording_classes,
-                                recording_scores, vote_fractions)
+from leakhunter.decisions import evaluate as evaluate_module
+from leakhunter.decisions.evaluate import evaluate
+from leakhunter.model import checkpoint
+from leakhunter.model.metrics import (
+    binary_scores,
+    choose_threshold,
+    recording_classes,
+    recording_scores,
+    vote_fractions,
+)
 
 
 @pytest.fixture
@@ -273,7 +279,7 @@ def test_multiclass_recordings_and_segments_against_scikit_learn(multiclass_run,
     import torch
 
     from leakhunter.dataset.segments import load_split
-    from leakhunter.model import load_model
+    from leakhunter.model.cnn import load_model
 
     rec, ds, trained = multiclass_run
     run = tmp_path / "run"

@@ -10,13 +10,13 @@ import onnx
 import pytest
 import torch
 
-from leakhunter import checkpoint, export
-from leakhunter.checkpoint import CheckpointError
 from leakhunter.config import FeatureConfig, ModelConfig, to_dict
 from leakhunter.errors import InputError
-from leakhunter.export import ExportError, OnnxScorer, export_onnx
-from leakhunter.features import LogMel
-from leakhunter.model import LeakCNN
+from leakhunter.model import checkpoint, export
+from leakhunter.model.checkpoint import CheckpointError
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.model.export import ExportError, OnnxScorer, export_onnx
+from leakhunter.recordings.features import LogMel
 
 CFG = FeatureConfig()
 MODEL_CFG = ModelConfig(width=8, dense=32)
@@ -50,7 +50,7 @@ def _save_model(path: Path, classes: list[str], positive: list[str], threshold=0
 
 
 def _torch_scores(model_path: Path, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from leakhunter.model import load_model
+    from leakhunter.model.cnn import load_model
 
     model, _ = load_model(model_path)
     with torch.inference_mode():

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from leakhunter import checkpoint
 from leakhunter.cli import main
-from leakhunter.learn import familiarity
+from leakhunter.model import checkpoint, familiarity
 
 
 @pytest.fixture

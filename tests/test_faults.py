@@ -32,10 +32,11 @@ import psutil
 import pytest
 import torch
 
-from leakhunter import checkpoint, locks, parallel, safe_write
 from leakhunter.cli import main
 from leakhunter.dataset import build as build_module
 from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.model import checkpoint
+from leakhunter.runtime import locks, parallel, safe_write
 
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--log-every", "2"]
 # read from disk by two DataLoader workers, so that a kill mid-epoch has workers to orphan
@@ -60,8 +61,10 @@ KILLABLE = textwrap.dedent('''
     def name(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
 
-    from leakhunter import checkpoint, parallel, safe_write, train
     from leakhunter.dataset import store
+    from leakhunter.model import checkpoint
+    from leakhunter.runtime import parallel, safe_write
+    from leakhunter.training import train
     real_map, real_write_all, real_save = parallel.Workers.map, safe_write.write_all, \
         checkpoint.save
     real_append, real_loss = store.SplitWriter.append, train._Trainer._loss
@@ -227,7 +230,7 @@ def test_worker_without_a_parent_death_signal_ends_by_its_watchdog(tmp_path: Pat
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent('''
         import os, sys, time
-        from leakhunter import parallel
+        from leakhunter.runtime import parallel
         parallel._set_parent_death_signal = lambda: False  # as on macOS or Windows
         parent = os.getpid()
         child = os.fork()
@@ -408,7 +411,7 @@ def test_train_write_failures_are_one_line(dataset: Path, tmp_path: Path, capsys
 
 def test_failing_log_file_warns_once_and_training_goes_on(
         dataset: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    from leakhunter import log
+    from leakhunter.runtime import log
 
     def flush(self):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -456,7 +459,7 @@ def test_predict_write_failures_are_one_line(run_copy: Path, recordings: Path, t
 
 def test_export_write_failures_leave_nothing(run_copy: Path, tmp_path: Path, capsys,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from leakhunter import export
+    from leakhunter.model import export
 
     out = tmp_path / "onnx" / "leak.onnx"
 
@@ -478,7 +481,7 @@ def test_export_write_failures_leave_nothing(run_copy: Path, tmp_path: Path, cap
 
 def test_synth_write_failure_is_one_line(tmp_path: Path, capsys,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from leakhunter import synth
+    from leakhunter.recordings.synth import synth
 
     def full_disk(path, *args, **kwargs):  # libsndfile writes from C
         Path(path).write_bytes(b"RIFF half")
@@ -527,7 +530,7 @@ def test_second_trainer_on_a_run_is_refused_and_readers_go_on(
     run = tmp_path / "run"
     shutil.copytree(one_epoch, run)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from leakhunter import locks\n"
+        [sys.executable, "-c", "import sys; from leakhunter.runtime import locks\n"
          f"with locks.folder_lock({str(run)!r}, 'leakhunter train ds --out run'):\n"
          "    print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from leakhunter.audio import load_recording
 from leakhunter.config import AudioConfig, FeatureConfig
-from leakhunter.features import LogMel, extract, mel_filterbank, segment_starts
+from leakhunter.recordings.audio import load_recording
+from leakhunter.recordings.features import LogMel, extract, mel_filterbank, segment_starts
 
 from .conftest import needs_real, real_files
 

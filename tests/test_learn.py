@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from leakhunter import checkpoint, signals
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.learn import adapt, rounds
 from leakhunter.learn.adapt import adapted_copy
-from leakhunter.model import load_model
 from leakhunter.learn.selection import Rule, select
-from leakhunter.synth import synthesize
+from leakhunter.model import checkpoint
+from leakhunter.model.cnn import load_model
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.runtime import signals
 
 from .conftest import TINY
 

@@ -13,13 +13,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from leakhunter import predict as predict_module
-from leakhunter.audio_stream import SegmentAssembler, waveform_pieces
 from leakhunter.cli import main
 from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
-from leakhunter.features import LogMel, extract
-from leakhunter.predict import FILES_PER_TASK, Predictor, predict, task_chunks
+from leakhunter.decisions import predict as predict_module
+from leakhunter.decisions.predict import FILES_PER_TASK, Predictor, predict, task_chunks
+from leakhunter.recordings.features import LogMel, extract
+from leakhunter.recordings.stream import SegmentAssembler, waveform_pieces
 
 from .conftest import needs_real, real_files
 from .test_audio import _bad_files

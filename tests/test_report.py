@@ -17,17 +17,21 @@ import soundfile as sf
 
 from leakhunter.cli import main
 from leakhunter.config import AudioConfig, FeatureConfig, ReportConfig
+from leakhunter.decisions.predictions_file import info_path
 from leakhunter.errors import InputError
-from leakhunter.features import LogMel, extract
-from leakhunter.predictions_file import info_path
+from leakhunter.recordings.features import LogMel, extract
 from leakhunter.report import build_report, sensor_view, write_sensors_csv
 from leakhunter.report.load import load_survey
-from leakhunter.report.media import (audible_rate, clip_window, encode_audio,
-                                     recording_media, spectrogram)
+from leakhunter.report.media import (
+    audible_rate,
+    clip_window,
+    encode_audio,
+    recording_media,
+    spectrogram,
+)
 from leakhunter.report.sensors import night_of, parse_timestamp
 
 from .report_fixtures import Survey, page_data, read_csv, survey  # noqa: F401 (fixture)
-
 
 # --- the page ------------------------------------------------------------------------------
 
@@ -415,8 +419,8 @@ def test_unwritable_outputs_are_reported_in_one_line(survey: Survey, tmp_path: P
     assert main(["report", str(survey.predictions), "--out", str(blocker / "r.html"),
                  "--audio", "none", "--spectrograms", "none"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("leakhunter: error: ") and "cannot write the report" in err
+    assert err.startswith("leakhunter: error: ") and "r.html: writing the report failed" in err
     assert main(["report", str(survey.predictions), "--out", str(tmp_path / "r.html"),
                  "--sensors", str(blocker / "s.csv"), "--audio", "none"]) == 1
-    assert "s.csv: cannot write" in capsys.readouterr().err
+    assert "s.csv: writing the sensor decisions failed" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

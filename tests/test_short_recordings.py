@@ -17,7 +17,7 @@ import soundfile as sf
 from leakhunter.cli import main
 from leakhunter.config import SPLITS, SynthConfig
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.synth import synthesize
+from leakhunter.recordings.synth.synth import synthesize
 
 SHORT = "S0901~R000001~20240101T000000~20.wav"  # 0.1 s: padded
 TINY = "S0902~R000002~20240101T000000~20.wav"  # 0.02 s: under --min-duration (0.05 s)

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
-from leakhunter.synth import synthesize
+from leakhunter.recordings.synth.synth import synthesize
 
 SMALL = SynthConfig(count=4, duration_s=1.0, sensors_per_label=2, seed=3)
 

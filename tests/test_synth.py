@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from leakhunter import sounds, synth
 from leakhunter.config import MULTICLASS_LABELS, SynthConfig
 from leakhunter.errors import ConfigError, InputError
-from leakhunter.synth import SynthSummary, recipe_for, synthesize
+from leakhunter.recordings.synth import sounds, synth
+from leakhunter.recordings.synth.synth import SynthSummary, recipe_for, synthesize
 
 NAME = re.compile(r"^(S\d{4,})~(R\d{6,})~(\d{8}T\d{6})~(\d+)\.wav$")
 TINY = SynthConfig(count=6, duration_s=2.0, sensors_per_label=2, out_of_water=1)

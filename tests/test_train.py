@@ -14,12 +14,13 @@ import h5py
 import pytest
 import torch
 
-from leakhunter import checkpoint, signals
 from leakhunter.cli import main
 from leakhunter.config import FeatureConfig, ModelConfig, SynthConfig, to_dict
 from leakhunter.dataset.store import SPLIT_FILES, SplitWriter
-from leakhunter.model import LeakCNN
-from leakhunter.synth import synthesize
+from leakhunter.model import checkpoint
+from leakhunter.model.cnn import LeakCNN
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.runtime import signals
 
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--log-every", "2"]
 

@@ -14,13 +14,14 @@ import optuna
 import pytest
 import torch
 
-from leakhunter import batches, signals
 from leakhunter.cli import main
 from leakhunter.config import BuildConfig, SynthConfig, TrainConfig, from_dict, to_dict
 from leakhunter.dataset.build import build_dataset
 from leakhunter.errors import ConfigError
-from leakhunter.model import count_parameters, load_model
-from leakhunter.synth import synthesize
+from leakhunter.model.cnn import count_parameters, load_model
+from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.runtime import signals
+from leakhunter.training import batches
 from leakhunter.tune.cost import inference_cost
 from leakhunter.tune.outputs import to_toml
 from leakhunter.tune.space import SPACE, load_space
@@ -296,9 +297,9 @@ def test_bad_input_is_one_line(easy: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_on_epoch_hook_stops_train_with_a_consistent_run(easy: Path, tmp_path: Path) -> None:
-    from leakhunter import checkpoint
     from leakhunter.config import ModelConfig
-    from leakhunter.train import train
+    from leakhunter.model import checkpoint
+    from leakhunter.training.train import train
 
     class Stop(Exception):
         pass

@@ -17,8 +17,8 @@ import soundfile as sf
 
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
-from leakhunter.synth import synthesize
-from leakhunter.watch import FolderWatcher
+from leakhunter.decisions.watch import FolderWatcher
+from leakhunter.recordings.synth.synth import synthesize
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -179,9 +179,9 @@ def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_r
 
 def test_a_second_writer_of_the_results_is_refused(recordings: Path, trained_run: Path,
                                                    tmp_path: Path) -> None:
-    from leakhunter.predict import Predictor
-    from leakhunter.predictions_file import predictions_info
-    from leakhunter.results_log import ResultsLog
+    from leakhunter.decisions.predict import Predictor
+    from leakhunter.decisions.predictions_file import predictions_info
+    from leakhunter.decisions.results_log import ResultsLog
 
     out = tmp_path / "results.csv"
     info = predictions_info(out, Predictor(trained_run / "best.pt", workers=1))

@@ -14,19 +14,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import devices
-from .calibrate import calibrate
-from .config import (AUTO_DEVICE, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
-                     SynthConfig, TrainConfig)
+from .config import (
+    AUTO_DEVICE,
+    BuildConfig,
+    CalibrateConfig,
+    DemoConfig,
+    EvalConfig,
+    SynthConfig,
+    TrainConfig,
+)
 from .dataset.build import build_dataset
+from .decisions.calibrate import calibrate
+from .decisions.evaluate import evaluate
+from .decisions.predict import Predictor
+from .decisions.predictions_file import write_predictions, write_predictions_info, write_timeline
 from .errors import InputError
-from .evaluate import evaluate
-from .export import export_onnx
-from .predict import Predictor
-from .predictions_file import write_predictions, write_predictions_info, write_timeline
+from .model.export import export_onnx
+from .recordings.synth.synth import synthesize
 from .report import build_report
-from .synth import synthesize
-from .train import train
+from .runtime import devices
+from .training.train import train
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from .. import __version__, signals
+from .. import __version__
 from ..errors import LeakhunterError
-from ..log import setup_logging
+from ..runtime import signals
+from ..runtime.log import setup_logging
 from . import data, model, use
 from .flags import log_flags
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import commands
 from ..config import MULTICLASS_LABELS, BuildConfig, SynthConfig
+from . import commands
 from .flags import common, device_help, floats, log_flags, names, option, optional_float
 
 

@@ -8,8 +8,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..commands import CFG
 from ..config import AUTO_DEVICE
+from .commands import CFG
 
 
 def default(obj: Any, path: str) -> Any:

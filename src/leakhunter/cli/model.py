@@ -7,12 +7,11 @@ import argparse
 import copy
 from typing import Any
 
-from .. import commands
-from ..commands import CFG, TRAIN
 from ..config import CalibrateConfig, EvalConfig, LearnConfig, TrainConfig, TuneConfig
 from ..dataset.sources import SPLIT_ALIASES
-from .flags import (common, decision_options, device_flag, device_help,
-                    names, option, optional_float)
+from . import commands
+from .commands import CFG, TRAIN
+from .flags import common, decision_options, device_flag, device_help, names, option, optional_float
 
 
 def add_train(sub: Any) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import commands
 from ..config import DemoConfig, ReportConfig
+from . import commands
 from .flags import common, device_flag, device_help, log_flags, option
 
 

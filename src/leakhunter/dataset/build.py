@@ -30,15 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, devices, signals
-from ..audio import NameMeta, gain_too_low, load_recording, pad_to_segment, parse_name
+from .. import __version__
 from ..config import SPLITS, AudioConfig, BuildConfig, FeatureConfig, to_dict
 from ..errors import AudioError, InputError
-from ..features import LogMel, extract, segment_starts
-from ..locks import writes_folder
-from ..log import progress_bar
-from ..parallel import Workers, default_workers
-from ..safe_write import guard, require_space, write_text
+from ..recordings.audio import NameMeta, gain_too_low, load_recording, pad_to_segment, parse_name
+from ..recordings.features import LogMel, extract, segment_starts
+from ..runtime import devices, signals
+from ..runtime.locks import writes_folder
+from ..runtime.log import progress_bar
+from ..runtime.parallel import Workers, default_workers
+from ..runtime.safe_write import guard, require_space, write_text
 from .sources import Discovery, Source, discover
 from .splits import SplitItem, assign_splits, check_every_label
 from .store import PARTIAL_SUFFIX, SPLIT_FILES, FileRecord, SplitWriter, replace_into_place

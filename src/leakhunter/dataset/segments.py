@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import torch
 
-from .. import devices
 from ..config import FeatureConfig
 from ..errors import DatasetError
+from ..runtime import devices
 from .store import open_split, read_split_info
 
 PRELOAD_LIMIT = 2 * 2**30  # bytes of float16 features preloaded by "auto"

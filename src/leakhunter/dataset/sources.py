@@ -16,9 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import AUDIO_EXTENSIONS
 from ..config import SPLITS
 from ..errors import InputError
+from ..recordings.audio import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

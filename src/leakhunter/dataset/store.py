@@ -275,7 +275,7 @@ def read_split_info(path: str | Path) -> SplitInfo:
 def replace_into_place(temp_paths: list[Path]) -> None:
     """Flush finished ``.partial`` files to the disk, then rename them to their final
     names (a power cut after the rename must not leave a named file without its data)."""
-    from ..safe_write import fsync_file
+    from ..runtime.safe_write import fsync_file
 
     for temp in temp_paths:
         fsync_file(temp)

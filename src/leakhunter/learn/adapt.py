@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..dataset.segments import SplitData
-from ..model import LeakCNN
+from ..model.cnn import LeakCNN
 
 log = logging.getLogger(__name__)
 

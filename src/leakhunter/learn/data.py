@@ -25,10 +25,17 @@ from ..config import AudioConfig, BuildConfig, FeatureConfig, from_dict
 from ..dataset.build import REPORT_FILE, build_dataset
 from ..dataset.segments import SplitData
 from ..dataset.sources import discover
-from ..dataset.store import (SPLIT_FILES, FileRecord, SplitWriter, open_split,
-                             read_split_info, replace_into_place)
+from ..dataset.store import (
+    SPLIT_FILES,
+    FileRecord,
+    SplitWriter,
+    open_split,
+    read_split_info,
+    replace_into_place,
+)
+from ..decisions.predict import find_recordings
 from ..errors import InputError
-from ..predict import find_recordings
+from ..runtime import safe_write
 
 UNLABELLED = "UNLABELLED"
 SELECTION_FILE = "selection.json"
@@ -47,7 +54,7 @@ def build_new_site(new_input: str | Path, out: Path, build_cfg: BuildConfig,
     if unlabelled:
         out.mkdir(parents=True, exist_ok=True)
         source = out.parent / "unlabelled.csv"
-        with source.open("w", newline="", encoding="utf-8") as fh:
+        with safe_write.writing(source, "writing the list of unlabelled recordings") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "label"])
             for path in find_recordings([new_input]):
@@ -96,9 +103,7 @@ def write_round_data(out: Path, classes: list[str], feature: Any, audio: dict[st
                 temp.unlink(missing_ok=True)
             raise
     replace_into_place(temps)
-    tmp = out / (SELECTION_FILE + ".tmp")
-    tmp.write_text(json.dumps(selection, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / SELECTION_FILE)
+    safe_write.write_json(out / SELECTION_FILE, selection)
 
 
 def _copy(writer: SplitWriter, data: SplitData, segments: np.ndarray,

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import run_files
 from ..config import to_dict
 from ..dataset.segments import SplitData
+from ..decisions.evaluate import predict_segments
+from ..decisions.plots import _figure, _save
 from ..errors import DatasetError
-from ..evaluate import predict_segments
-from ..metrics import binary_scores, recording_scores
-from ..model import load_model
-from ..plots import _figure, _save
-from . import familiarity
+from ..model import familiarity
+from ..model.cnn import load_model
+from ..model.metrics import binary_scores, recording_scores
+from ..runtime import safe_write
 
 METRICS = ("accuracy", "f1", "specificity", "sensitivity")
 
@@ -63,7 +63,7 @@ def site_scores(model_path: Path, data: SplitData | None, device: torch.device,
 
 def write_report(run: Path, report: dict[str, Any]) -> Path:
     """``learn_report.json`` and ``learn.png`` in ``run``; returns the plot's path."""
-    run_files.write_json(run / "learn_report.json", report)
+    safe_write.write_json(run / "learn_report.json", report)
     return plot(report, run / "learn.png")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, checkpoint, devices, locks
-from ..calibrate import file_sha256
+from .. import __version__
 from ..config import LearnConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
+from ..decisions.evaluate import predict_segments
 from ..errors import InputError
-from ..evaluate import predict_segments
-from ..model import load_model
-from ..precision import autocast, resolve_amp
-from ..run_files import write_json
-from ..train import train
+from ..model import checkpoint
+from ..model.cnn import load_model
+from ..runtime import devices, locks, safe_write
+from ..runtime.amp import autocast, resolve_amp
+from ..runtime.safe_write import file_sha256, write_json
+from ..training.train import train
 from . import data as learn_data
 from .adapt import adapted_copy
 from .report import check_fits, site_scores, write_report
@@ -195,7 +195,7 @@ class _Run:
             report["rounds"].append(self._round(r, current))
             current = self.run / f"round-{r}" / "best.pt"
             write_report(self.run, report)
-        _copy_file(current, self.run / "best.pt")
+        safe_write.copy_file(current, self.run / "best.pt", "copying the last round's model")
         report["best"] = str(self.run / "best.pt")
         report["plot"] = str(write_report(self.run, report))
         return report
@@ -319,13 +319,6 @@ class _Run:
 
 def _spread(values: np.ndarray) -> str:
     return f"{values.min():.2f} to {values.max():.2f}" if values.size else "none"
-
-
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy through a temporary name, so ``dst`` is either the old or the whole new file."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def _log_round(result: dict[str, Any]) -> None:

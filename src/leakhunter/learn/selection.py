@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics import recording_classes, recording_scores
+from ..model.metrics import recording_classes, recording_scores
 
 
 @dataclass(frozen=True)

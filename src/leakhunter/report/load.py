@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..decisions.predictions_file import (
+    CARD_KEYS,
+    PREDICTIONS_FORMAT,
+    PREDICTIONS_VERSION,
+    info_path,
+)
 from ..errors import InputError
-from ..predictions_file import CARD_KEYS, PREDICTIONS_FORMAT, PREDICTIONS_VERSION, info_path
 
 REQUIRED = ("path", "decision", "status", "leak_probability")
 """Columns without which a file is not a predictions file."""
@@ -167,7 +172,7 @@ def _resolve(text: str, base: Path | None, folder: Path) -> Path | None:
 
 
 def _card_from_model(model: Path) -> dict[str, Any]:
-    from ..checkpoint import CheckpointError, load
+    from ..model.checkpoint import CheckpointError, load
 
     try:
         state = load(model, "model")

@@ -22,10 +22,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..audio import read_audio, remove_trend, resample, to_mono
 from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError
-from ..features import LogMel
+from ..recordings.audio import read_audio, remove_trend, resample, to_mono
+from ..recordings.features import LogMel
 
 MIN_AUDIO_RATE = 4000  # Hz; browsers decode lower rates, but some audio outputs click
 RATE_STEP = 500  # Hz; reduced rates are rounded up to a multiple of this

@@ -7,7 +7,6 @@ it opens, so it works from a file share or an e-mail attachment, offline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -18,9 +17,9 @@ from typing import Any
 
 from .. import __version__
 from ..config import AudioConfig, FeatureConfig, ReportConfig, from_dict
-from ..errors import InputError
-from ..log import progress_bar
-from ..parallel import Workers, default_workers
+from ..runtime import safe_write
+from ..runtime.log import progress_bar
+from ..runtime.parallel import Workers, default_workers
 from .load import Survey, load_survey
 from .media import recording_media
 from .sensors import SensorView, parse_timestamp, sensor_view
@@ -50,15 +49,7 @@ def build_report(predictions: str | Path, out: str | Path, cfg: ReportConfig = R
     data = _page_data(survey, view, media, stats, cfg)
     out = Path(out)
     html = _render(data)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(html)
-        tmp.replace(out)
-    except OSError as exc:  # a full disk, a folder in the way: say so, leave nothing half
-        with contextlib.suppress(OSError):  # there may be no folder to hold it
-            tmp.unlink()
-        raise InputError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    safe_write.write_bytes(out, html, "writing the report")
     summary = data["summary"]
     return {"out": str(out), "bytes": len(html), "recordings": summary["recordings"],
             "leaks": summary["leaks"], "not_judged": summary["not_judged"],

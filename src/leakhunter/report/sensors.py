@@ -11,7 +11,6 @@ same night, labelled by the evening's date.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ReportConfig
-from ..errors import InputError
+from ..runtime import safe_write
 
 NIGHT_STARTS = timedelta(hours=12)  # shift so that a night's recordings share a date
 FORMATS = ("%Y%m%dT%H%M%S", "%Y%m%d_%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d%H%M%S",
@@ -154,19 +153,11 @@ def write_sensors_csv(view: SensorView, out: str | Path) -> Path:
     """Write the ranked sensor decisions (:data:`SENSOR_COLUMNS`), through a temporary
     file; a survey without sensor/timestamp metadata gives the header alone."""
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=SENSOR_COLUMNS)
-            writer.writeheader()
-            for row in view.alerts:
-                writer.writerow({k: _cell(row[k]) for k in SENSOR_COLUMNS})
-        tmp.replace(out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # there may be no folder to hold it
-            tmp.unlink()
-        raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    with safe_write.writing(out, "writing the sensor decisions") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SENSOR_COLUMNS)
+        writer.writeheader()
+        for row in view.alerts:
+            writer.writerow({k: _cell(row[k]) for k in SENSOR_COLUMNS})
     return out
 
 

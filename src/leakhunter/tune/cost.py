@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..config import FeatureConfig, from_dict
-from ..model import count_parameters, load_model
+from ..model.cnn import count_parameters, load_model
 
 BATCH = 64
 WARMUP = 3

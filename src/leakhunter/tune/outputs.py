@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import run_files
+from ..runtime import safe_write
 from .space import SPACE
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def write_all(study: optuna.Study, study_dir: Path, objective: list[str],
                   "best_config": str(study_dir / "best_config.toml") if front else None,
                   "plots": [str(p) for p in plots]},
     }
-    run_files.write_json(study_dir / "summary.json", summary)
+    safe_write.write_json(study_dir / "summary.json", summary)
     if front:
         best = summary["best"][0]
         log.info("best: trial %d, %s; run directory %s", best["number"],
@@ -150,8 +150,7 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
     params = [p.name for p in SPACE if p.name in seen]
     head = ["number", "state", *objective, "epochs", "seconds", *params, "parameters",
             "latency_us", "run_kept", "note", "started"]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process sharing it
-    with tmp.open("w", newline="") as fh:
+    with safe_write.writing(path, f"writing {path.name}", temp=_temp(path)) as fh:
         w = csv.writer(fh)
         w.writerow(head)
         for t in trials:
@@ -167,7 +166,12 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
                         or ("baseline" if t.user_attrs.get("baseline") else ""),
                         t.datetime_start.isoformat(timespec="seconds")
                         if t.datetime_start else ""])
-    tmp.replace(path)
+
+
+def _temp(path: Path) -> Path:
+    """A temporary name of this process's own: processes sharing STUDY_DIR write the
+    same outputs."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def _cell(value: Any) -> Any:
@@ -182,9 +186,8 @@ def _write_config(path: Path, t: FrozenTrial, study: optuna.Study,
               f"{study.study_name!r}: {_values_text(dict(zip(objective, t.values)))}",
               "# use: leakhunter train DATASET_DIR --out RUN_DIR --config THIS_FILE "
               "(flags override it, e.g. --epochs)"]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(to_toml(t.user_attrs["train_config"], header), encoding="utf-8")
-    tmp.replace(path)
+    safe_write.write_text(path, to_toml(t.user_attrs["train_config"], header),
+                          f"writing {path.name}", temp=_temp(path))
 
 
 def to_toml(tree: dict[str, Any], header: list[str] = ()) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..plots import _figure, _save
+from ..decisions.plots import _figure, _save
 from .space import SPACE
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from contextlib import nullcontext
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,12 @@ from filelock import FileLock
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
-from .. import signals
 from ..config import TrainConfig, TuneConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
 from ..errors import ConfigError, InputError, LeakhunterError
-from ..train import train
+from ..runtime import signals
+from ..training.train import train
 from . import outputs
 from .cost import inference_cost
 from .space import Param, baseline_params, load_space, set_path, suggest
@@ -93,9 +93,9 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
 def _automatic(base: TrainConfig, dataset_dir: Path) -> dict[str, Any]:
     """The settings tree of ``base`` with its automatic batch size and learning rate made
     concrete as a plain `train` on this machine would (the baseline trial's values)."""
-    from ..batches import resolve_auto
     from ..dataset.store import read_split_info
-    from ..devices import resolve
+    from ..runtime.devices import resolve
+    from ..training.batches import resolve_auto
 
     segments = read_split_info(dataset_dir / SPLIT_FILES["TRAINING"]).segments
     return to_dict(resolve_auto(base, resolve(base.device, "train").device, segments))
@@ -392,9 +392,9 @@ class _Runner:
     def _sensitivity(self, run: Path, train_cfg: TrainConfig, trial: optuna.Trial) -> float:
         """Per-recording sensitivity on VALIDATION at the most sensitive threshold whose
         specificity reaches the target (the rule ``evaluate --target-specificity`` uses)."""
-        from ..evaluate import predict_segments
-        from ..metrics import binary_scores, choose_threshold, recording_scores
-        from ..model import load_model
+        from ..decisions.evaluate import predict_segments
+        from ..model.cnn import load_model
+        from ..model.metrics import binary_scores, choose_threshold, recording_scores
 
         model, meta = load_model(run / "best.pt", "cpu")
         data = self.validation

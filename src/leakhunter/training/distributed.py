@@ -13,8 +13,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from . import devices
-from .errors import LeakhunterError
+from ..errors import LeakhunterError
+from ..runtime import devices
 
 
 @dataclass(frozen=True)

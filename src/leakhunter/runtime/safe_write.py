@@ -1,18 +1,22 @@
 """Every file leakhunter writes goes through here: whole or not at all, and one clear error.
 
-Three ways in:
+Four ways in:
 
-* **Whole files** (checkpoints, run JSON, metrics, plots, WAV): the bytes are made in
-  memory, then :func:`write_bytes` / :func:`write_text` write them to ``<name>.tmp``
-  beside the target with ``os.write``, flush them to the disk (``fsync``), and rename the
-  temporary file over the target (``os.replace``, atomic on POSIX and Windows), then flush
-  the folder. A reader sees the old file or the new one, never half of one; a failure at
-  any point removes the temporary file and leaves the old target as it was.
-* **Functions that write through a temporary file of their own** (evaluate's and
-  predict's CSV files): the :func:`writes` decorator.
+* **Whole files** (checkpoints, JSON, metrics, plots, WAV): the bytes are made in memory,
+  then :func:`write_bytes` / :func:`write_text` / :func:`write_json` write them to
+  ``<name>.tmp`` beside the target with ``os.write``, flush them to the disk (``fsync``),
+  and rename the temporary file over the target (``os.replace``, atomic on POSIX and
+  Windows), then flush the folder. A reader sees the old file or the new one, never half
+  of one; a failure at any point removes the temporary file and leaves the old target as
+  it was.
+* **Text written row by row** (evaluate's and predict's CSV files): :func:`writing`
+  yields a handle on the temporary file and renames it over the target, flushed, when the
+  block ends without an exception; :func:`copy_file` copies a finished file the same way.
 * **Streams** too large for memory (the features spool, the HDF5 split files): the caller
   writes under a temporary name inside :func:`guard`, which removes the named temporary
   files on any failure; :func:`require_space` refuses a step that cannot fit.
+* **Files appended to in place** (the results log of ``predict --resume``): opened inside
+  :func:`guard`, so a failure is the same one line.
 
 Every way, an operating-system failure (disk full, I/O error, quota, read-only file
 system, permission) becomes one :class:`~leakhunter.errors.StorageError` naming the path,
@@ -24,24 +28,23 @@ recognised too.
 from __future__ import annotations
 
 import errno as errnos
-import functools
-import inspect
+import hashlib
+import json
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any
 
-from .errors import StorageError
+from ..errors import StorageError
 
 TEMP_SUFFIX = ".tmp"
 _HDF5_ERRNO = re.compile(r"errno = (\d+)")
 _SPACE_ERRNOS = {errnos.ENOSPC, errnos.EDQUOT, errnos.EFBIG}
 
 Needed = int | Callable[[], int | None] | None  # bytes, or how to work them out afterwards
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def os_error_number(exc: BaseException) -> int | None:
@@ -147,23 +150,6 @@ def require_space(folder: str | Path, needed: int, operation: str) -> None:
         raise describe(err, folder, operation, needed, approx="about ")
 
 
-def writes(arg: str, operation: str, temp_suffix: str = TEMP_SUFFIX) -> Callable[[F], F]:
-    """Decorator for a function that writes the file named by its argument ``arg`` through
-    ``<name>.tmp`` and a rename of its own: an OS failure inside it becomes a
-    :class:`StorageError` about that file, and the temporary file is removed (the target
-    is untouched: it is only replaced by the final rename)."""
-    def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            path = Path(signature.bind(*args, **kwargs).arguments[arg])
-            with guard(path, operation, cleanup=[path.with_name(path.name + temp_suffix)]):
-                return fn(*args, **kwargs)
-        return wrapper  # type: ignore[return-value]
-    return decorate
-
-
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """Write all of ``data`` to file descriptor ``fd`` (``os.write`` may write less)."""
     view = memoryview(data).cast("B")
@@ -226,3 +212,53 @@ def replace(temp: str | Path, path: str | Path, operation: str) -> None:
     """Rename finished ``temp`` over ``path`` (atomic); on failure ``temp`` is removed."""
     with guard(path, operation, cleanup=[temp]):
         os.replace(temp, path)
+
+
+def write_json(path: str | Path, data: Any, operation: str | None = None) -> Path:
+    """:func:`write_text` of ``data`` as indented JSON (``operation`` defaults to
+    "writing <name>")."""
+    path = Path(path)
+    return write_text(path, json.dumps(data, indent=2) + "\n",
+                      operation or f"writing {path.name}")
+
+
+@contextmanager
+def writing(path: str | Path, operation: str, *, temp: str | Path | None = None,
+            newline: str | None = "", encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text handle on ``temp`` (default ``<path>.tmp``); when the block ends without an
+    exception the file is flushed to the disk and renamed over ``path`` (creating missing
+    parent folders). Any failure (an OS error as :class:`StorageError`, Ctrl-C, a bug in
+    the block) removes the temporary file and leaves ``path`` as it was. ``newline=""``
+    suits :mod:`csv`."""
+    path = Path(path)
+    tmp = Path(temp) if temp is not None else path.with_name(path.name + TEMP_SUFFIX)
+    with guard(path, operation, cleanup=[tmp]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", newline=newline, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+
+
+def copy_file(src: str | Path, dst: str | Path, operation: str) -> Path:
+    """Copy ``src`` to ``dst`` through ``<dst>.tmp``: ``dst`` is the old file or the whole
+    new one, never part of it."""
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + TEMP_SUFFIX)
+    with guard(dst, operation, cleanup=[tmp]):
+        shutil.copyfile(src, tmp)
+        fsync_file(tmp)
+        os.replace(tmp, dst)
+        _fsync_folder(dst.parent)
+    return dst
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import InputError, LeakhunterError
+from ..errors import InputError, LeakhunterError
 
 try:
     import fcntl

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from . import safe_write
-from .errors import LeakhunterError
+from ..errors import LeakhunterError
+from ..runtime import safe_write
 
 FORMAT_VERSION = 1
 

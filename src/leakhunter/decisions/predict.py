@@ -27,18 +27,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import devices
-from .audio import AUDIO_EXTENSIONS, gain_too_low, parse_name
-from .audio_stream import SegmentAssembler, waveform_pieces
-from .config import AudioConfig, FeatureConfig, from_dict
-from .errors import AudioError, InputError
-from .features import LogMel, extract, segment_starts
-from .learn import familiarity
-from .log import progress_bar
-from .metrics import recording_classes, recording_scores
-from .model import load_model
-from .parallel import Workers, default_workers
-from .precision import autocast, resolve_amp
+from ..config import AudioConfig, FeatureConfig, from_dict
+from ..errors import AudioError, InputError
+from ..model import familiarity
+from ..model.cnn import load_model
+from ..model.metrics import recording_classes, recording_scores
+from ..recordings.audio import AUDIO_EXTENSIONS, gain_too_low, parse_name
+from ..recordings.features import LogMel, extract, segment_starts
+from ..recordings.stream import SegmentAssembler, waveform_pieces
+from ..runtime import devices
+from ..runtime.amp import autocast, resolve_amp
+from ..runtime.log import progress_bar
+from ..runtime.parallel import Workers, default_workers
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class Predictor:
         """What decides this predictor's rows: the model file's (and ONNX file's) SHA-256,
         the decision rule, the classes. Rows of two predictors with the same identity can
         share one results file (`predict --resume`)."""
-        from .calibrate import file_sha256
+        from ..runtime.safe_write import file_sha256
 
         d = self.decision
         return {"model_sha256": file_sha256(self.model_path),
@@ -261,7 +261,7 @@ def _scorer(model_path: str, onnx: str | None, features_only: bool) -> Any:
     key = (model_path, onnx, features_only)
     if key not in _SCORERS:
         if onnx:
-            from .export import OnnxScorer
+            from ..model.export import OnnxScorer
 
             _SCORERS[key] = OnnxScorer(onnx, threads=1 if _in_worker() else 0)
         else:

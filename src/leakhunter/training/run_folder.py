@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from . import safe_write
-from .errors import InputError
+from ..errors import InputError
+from ..runtime import safe_write
 
 RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
              "curves.png", "checkpoints/last.pt")
@@ -93,9 +92,3 @@ def event_writer(run: Path) -> Any:
     except ImportError:  # tensorboard is optional
         return NoEvents()
     return SummaryWriter(str(run / "tensorboard"))
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file, so a reader never sees half of it
-    (:func:`leakhunter.safe_write.write_text`; raises ``StorageError``)."""
-    safe_write.write_text(path, json.dumps(data, indent=2) + "\n", f"writing {path.name}")

@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .config import AudioConfig, FeatureConfig
-from .errors import AudioError
+from ..config import AudioConfig, FeatureConfig
+from ..errors import AudioError
 
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",

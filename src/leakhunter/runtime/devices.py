@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import AUTO_DEVICE
-from .errors import InputError
+from ..config import AUTO_DEVICE
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

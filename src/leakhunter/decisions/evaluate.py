@@ -19,18 +19,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import devices, run_files
-from .config import EvalConfig, to_dict
-from .dataset.segments import SplitData, load_split
-from .dataset.store import SPLIT_FILES
-from .errors import DatasetError
-from .learn import familiarity
-from .metrics import (binary_scores, choose_threshold, recording_classes, recording_scores,
-                      threshold_sweep, vote_fractions)
-from .model import LeakCNN, load_model
+from ..config import EvalConfig, to_dict
+from ..dataset.segments import SplitData, load_split
+from ..dataset.store import SPLIT_FILES
+from ..errors import DatasetError
+from ..model import familiarity
+from ..model.cnn import LeakCNN, load_model
+from ..model.metrics import (
+    binary_scores,
+    choose_threshold,
+    recording_classes,
+    recording_scores,
+    threshold_sweep,
+    vote_fractions,
+)
+from ..runtime import devices, safe_write
+from ..runtime.amp import autocast, resolve_amp
 from .plots import write_evaluation_plots
-from .precision import autocast, resolve_amp
-from .safe_write import writes
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +242,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         class_confusion=None if rec_class is None else
         np.array(report["classes"]["recordings"]["confusion"]), class_labels=classes,
         formats=("png", "svg") if cfg.svg else ("png",))]
-    run_files.write_json(out / "report.json", report)
+    safe_write.write_json(out / "report.json", report)
     return report
 
 
@@ -280,7 +285,6 @@ def _class_report(truth: np.ndarray, predicted: np.ndarray,
             "confusion": confusion_matrix(truth, predicted, labels=labels).tolist()}
 
 
-@writes("path", "writing predictions")
 def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: np.ndarray,
                        mean_prob: np.ndarray, votes: np.ndarray, scores: np.ndarray,
                        decided: np.ndarray, rec_class: np.ndarray | None = None,
@@ -289,9 +293,8 @@ def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: n
     """One row per recording; multi-class adds ``predicted_class`` and ``p_<CLASS>`` (mean
     class probabilities), as ``predict`` writes them; then ``familiarity`` and ``status``
     (``unfamiliar`` or ``ok``; both empty for a model without familiarity statistics)."""
-    tmp = path.with_name(path.name + ".tmp")
     multi = rec_class is not None and class_mean is not None
-    with tmp.open("w", newline="") as fh:
+    with safe_write.writing(path, "writing predictions") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "sensor_id", "true_label", "leak_probability", "vote_fraction",
                     "score", "decision", "correct"]
@@ -304,7 +307,6 @@ def _write_predictions(path: Path, data: SplitData, classes: list[str], truth: n
                         f"{mean_prob[i]:.6f}", f"{votes[i]:.6f}", f"{scores[i]:.6f}",
                         "LEAK" if decided[i] else "NO LEAK", bool(decided[i] == truth[i]),
                         *extra, *_familiar_cells(familiar, i)])
-    tmp.replace(path)
 
 
 def _familiar_cells(familiar: tuple[np.ndarray, np.ndarray] | None, i: int) -> list[str]:
@@ -313,18 +315,15 @@ def _familiar_cells(familiar: tuple[np.ndarray, np.ndarray] | None, i: int) -> l
     return [f"{familiar[0][i]:.4f}", "unfamiliar" if familiar[1][i] else "ok"]
 
 
-@writes("path", "writing segment scores")
 def _write_segments(path: Path, data: SplitData, classes: list[str], prob: np.ndarray,
                     predicted: np.ndarray) -> None:
     starts = np.zeros(data.segments)
     first = np.concatenate([[0], np.flatnonzero(np.diff(data.file_index)) + 1])
     for lo, hi in zip(first, list(first[1:]) + [data.segments]):
         starts[lo:hi] = np.arange(hi - lo) * data.feature.segment_hop / data.feature.sample_rate
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
+    with safe_write.writing(path, "writing segment scores") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "start_s", "leak_probability", "top_class", "true_label"])
         for j in range(data.segments):
             w.writerow([data.paths[data.file_index[j]], f"{starts[j]:.3f}", f"{prob[j]:.6f}",
                         classes[predicted[j]], classes[data.label[j]]])
-    tmp.replace(path)

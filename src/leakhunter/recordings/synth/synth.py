@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import safe_write
-from .config import SynthConfig
-from .errors import ConfigError, InputError
-from .log import progress_bar
+from ...config import SynthConfig
+from ...errors import ConfigError, InputError
+from ...runtime import safe_write
+from ...runtime.log import progress_bar
 from .sites import get_site
-from .sounds import (add_interference, db, highpass, lowpass, resonance, shaped_noise,
-                     smooth, tones)
+from .sounds import add_interference, db, highpass, lowpass, resonance, shaped_noise, smooth, tones
 
 log = logging.getLogger(__name__)
 

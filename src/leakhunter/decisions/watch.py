@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import signals
-from .audio import AUDIO_EXTENSIONS
-from .errors import InputError
+from ..errors import InputError
+from ..recordings.audio import AUDIO_EXTENSIONS
+from ..runtime import signals
 from .predict import Predictor, find_recordings
 from .predictions_file import csv_row
 from .results_log import ResultsLog

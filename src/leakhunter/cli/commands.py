@@ -12,10 +12,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import (MULTICLASS_LABELS, BuildConfig, CalibrateConfig, DemoConfig, EvalConfig,
-                     LearnConfig, ReportConfig, SynthConfig, TrainConfig, TuneConfig,
-                     from_dict, load_toml, to_dict)
-from .errors import LeakhunterError
+from ..config import (
+    MULTICLASS_LABELS,
+    BuildConfig,
+    CalibrateConfig,
+    DemoConfig,
+    EvalConfig,
+    LearnConfig,
+    ReportConfig,
+    SynthConfig,
+    TrainConfig,
+    TuneConfig,
+    from_dict,
+    load_toml,
+    to_dict,
+)
+from ..errors import LeakhunterError
 
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
 TRAIN = "train:"  # tune: prefix of the dests of train settings fixed on the command line
@@ -39,7 +51,7 @@ def settings(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = 
 # --- commands -------------------------------------------------------------------------------
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import synthesize
+    from ..recordings.synth.synth import synthesize
 
     base = {"labels": list(MULTICLASS_LABELS)} if args.multiclass else None
     cfg = settings(SynthConfig, args, base)
@@ -54,7 +66,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .dataset.build import build_dataset
+    from ..dataset.build import build_dataset
 
     cfg = settings(BuildConfig, args)
     report = build_dataset(args.input, args.out, cfg, overwrite=args.overwrite)
@@ -74,7 +86,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .dataset.info import inspect_dataset
+    from ..dataset.info import inspect_dataset
 
     info = inspect_dataset(args.dataset, check=not args.no_check)
     if args.json:
@@ -100,7 +112,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from ..training.train import train
 
     if args.resume and (args.dataset or args.out):
         raise LeakhunterError("--resume RUN_DIR takes no DATASET_DIR or --out: the run's "
@@ -122,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from ..decisions.evaluate import evaluate
 
     cfg = settings(EvalConfig, args)
     report = evaluate(args.model, args.dataset, cfg, out_dir=args.out, device=args.device)
@@ -157,8 +169,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor
-    from .predictions_file import write_predictions, write_predictions_info, write_timeline
+    from ..decisions.predict import Predictor
+    from ..decisions.predictions_file import (
+        write_predictions,
+        write_predictions_info,
+        write_timeline,
+    )
 
     out = Path(args.out)
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
@@ -201,10 +217,10 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     sensor decisions (``--sensors``) follow every batch, the report comes at the end."""
     from collections import Counter
 
-    from .predict import find_recordings
-    from .predictions_file import predictions_info
-    from .results_log import ResultsLog
-    from .watch import judge_new, watch
+    from ..decisions.predict import find_recordings
+    from ..decisions.predictions_file import predictions_info
+    from ..decisions.results_log import ResultsLog
+    from ..decisions.watch import judge_new, watch
 
     info = predictions_info(out, predictor)
     columns = info["identity"]["columns"]
@@ -242,7 +258,7 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from ..model.export import export_onnx
 
     card = export_onnx(args.model, args.out, int8=args.int8, device=args.device)
     print(f"wrote {args.out} and {Path(args.out).with_name('model_card.json')}")
@@ -268,8 +284,8 @@ def _report_outputs(predictions: Path, report: str | None, sensors: str | None,
                     cfg: ReportConfig, model: str | None = None) -> None:
     """The survey report and/or sensors.csv of the ``predictions`` file, and what they
     hold. Both read the file, so ``predict --sensors`` and ``report --sensors`` agree."""
-    from .report import build_report, sensor_view, write_sensors_csv
-    from .report.load import load_survey
+    from ..report import build_report, sensor_view, write_sensors_csv
+    from ..report.load import load_survey
 
     if sensors:
         view = sensor_view(load_survey(predictions).rows, cfg)
@@ -295,7 +311,7 @@ def _report_outputs(predictions: Path, report: str | None, sensors: str | None,
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     summary = run_demo(args.out, settings(DemoConfig, args), keep=args.keep,
                        device=args.device)
@@ -322,9 +338,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune.space import set_path
+    from ..tune.space import set_path
     try:
-        from .tune.study import run_study
+        from ..tune.study import run_study
     except ImportError as exc:  # optuna is a dependency, but may be missing from a venv
         raise LeakhunterError(f"leakhunter tune needs optuna ({exc}); pip install optuna") \
             from None
@@ -378,7 +394,7 @@ def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate, meta_path
+    from ..decisions.calibrate import calibrate, meta_path
 
     cfg = settings(CalibrateConfig, args)
     info = calibrate(args.model, args.dataset, args.out, cfg, overwrite=args.overwrite,
@@ -427,7 +443,7 @@ def _print_familiar_records(records: list[dict[str, Any]], stats: Any) -> None:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from .learn.rounds import learn
+    from ..learn.rounds import learn
 
     if args.resume and (args.model or args.new_input or args.out):
         raise LeakhunterError("--resume RUN_DIR takes no MODEL, NEW_INPUT or --out: the run "

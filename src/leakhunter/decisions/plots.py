@@ -40,7 +40,7 @@ def _save(fig: Any, path: Path, fmt: str) -> Path:
     (drawn in memory first; raises ``StorageError`` when the disk fails)."""
     import io
 
-    from . import safe_write
+    from ..runtime import safe_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=DPI)

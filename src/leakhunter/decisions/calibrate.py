@@ -11,31 +11,23 @@ are, so the new file scores exactly as its parent and differs only in the rule.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
-from . import __version__, checkpoint, devices, locks, run_files
-from .config import CalibrateConfig
-from .errors import InputError
+from .. import __version__
+from ..config import CalibrateConfig
+from ..errors import InputError
+from ..model import checkpoint, familiarity
+from ..model.cnn import load_model
+from ..runtime import devices, locks, safe_write
+from ..runtime.amp import autocast, resolve_amp
+from ..runtime.safe_write import file_sha256
 from .evaluate import decision_rule
-from .learn import familiarity
-from .model import load_model
-from .precision import autocast, resolve_amp
 
 log = logging.getLogger(__name__)
 
 RULE_KEYS = ("threshold", "threshold_method", "aggregate", "vote_fraction", "class_aggregate")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def meta_path(model_path: str | Path) -> Path:
@@ -92,7 +84,7 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
     info = {k: v for k, v in new.items() if k != "model"}
     if info.get("familiarity") is not None:  # tensors: the JSON keeps their description
         info["familiarity"] = familiarity.summary(info["familiarity"])
-    run_files.write_json(meta_path(out), info)
+    safe_write.write_json(meta_path(out), info)
     log.info("%s: threshold %.4f (%s), from %s (sha256 %s…)", out, rule["threshold"], how,
              model_path, parent_hash[:12])
     return info

@@ -28,10 +28,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import locks
-from .errors import InputError
+from ..errors import InputError
+from ..runtime import locks
+from ..runtime.safe_write import write_json
 from .predictions_file import info_path
-from .run_files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 
 AMIN = 1e-10  # power floor before the log, as librosa
 

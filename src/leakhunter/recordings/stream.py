@@ -21,9 +21,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..config import AudioConfig, FeatureConfig
+from ..errors import AudioError
 from .audio import load_recording, pad_to_segment, read_audio
-from .config import AudioConfig, FeatureConfig
-from .errors import AudioError
 
 
 def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig,

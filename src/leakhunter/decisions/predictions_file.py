@@ -7,10 +7,11 @@ file's identity (:mod:`leakhunter.results_log`).
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .safe_write import writes
+from ..runtime import safe_write
 
 if TYPE_CHECKING:
     from .predict import Predictor
@@ -26,23 +27,16 @@ def write_predictions(records: list[dict[str, Any]], out: Path, fmt: str,
     """Write the records as CSV (one row per recording; multi-class adds ``predicted_class``
     and ``p_<CLASS>`` columns) or JSON, through a temporary file. Timelines go to
     :func:`write_timeline`, not here."""
-    import csv
-    import json
-
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     rows = [{k: v for k, v in r.items() if k != "timeline"} for r in records]
     if fmt == "json":
-        tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    else:
-        columns = csv_columns(classes)
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(csv_row(row, columns))
-    tmp.replace(out)
+        return safe_write.write_json(out, rows, "writing decisions")
+    columns = csv_columns(classes)
+    with safe_write.writing(out, "writing decisions") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(csv_row(row, columns))
     return out
 
 
@@ -60,17 +54,13 @@ def csv_row(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 def write_timeline(records: list[dict[str, Any]], out: Path) -> Path:
     """Per-segment CSV: path, start_s, leak_probability, top_class."""
-    import csv
-
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
+    with safe_write.writing(out, "writing the segment timeline") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "start_s", "leak_probability", "top_class"])
         for r in records:
             for start, prob, top in r.get("timeline", []):
                 writer.writerow([r["path"], f"{start:.3f}", f"{prob:.6f}", top])
-    tmp.replace(out)
-    return out
+    return Path(out)
 
 
 PREDICTIONS_FORMAT = "leakhunter-predictions"
@@ -97,7 +87,7 @@ def predictions_info(out: Path, predictor: Predictor, segments: Path | None = No
     import time
     from dataclasses import asdict
 
-    from . import __version__
+    from .. import __version__
 
     card = {k: predictor.meta.get(k) for k in CARD_KEYS}
     return {"format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION,
@@ -116,7 +106,7 @@ def write_predictions_info(out: Path, predictor: Predictor, segments: Path | Non
     """Write :func:`predictions_info` to ``info_path(out)``, through a temporary file. The
     predictions file itself keeps its columns, so readers of earlier versions are
     unaffected."""
-    from .run_files import write_json
+    from ..runtime.safe_write import write_json
 
     path = info_path(out)
     write_json(path, predictions_info(out, predictor, segments))
@@ -130,6 +120,3 @@ def _cell(value: Any) -> Any:
         return f"{value:.6g}"
     return value
 
-
-write_predictions = writes("out", "writing decisions")(write_predictions)
-write_timeline = writes("out", "writing the segment timeline")(write_timeline)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import FeatureConfig, ModelConfig, from_dict
 from . import checkpoint
-from .config import FeatureConfig, ModelConfig, from_dict
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

@@ -24,19 +24,21 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, batches, checkpoint, devices, distributed, run_files, signals
-from .config import TrainConfig, from_dict, to_dict
-from .dataset.segments import SplitData, load_split
-from .dataset.store import SPLIT_FILES
-from .errors import DatasetError, InputError
-from .evaluate import validation_metrics
-from .learn import familiarity
-from .locks import writes_folder
-from .log import add_log_file, progress_bar, remove_log_file
-from .model import LeakCNN, count_parameters
-from .parallel import loader_worker_init
-from .plots import write_training_curves
-from .precision import autocast, resolve_amp
+from .. import __version__
+from ..config import TrainConfig, from_dict, to_dict
+from ..dataset.segments import SplitData, load_split
+from ..dataset.store import SPLIT_FILES
+from ..decisions.evaluate import validation_metrics
+from ..decisions.plots import write_training_curves
+from ..errors import DatasetError, InputError
+from ..model import checkpoint, familiarity
+from ..model.cnn import LeakCNN, count_parameters
+from ..runtime import devices, safe_write, signals
+from ..runtime.amp import autocast, resolve_amp
+from ..runtime.locks import writes_folder
+from ..runtime.log import add_log_file, progress_bar, remove_log_file
+from ..runtime.parallel import loader_worker_init
+from . import batches, distributed, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ RESUMABLE = {"epochs", "patience", "time_budget_s", "device", "log_every", "prel
              "loader_workers", "compile"}
 
 
-@writes_folder(run_files.folder_to_lock, "train")
+@writes_folder(run_folder.folder_to_lock, "train")
 def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConfig,
           resume: bool = False, overwrite: bool = False,
           overrides: dict[str, Any] | None = None, init_state: dict[str, Any] | None = None,
@@ -77,7 +79,7 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
         raise InputError("give a DATASET_DIR to train on, or --resume RUN_DIR")
     choice = distributed.device_for(ctx, config.device)  # before anything is written
     if not resume:
-        run_files.prepare(run, overwrite, ctx.main)
+        run_folder.prepare(run, overwrite, ctx.main)
     distributed.init(ctx, choice.device)
     handler = add_log_file(run / "train.log") if ctx.main else None
     if not ctx.main:
@@ -165,7 +167,7 @@ class _Trainer:
                           for d in (self.train_data, self.val_data)}
         self.train_labels = torch.from_numpy(self.train_data.label).to(
             self.train_data.mel.device if self.train_data.mel is not None else "cpu")
-        self.events = run_files.event_writer(run) if ctx.main else run_files.NoEvents()
+        self.events = run_folder.event_writer(run) if ctx.main else run_folder.NoEvents()
         self.net = torch.compile(self.model) if cfg.compile else self.model
         if ctx.enabled:
             self.net = DistributedDataParallel(
@@ -204,7 +206,7 @@ class _Trainer:
 
     def _write_config(self) -> None:
         if self.ctx.main:
-            run_files.write_json(self.run / "config.json", {
+            safe_write.write_json(self.run / "config.json", {
                 "dataset": str(self.dataset_dir), "train": to_dict(self.cfg),
                 "world_size": self.ctx.world, "leakhunter_version": __version__})
 
@@ -243,7 +245,7 @@ class _Trainer:
         self.aug.set_state(state["rng"]["augment"])
         devices.set_rng_state(self.device, state["rng"]["cuda"])
         if self.ctx.main:
-            run_files.trim_metrics(self.run / "metrics.csv", self.epoch)
+            run_folder.trim_metrics(self.run / "metrics.csv", self.epoch)
         log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %.4f",
                  self.run, self.epoch + 1, self.batch, self.step, self.best["file_f1"])
 
@@ -266,7 +268,7 @@ class _Trainer:
                                 self.cfg.seed, self.autocast)
         checkpoint.save(self.run / "best.pt", {"kind": "model", **meta, "familiarity": stats,
                                                 "model": self.model.state_dict()})
-        run_files.write_json(self.run / "model_meta.json",
+        safe_write.write_json(self.run / "model_meta.json",
                              {**meta, "familiarity": familiarity.summary(stats)})
         self.best.update(threshold=decision["threshold"],
                          threshold_method=decision["threshold_method"])
@@ -444,7 +446,7 @@ class _Trainer:
                "segments_per_s": segments / max(train_s, 1e-9),
                "gpu_memory_peak_gib": None if peak is None else peak / 2**30}
         if self.ctx.main:
-            run_files.append_metrics(self.run / "metrics.csv", row)
+            run_folder.append_metrics(self.run / "metrics.csv", row)
             for key, value in row.items():
                 if key not in ("epoch", "step") and value is not None:
                     self.events.add_scalar(key, value, self.epoch)

@@ -28,13 +28,14 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from . import __version__, devices, run_files, synth
-from .calibrate import file_sha256
-from .config import FeatureConfig, SynthConfig, from_dict, to_dict
-from .errors import InputError, LeakhunterError
-from .features import LogMel
-from .model import LeakCNN, load_model
-from .safe_write import guard
+from .. import __version__
+from ..config import FeatureConfig, SynthConfig, from_dict, to_dict
+from ..errors import InputError, LeakhunterError
+from ..recordings.features import LogMel
+from ..recordings.synth import synth
+from ..runtime import devices, safe_write
+from ..runtime.safe_write import file_sha256, guard
+from .cnn import LeakCNN, load_model
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
         else:  # an int8 file from an earlier export would not match this graph and card
             int8_path.unlink(missing_ok=True)
     card = _card(meta, cfg, model_path, out_path, parity, int8_info)
-    run_files.write_json(out_path.parent / CARD_NAME, card)
+    safe_write.write_json(out_path.parent / CARD_NAME, card)
     return card
 
 
