@@ -16,10 +16,11 @@ from leakhunter.config import EvalConfig
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.decisions.calibrate import meta_path
-from leakhunter.decisions.evaluate import evaluate, predict_segments
+from leakhunter.decisions.evaluate import evaluate
 from leakhunter.model import checkpoint
-from leakhunter.model.cnn import load_model
+from leakhunter.model.card import load_model
 from leakhunter.model.metrics import binary_scores, recording_scores
+from leakhunter.model.scoring import predict_segments
 
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32"]
 

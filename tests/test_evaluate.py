@@ -25,6 +25,7 @@ from leakhunter.model.metrics import (
     recording_scores,
     vote_fractions,
 )
+from leakhunter.runtime.amp import autocast, resolve_amp
 
 
 @pytest.fixture
@@ -279,7 +280,7 @@ def test_multiclass_recordings_and_segments_against_scikit_learn(multiclass_run,
     import torch
 
     from leakhunter.dataset.segments import load_split
-    from leakhunter.model.cnn import load_model
+    from leakhunter.model.card import load_model
 
     rec, ds, trained = multiclass_run
     run = tmp_path / "run"
@@ -296,8 +297,7 @@ def test_multiclass_recordings_and_segments_against_scikit_learn(multiclass_run,
     data = load_split(ds / SPLIT_FILES["TESTING"])
     cpu = torch.device("cpu")
     _, logits = evaluate_module.predict_segments(
-        model, data, cpu,
-        autocast=evaluate_module.autocast(evaluate_module.resolve_amp("auto", cpu), cpu))
+        model, data, cpu, autocast=autocast(resolve_amp("auto", cpu), cpu))
     prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     seg_pred = prob.argmax(axis=1)
     rec_pred = []
@@ -317,16 +317,16 @@ def test_multiclass_recordings_and_segments_against_scikit_learn(multiclass_run,
                                       skm.confusion_matrix(truth, pred, labels=labels))
         precision, recall, f1, support = skm.precision_recall_fscore_support(
             truth, pred, labels=labels, zero_division=0)
-        for i, name in enumerate(meta["class_names"]):
+        for i, name in enumerate(list(meta.classes)):
             row = got["report"][name]
             assert (row["precision"], row["recall"], row["f1-score"], row["support"]) == \
                 pytest.approx((precision[i], recall[i], f1[i], support[i]))
     assert classes["recordings"]["confusion"] != classes["segments"]["confusion"]
 
     rows = list(csv.DictReader((tmp_path / "ev" / "predictions.csv").open()))
-    assert [r["predicted_class"] for r in rows] == [meta["class_names"][c] for c in rec_pred]
+    assert [r["predicted_class"] for r in rows] == [list(meta.classes)[c] for c in rec_pred]
     for r in rows:
-        assert sum(float(r[f"p_{c}"]) for c in meta["class_names"]) == pytest.approx(1, 1e-4)
+        assert sum(float(r[f"p_{c}"]) for c in list(meta.classes)) == pytest.approx(1, 1e-4)
     assert (tmp_path / "ev" / "confusion_classes.png").stat().st_size > 1000
 
     # predict decides each recording's class by the same rule
@@ -336,7 +336,7 @@ def test_multiclass_recordings_and_segments_against_scikit_learn(multiclass_run,
     predicted = {r["path"]: r for r in csv.DictReader(out.open())}
     for r in rows:
         mine = predicted[r["path"]]
-        probs = sorted((float(mine[f"p_{c}"]) for c in meta["class_names"]), reverse=True)
+        probs = sorted((float(mine[f"p_{c}"]) for c in list(meta.classes)), reverse=True)
         if probs[0] - probs[1] > 0.02:  # clear of bf16 rounding in a near tie
             assert mine["predicted_class"] == r["predicted_class"], r["path"]
 

@@ -50,7 +50,7 @@ def _save_model(path: Path, classes: list[str], positive: list[str], threshold=0
 
 
 def _torch_scores(model_path: Path, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from leakhunter.model.cnn import load_model
+    from leakhunter.model.card import load_model
 
     model, _ = load_model(model_path)
     with torch.inference_mode():
@@ -133,7 +133,7 @@ def test_export_binary_passes_parity_and_writes_card(binary) -> None:
 def test_scorer_matches_torch_for_any_batch(binary, segments: np.ndarray) -> None:
     model_path, onnx_path, _ = binary
     scorer = OnnxScorer(onnx_path)
-    assert scorer.card["segment_samples"] == 2048
+    assert scorer.segment_samples == 2048 and scorer.card.classes == ("LEAK", "NOLEAK")
     ref_leak, _ = _torch_scores(model_path, segments)
     for n in (1, 7, 300):
         x = np.resize(segments, (n, CFG.segment_samples))  # 300 wraps round: > 263 made
@@ -264,7 +264,9 @@ def test_scorer_refuses_missing_card_and_mismatched_graph(binary, tmp_path: Path
     lonely.write_bytes(onnx_path.read_bytes())
     with pytest.raises(ExportError, match="model_card.json"):
         OnnxScorer(lonely)
-    (lonely.parent / "model_card.json").write_text(json.dumps({**card, "segment_samples": 4096}))
+    longer = {**card["feature_config"], "segment_s": 2 * card["feature_config"]["segment_s"]}
+    (lonely.parent / "model_card.json").write_text(json.dumps({**card,
+                                                               "feature_config": longer}))
     with pytest.raises(ExportError, match="do not match"):
         OnnxScorer(lonely)
     with pytest.raises(ExportError, match="not found"):

@@ -64,10 +64,10 @@ KILLABLE = textwrap.dedent('''
     from leakhunter.dataset import store
     from leakhunter.model import checkpoint
     from leakhunter.runtime import parallel, safe_write
-    from leakhunter.training import train
+    from leakhunter.training import trainer
     real_map, real_write_all, real_save = parallel.Workers.map, safe_write.write_all, \
         checkpoint.save
-    real_append, real_loss = store.SplitWriter.append, train._Trainer._loss
+    real_append, real_loss = store.SplitWriter.append, trainer.Trainer._loss
     seen = {"n": 0}
 
     def map_(self, fn, tasks, window=None):  # the features pass, workers busy
@@ -102,7 +102,7 @@ KILLABLE = textwrap.dedent('''
             hold()
 
     parallel.Workers.map, safe_write.write_all, checkpoint.save = map_, write_all, save
-    store.SplitWriter.append, train._Trainer._loss = append, loss
+    store.SplitWriter.append, trainer.Trainer._loss = append, loss
     from leakhunter.cli import main
     sys.exit(main(argv))
 ''')

@@ -19,9 +19,9 @@ from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.learn import adapt, rounds
 from leakhunter.learn.adapt import adapted_copy
-from leakhunter.learn.selection import Rule, select
+from leakhunter.learn.selection import select
 from leakhunter.model import checkpoint
-from leakhunter.model.cnn import load_model
+from leakhunter.model.card import Rule, load_model
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime import signals
 
@@ -57,8 +57,8 @@ def labelled_run(trained_run: Path, dataset: Path, site_b: Path,
 
 # --- the selection rule ---------------------------------------------------------------------
 
-RULE = Rule(threshold=0.5, vote_fraction=0.5, aggregate="vote", class_aggregate="vote",
-            positive=(0,), multiclass=False)
+RULE = Rule(threshold=0.5, vote_fraction=0.5, aggregate="vote", class_aggregate="vote")
+LEAK = (0,)
 
 
 def _probs(leak: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,7 @@ def _probs(leak: list[float]) -> tuple[np.ndarray, np.ndarray]:
 def test_keeps_the_share_that_agrees_most_with_the_label() -> None:
     prob, cls = _probs([0.9, 0.2, 0.7, 0.6, 0.1, 0.3, 0.8])
     index = np.array([0, 0, 0, 0, 1, 1, 1])
-    sel = select(prob, cls, index, np.array([0, 1]), RULE, keep=0.5, confidence=0.8)
+    sel = select(prob, cls, index, np.array([0, 1]), RULE, LEAK, keep=0.5, confidence=0.8)
     # recording 0 (a leak): the 2 most leak-like of 4; recording 1 (no leak): 2 of 3 least
     assert sel.segments.tolist() == [0, 2, 4, 5]
     assert sel.label.tolist() == [0, 0, 1, 1]
@@ -80,7 +80,7 @@ def test_keeps_the_share_that_agrees_most_with_the_label() -> None:
 def test_counts_selected_segments_from_misses_and_false_alarms() -> None:
     prob, cls = _probs([0.1, 0.2, 0.3, 0.9, 0.8, 0.7])
     index = np.array([0, 0, 0, 1, 1, 1])
-    sel = select(prob, cls, index, np.array([0, 1]), RULE, keep=1.0, confidence=0.8)
+    sel = select(prob, cls, index, np.array([0, 1]), RULE, LEAK, keep=1.0, confidence=0.8)
     assert sel.counts["misses"] == 1 and sel.counts["false_alarms"] == 1
     assert sel.counts["segments_from_misses"] == 3
     assert sel.counts["segments_from_false_alarms"] == 3
@@ -89,7 +89,7 @@ def test_counts_selected_segments_from_misses_and_false_alarms() -> None:
 def test_unlabelled_uses_confident_decisions_only() -> None:
     prob, cls = _probs([0.9, 0.8, 0.95, 0.9, 0.2, 0.6, 0.1, 0.2, 0.3])
     index = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
-    sel = select(prob, cls, index, None, RULE, keep=0.5, confidence=0.8)
+    sel = select(prob, cls, index, None, RULE, LEAK, keep=0.5, confidence=0.8)
     # recording 0: all 3 agree (leak); 1: 2 of 3 agree (0.67 < 0.8); 2: all say no leak
     assert sel.recording_label.tolist() == [0, -1, 1]
     assert sel.counts["below_confidence"] == 1 and sel.counts["pseudo_leak"] == 1

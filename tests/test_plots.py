@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leakhunter.decisions.plots import write_evaluation_plots, write_training_curves
-from leakhunter.training.run_folder import METRICS
+from leakhunter.decisions.plots import write_evaluation_plots
+from leakhunter.training.run_folder import METRICS, write_training_curves
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = ("roc", "pr", "confusion", "threshold_sweep", "vote_fractions")

@@ -125,9 +125,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, tiny):
 
 
 def test_recording_independent_of_order():
-    plans = synth._plan(TINY)
-    forward = [synth._render(p, TINY) for p in plans]
-    backward = [synth._render(p, TINY) for p in reversed(plans)][::-1]
+    plans = synth.plan_files(TINY)
+    forward = [synth.render(p, TINY) for p in plans]
+    backward = [synth.render(p, TINY) for p in reversed(plans)][::-1]
     assert all(np.array_equal(a, b) for a, b in zip(forward, backward))
     assert not np.array_equal(forward[0], forward[1])
 
@@ -155,7 +155,7 @@ def test_recipes_by_label_name():
 
 def test_interference_fraction_honoured():
     def fraction(p: float) -> float:
-        plans = synth._plan(SynthConfig(count=500, interference=p, out_of_water=0))
+        plans = synth.plan_files(SynthConfig(count=500, interference=p, out_of_water=0))
         return sum(x.interference for x in plans) / len(plans)
     assert fraction(0.0) == 0.0
     assert fraction(1.0) == 1.0
@@ -166,8 +166,8 @@ def test_interference_adds_bursts():
     # 10 s: even four 1.5 s bursts leave most 0.25 s blocks untouched
     config = SynthConfig(count=4, duration_s=10.0, out_of_water=0, interference=1.0)
     ratios = []
-    for plan in synth._plan(config):
-        clean = synth._render(plan, config)
+    for plan in synth.plan_files(config):
+        clean = synth.render(plan, config)
         noisy = clean.copy()
         sounds.add_interference(np.random.default_rng(plan.index), noisy, 4096.0)
         seg = (noisy - clean).reshape(40, 1024)

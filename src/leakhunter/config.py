@@ -24,16 +24,6 @@ T = TypeVar("T")
 SPLITS = ("TRAINING", "VALIDATION", "TESTING")
 """Split names, in order; also the folder names of an already-split input."""
 
-AUTO_DEVICE = {  # what --device auto picks per command, and why (see leakhunter.devices)
-    "build": ("cpu", "decoding and resampling dominate a build and run on CPU cores; the "
-                     "GPU build measured slower"),
-    "train": ("cuda", "the CNN trains fastest on a GPU"),
-    "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
-    "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
-    "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
-    "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
-}
-
 BINARY_LABELS = ("LEAK", "NOLEAK")
 MULTICLASS_LABELS = ("BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED")
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
-    AUTO_DEVICE,
     BuildConfig,
     CalibrateConfig,
     DemoConfig,
@@ -53,7 +52,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     ``keep``, the steps whose output is already there are skipped.
     """
     out = Path(out)
-    for command in AUTO_DEVICE:  # a device this machine lacks fails now, not after minutes
+    for command in devices.AUTO:  # a device this machine lacks fails now, not after minutes
         devices.resolve(device, command)
     _prepare(out, keep)
     started = time.perf_counter()

@@ -25,15 +25,32 @@ class DatasetError(LeakhunterError):
 
 
 class AudioError(LeakhunterError):
-    """One recording cannot be used; ``reason`` is a short phrase for reports.
+    """One recording cannot be used.
 
-    Builds skip such recordings and list them with the reason instead of stopping.
+    ``kind`` says why, in one of the words of :data:`AUDIO_ERROR_KINDS`, set where the error
+    is raised: ``predict`` writes it as the recording's status, so statuses never depend on
+    wording. ``reason`` is the phrase for people (build's skipped list, log lines) and may
+    be reworded freely. Builds skip such recordings and list them instead of stopping.
     """
 
-    def __init__(self, path: str, reason: str):
+    def __init__(self, path: str, kind: str, reason: str):
+        if kind not in AUDIO_ERROR_KINDS:
+            raise ValueError(f"unknown AudioError kind {kind!r}")
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
+        self.kind = kind
         self.reason = reason
+
+
+AUDIO_ERROR_KINDS = (
+    "unreadable",  # not audio, damaged beyond decoding, or cannot be opened
+    "empty",  # no samples
+    "invalid samples",  # NaN or infinite samples
+    "silence",  # RMS at or below the silence floor
+    "too short",  # shorter than the minimum duration
+)
+"""Why a recording cannot be used: the ``kind`` of :class:`AudioError`, and the status
+``predict`` writes for it."""
 
 
 class StorageError(LeakhunterError, OSError):

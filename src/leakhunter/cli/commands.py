@@ -197,7 +197,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     judged = [r for r in records if r["decision"]]
     leaks = sum(r["decision"] == "LEAK" for r in judged)
     skipped = [r for r in records if not r["decision"]]
-    d = predictor.decision
+    d = predictor.rule
     print(f"{len(records)} recordings: {leaks} leak(s), {len(judged) - leaks} no leak, "
           f"{len(skipped)} not judged (threshold {d.threshold:.4f}, {d.aggregate}"
           + (f" {d.vote_fraction:g}" if d.aggregate == "vote" else "") + ")")

@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import AUTO_DEVICE
+from ..runtime.devices import auto_help
 from .commands import CFG
 
 
@@ -63,9 +63,7 @@ def log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def device_help(command: str) -> str:
-    preferred, why = AUTO_DEVICE[command]
-    auto = "CUDA when present" if preferred == "cuda" else "the CPU"
-    return f"auto, cpu, cuda or cuda:N; auto = {auto} ({why})"
+    return f"auto, cpu, cuda or cuda:N; {auto_help(command)}"
 
 
 def device_flag(parser: argparse.ArgumentParser, command: str) -> None:

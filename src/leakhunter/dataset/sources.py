@@ -5,20 +5,21 @@
 3. A CSV manifest with a header row: ``path,label[,split][,group]``; relative paths are
    relative to the manifest's folder.
 
-Only files with an audio extension are taken; hidden files and folders are ignored.
+In the folder layouts, the recordings are those :func:`leakhunter.recordings.files.
+is_recording` accepts (an audio extension; hidden files and hidden folders are skipped, as
+``predict`` and ``predict --watch`` skip them); a manifest names its files explicitly.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import SPLITS
 from ..errors import InputError
-from ..recordings.audio import AUDIO_EXTENSIONS
+from ..recordings.files import is_recording, recordings_under
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,9 @@ def _from_label_folders(root: Path, split: str | None) -> list[Source]:
         if not _visible(child):
             continue
         if child.is_file():
-            stray += child.suffix.lower() in AUDIO_EXTENSIONS
+            stray += is_recording(child)
             continue
-        files = _audio_files(child)
+        files = recordings_under(child)
         if not files:
             log.warning("label folder %s holds no recordings; label ignored", child)
             continue
@@ -116,17 +117,6 @@ def _from_label_folders(root: Path, split: str | None) -> list[Source]:
         log.warning("%d recording(s) directly in %s are outside any label folder and are "
                     "ignored", stray, root)
     return sources
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    """Audio files under ``folder``, recursively, sorted, hidden entries skipped."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS:
-                out.append(Path(dirpath) / name)
-    return out
 
 
 def _from_manifest(path: Path) -> list[Source]:

@@ -18,17 +18,14 @@ from typing import Any
 from .. import __version__
 from ..config import CalibrateConfig
 from ..errors import InputError
-from ..model import checkpoint, familiarity
-from ..model.cnn import load_model
-from ..runtime import devices, locks, safe_write
+from ..model import checkpoint
+from ..model.card import ModelCard, load_model, write_model_file
+from ..runtime import devices, locks
 from ..runtime.amp import autocast, resolve_amp
 from ..runtime.safe_write import file_sha256
 from .evaluate import decision_rule
 
 log = logging.getLogger(__name__)
-
-RULE_KEYS = ("threshold", "threshold_method", "aggregate", "vote_fraction", "class_aggregate")
-
 
 def meta_path(model_path: str | Path) -> Path:
     """The JSON description written beside a calibrated model: ``<stem>_meta.json``."""
@@ -56,16 +53,17 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
         raise InputError(f"{out}: already exists; use --overwrite to replace it or choose "
                          f"another --out")
     parent_hash = file_sha256(model_path)
-    dev = devices.resolve(device, "evaluate").device
+    dev = devices.resolve(device, "calibrate").device
     state = checkpoint.load(model_path, "model")
-    model, meta = load_model(model_path, dev)
-    rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
+    parent = ModelCard.from_meta(state, model_path)
+    model, card = load_model(model_path, dev)
+    rule = decision_rule(model, card, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
                          vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
                          split=cfg.split, keep_model_threshold=False,  # always chosen
                          autocast=autocast(resolve_amp("auto", dev), dev))
     how = rule["how"]
-    new = {**state, "threshold": rule["threshold"], "threshold_method": how,
+    new = {**parent.meta, "threshold": rule["threshold"], "threshold_method": how,
            "aggregate": rule["aggregate"], "vote_fraction": rule["vote_fraction"],
            "class_aggregate": rule["class_aggregate"],
            "threshold_source": {
@@ -75,16 +73,12 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
                "fixed_threshold": cfg.threshold},
            # the parent's own rule and lineage, so a chain of calibrations reads back
            "parent": {"path": str(model_path.resolve()), "sha256": parent_hash,
-                      "rule": {k: state.get(k) for k in RULE_KEYS},
-                      "threshold_source": state.get("threshold_source"),
-                      "parent": state.get("parent")},
+                      "rule": parent.stored_rule(),
+                      "threshold_source": parent.threshold_source,
+                      "parent": parent.meta.get("parent")},
            "calibrated_with": __version__}
     new.pop("format_version", None)  # checkpoint.save writes the current one
-    checkpoint.save(out, new)
-    info = {k: v for k, v in new.items() if k != "model"}
-    if info.get("familiarity") is not None:  # tensors: the JSON keeps their description
-        info["familiarity"] = familiarity.summary(info["familiarity"])
-    safe_write.write_json(meta_path(out), info)
+    info = write_model_file(out, new, state["model"], meta_path(out))
     log.info("%s: threshold %.4f (%s), from %s (sha256 %s…)", out, rule["threshold"], how,
              model_path, parent_hash[:12])
     return info

@@ -1,9 +1,9 @@
-"""Scoring a model on a split: batched segment probabilities, votes per recording, metrics.
+"""`leakhunter evaluate`: a model's decisions on a split, against the truth.
 
-Segments of many recordings go through the model together in large batches; they are then
-regrouped per recording with the dataset's file index. A recording is a leak when at least
-``vote_fraction`` of its segments have a leak probability at or above the threshold. The
-validation pass inside ``train`` uses exactly this code.
+The split's segments are scored in large batches (:func:`leakhunter.model.scoring.
+predict_segments`, the code ``train`` validates with) and regrouped per recording; a
+recording is decided by the rule the model carries (:class:`leakhunter.model.card.Rule`), or
+by a what-if rule (:func:`decision_rule`) that is reported and never saved.
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..config import EvalConfig, to_dict
+from ..config import EvalConfig
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
-from ..errors import DatasetError
 from ..model import familiarity
-from ..model.cnn import LeakCNN, load_model
+from ..model.card import ModelCard, load_model
+from ..model.cnn import LeakCNN
 from ..model.metrics import (
     binary_scores,
     choose_threshold,
@@ -33,6 +32,7 @@ from ..model.metrics import (
     threshold_sweep,
     vote_fractions,
 )
+from ..model.scoring import predict_segments
 from ..runtime import devices, safe_write
 from ..runtime.amp import autocast, resolve_amp
 from .plots import write_evaluation_plots
@@ -40,60 +40,7 @@ from .plots import write_evaluation_plots
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
-def predict_segments(model: LeakCNN, data: SplitData, device: torch.device,
-                     batch_size: int | None = None,
-                     autocast: AbstractContextManager | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Leak probability ``[N]`` and class logits ``[N, C]`` (float32) of every segment.
-
-    ``batch_size`` defaults to 4096 on CUDA and 256 on CPU, where larger batches ran slower
-    (their activations leave the caches: 1.6 s at 512 against 1.1 s at 256 for 7,584
-    segments on 2 cores).
-    """
-    batch_size = batch_size or (4096 if device.type == "cuda" else 256)
-    was_training = model.training
-    model.eval()
-    leak, logits = [], []
-    for lo in range(0, data.segments, batch_size):
-        x = data.batch(np.arange(lo, min(lo + batch_size, data.segments))).to(device)
-        with autocast or nullcontext():
-            out = model(x)
-        leak.append(model.leak_probability(out).float())  # stays on the device: no sync
-        logits.append(model.class_logits(out).float())
-    model.train(was_training)
-    return torch.cat(leak).cpu().numpy(), torch.cat(logits).cpu().numpy()  # sync
-
-
-def validation_metrics(model: LeakCNN, data: SplitData, positive: list[int],
-                       device: torch.device, vote_fraction: float = 0.5,
-                       threshold: float = 0.5,
-                       autocast: AbstractContextManager | None = None,
-                       target_specificity: float | None = None) -> dict[str, Any]:
-    """Loss, segment and per-recording (voted) leak metrics on a split, at ``threshold``.
-
-    Also ``"decision"``: the decision rule chosen on these recordings' voted scores (F1-best,
-    or the lowest threshold reaching ``target_specificity``) by :func:`choose_threshold`,
-    exactly as ``evaluate`` and ``calibrate`` choose it: a dict with ``threshold``,
-    ``threshold_method``, ``aggregate`` ("vote") and ``vote_fraction``.
-    """
-    leak, logits = predict_segments(model, data, device, autocast=autocast)
-    loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.label)))
-    pos = np.isin(data.label, positive)
-    seg = binary_scores(pos, leak >= threshold)
-    scores = recording_scores(data.file_index, leak, data.recordings, "vote", vote_fraction)
-    file_truth = np.isin(data.file_label, positive)
-    files = binary_scores(file_truth, scores >= threshold)
-    chosen, how = choose_threshold(file_truth, scores, target_specificity, data.split)
-    return {"loss": loss, "segment_accuracy": seg["accuracy"], "segment_f1": seg["f1"],
-            "file_accuracy": files["accuracy"], "file_f1": files["f1"],
-            "file_sensitivity": files["sensitivity"],
-            "file_specificity": files["specificity"],
-            "decision": {"threshold": chosen, "threshold_method": how, "aggregate": "vote",
-                         "vote_fraction": vote_fraction}}
-
-
-def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, dataset_dir: Path,
+def decision_rule(model: LeakCNN, card: ModelCard, dataset_dir: Path,
                   device: torch.device, *, threshold: float | None = None,
                   target_specificity: float | None = None, aggregate: str | None = None,
                   vote_fraction: float | None = None, class_aggregate: str | None = None,
@@ -108,37 +55,35 @@ def decision_rule(model: LeakCNN, meta: dict[str, Any], model_path: Path, datase
       without a threshold): chosen on ``split`` of ``dataset_dir`` (``source`` says which)
       by :func:`choose_threshold`, the one implementation ``train`` uses too.
 
-    ``class_aggregate`` (multi-class: how a recording's class is decided) defaults to the
-    model's ("vote" for a model that carries none).
+    ``aggregate``, ``vote_fraction`` and ``class_aggregate`` (multi-class: how a
+    recording's class is decided) replace the model's when given.
 
     Returns ``threshold``, ``how``, ``source``, ``aggregate``, ``vote_fraction``,
     ``class_aggregate``, ``target_specificity``, ``split`` and ``model_threshold`` (the
     model's own, or None).
     Raises :class:`DatasetError` when ``split`` does not fit the model.
     """
-    model_aggregate = meta.get("aggregate") or "vote"
-    model_fraction = meta.get("vote_fraction") or 0.5
-    aggregate = aggregate or model_aggregate
-    vote_fraction = vote_fraction or model_fraction
-    rule = {"aggregate": aggregate, "vote_fraction": vote_fraction,
-            "class_aggregate": class_aggregate or meta.get("class_aggregate") or "vote",
+    own = card.rule
+    new = own.replace(aggregate=aggregate, vote_fraction=vote_fraction,
+                      class_aggregate=class_aggregate)
+    rule = {"aggregate": new.aggregate, "vote_fraction": new.vote_fraction,
+            "class_aggregate": new.class_aggregate,
             "target_specificity": target_specificity, "split": None,
-            "model_threshold": meta.get("threshold")}
+            "model_threshold": card.stored_threshold}
     if threshold is not None:
         return {**rule, "threshold": float(threshold), "how": "fixed by --threshold",
                 "source": "--threshold"}
-    same_rule = (aggregate, vote_fraction) == (model_aggregate, model_fraction)
-    if target_specificity is None and same_rule and meta.get("threshold") is not None \
+    same_rule = (new.aggregate, new.vote_fraction) == (own.aggregate, own.vote_fraction)
+    if target_specificity is None and same_rule and card.stored_threshold is not None \
             and keep_model_threshold:
-        return {**rule, "threshold": float(meta["threshold"]),
-                "how": meta.get("threshold_method") or "stored in the model",
-                "source": "model"}
-    data = _split_for(model_path, meta, dataset_dir, split)
+        return {**rule, "threshold": card.stored_threshold,
+                "how": card.threshold_method or "stored in the model", "source": "model"}
+    data = card.fits(load_split(dataset_dir / SPLIT_FILES[split]))
     prob, _ = predict_segments(model, data, device, autocast=autocast)
-    positive = [meta["class_names"].index(p) for p in meta["positive"]]
     chosen, how = choose_threshold(
-        np.isin(data.file_label, positive),
-        recording_scores(data.file_index, prob, data.recordings, aggregate, vote_fraction),
+        np.isin(data.file_label, card.positive_indices),
+        recording_scores(data.file_index, prob, data.recordings, new.aggregate,
+                         new.vote_fraction),
         target_specificity, split)
     return {**rule, "threshold": chosen, "how": how, "split": split,
             "source": f"chosen on {split} of {dataset_dir}"}
@@ -161,18 +106,17 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     model_path, dataset_dir = Path(model_path), Path(dataset_dir)
     choice = devices.resolve(device, "evaluate")
     dev = choice.device
-    model, meta = load_model(model_path, dev)
+    model, card = load_model(model_path, dev)
     amp = autocast(resolve_amp("auto", dev), dev)  # as predict scores
-    classes, positive = meta["class_names"], [meta["class_names"].index(p)
-                                              for p in meta["positive"]]
-    data = _split_for(model_path, meta, dataset_dir, cfg.split)
+    classes, positive = list(card.classes), card.positive_indices
+    data = card.fits(load_split(dataset_dir / SPLIT_FILES[cfg.split]))
     log.info("%s: %d recordings, %d segments, %s; model on %s", cfg.split, data.recordings,
              data.segments, data.place(dev), choice.describe())
-    if meta.get("threshold") is None and cfg.threshold is None:
+    if card.stored_threshold is None and cfg.threshold is None:
         log.warning("%s carries no threshold (predict would use 0.5); choosing one on "
                     "VALIDATION for this report only: `leakhunter calibrate` writes a "
                     "model with it", model_path)
-    rule = decision_rule(model, meta, model_path, dataset_dir, dev, threshold=cfg.threshold,
+    rule = decision_rule(model, card, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
                          vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
                          autocast=amp)
@@ -190,15 +134,15 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         np.maximum(np.bincount(data.file_index, minlength=data.recordings), 1)
     decided = scores >= threshold
     report = {
-        "model": {"path": str(model_path), "epoch": meta["epoch"],
-                  "class_names": classes, "positive": meta["positive"], "task": meta["task"]},
+        "model": {"path": str(model_path), "epoch": card.meta.get("epoch"),
+                  "class_names": classes, "positive": list(card.positive), "task": card.task},
         "dataset": {"path": str(dataset_dir), "split": cfg.split,
                     "recordings": data.recordings, "segments": data.segments,
                     # shorter than one segment, zero-padded to one by build
                     "padded": int(data.file_padded.sum()) if data.file_padded is not None
                     else 0},
         "decision": {**rule, "what_if": rule["source"] != "model" or rule["class_aggregate"]
-                     != (meta.get("class_aggregate") or "vote")},
+                     != card.rule.class_aggregate},
         "segments": {**binary_scores(seg_truth, prob >= threshold),
                      **_aucs(seg_truth, prob)},
         "recordings": {**binary_scores(rec_truth, decided), **_aucs(rec_truth, scores)},
@@ -206,7 +150,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     }
     predicted_class = logits.argmax(axis=1)
     rec_class = class_mean = None
-    if meta["task"] == "multiclass":
+    if card.multiclass:
         class_prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         rec_class, class_mean = recording_classes(data.file_index, class_prob,
                                                   data.recordings, rule["class_aggregate"])
@@ -220,7 +164,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
          "true_label": classes[data.file_label[i]], "score": float(scores[i]),
          "vote_fraction": float(votes[i])} for i in wrong]
 
-    stats = familiarity.stats_of(meta, str(model_path))
+    stats = familiarity.stats_of(card.familiarity, str(model_path))
     familiar = familiarity.split_familiarity(stats, model, data, dev, autocast=amp)
     report["familiarity"] = None if familiar is None else {
         "method": familiarity.describe(stats), "unfamiliar": int(familiar[1].sum()),
@@ -244,20 +188,6 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         formats=("png", "svg") if cfg.svg else ("png",))]
     safe_write.write_json(out / "report.json", report)
     return report
-
-
-def _split_for(model_path: Path, meta: dict[str, Any], dataset_dir: Path,
-               split: str) -> SplitData:
-    """A split, checked against the model: same feature config, same classes, not empty."""
-    data = load_split(dataset_dir / SPLIT_FILES[split])
-    if to_dict(data.feature) != meta["feature_config"]:
-        raise DatasetError(f"{data.path}: built with a different feature config than "
-                           f"{model_path} was trained on; rebuild the dataset with the "
-                           f"model's settings (see model_meta.json)")
-    if data.labels != meta["class_names"]:
-        raise DatasetError(f"{data.path}: classes {', '.join(data.labels)} differ from the "
-                           f"model's ({', '.join(meta['class_names'])})")
-    return data
 
 
 def _aucs(truth: np.ndarray, score: np.ndarray) -> dict[str, float | None]:

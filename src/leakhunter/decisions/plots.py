@@ -1,51 +1,20 @@
-"""Evaluation and training plots, written as files (PNG, SVG on request).
+"""Evaluation plots, written as files (PNG, SVG on request): ROC, precision-recall,
+confusion, threshold sweep and vote fractions.
 
 matplotlib and scikit-learn are imported inside the functions: importing them costs time at
-CLI start-up, and only ``evaluate`` and the end of training need them. Figures are built
-with the object-oriented API on an Agg canvas, so no pyplot state (and no display) is
-touched. Every file is written under a temporary name and moved into place, so a reader
-never sees half a plot.
+CLI start-up, and only ``evaluate`` needs them. Figures come from
+:mod:`leakhunter.runtime.figures` (an Agg canvas, no pyplot; files replaced whole).
 """
 
 from __future__ import annotations
 
-import csv
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-DPI = 120
-SIZE = (6.0, 4.5)
-SEGMENTS = "tab:blue"  # one colour per level throughout, so plots read alike
-RECORDINGS = "tab:orange"
-LEAK = "tab:red"
-NO_LEAK = "tab:green"
-
-
-def _figure(size: tuple[float, float] = SIZE, ncols: int = 1) -> tuple[Any, Any]:
-    """A figure on its own Agg canvas (no pyplot) and its axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=DPI, layout="tight")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
-    return fig, axes
-
-
-def _save(fig: Any, path: Path, fmt: str) -> Path:
-    """Write ``fig`` to ``path`` in ``fmt`` through a temporary file in the same folder
-    (drawn in memory first; raises ``StorageError`` when the disk fails)."""
-    import io
-
-    from ..runtime import safe_write
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=DPI)
-    return safe_write.write_bytes(path, buffer.getbuffer(), "writing a plot",
-                                  temp=path.with_name(f".{path.name}.tmp"))
+from ..runtime.figures import LEAK, NO_LEAK, RECORDINGS, SEGMENTS, figure, save
 
 
 def _formats(formats: tuple[str, ...]) -> list[str]:
@@ -209,62 +178,8 @@ def write_evaluation_plots(out_dir: Path, *, segment_truth: np.ndarray,
     with warnings.catch_warnings():  # sklearn warns on the degenerate cases handled above
         warnings.simplefilter("ignore")
         for name, draw in drawers.items():
-            fig, _ = _figure()
+            fig, _ = figure()
             draw(fig)
-            written += [_save(fig, out_dir / f"{name}.{fmt}", fmt) for fmt in fmts]
+            written += [save(fig, out_dir / f"{name}.{fmt}", fmt) for fmt in fmts]
             fig.clear()  # not registered with pyplot: clearing frees it, no close needed
     return written
-
-
-def _column(rows: list[dict[str, str]], key: str) -> np.ndarray:
-    """One metrics.csv column as floats; an empty, missing or unreadable cell is NaN."""
-    def value(cell: str | None) -> float:
-        try:
-            return float(cell) if cell not in (None, "") else np.nan
-        except ValueError:
-            return np.nan
-    return np.array([value(r.get(key)) for r in rows], dtype=float)
-
-
-def write_training_curves(metrics_csv: Path, out_path: Path) -> Path:
-    """Plot a run's ``metrics.csv`` (columns of :data:`leakhunter.run_files.METRICS`) as
-    one PNG at ``out_path``: train and validation loss against epoch, and validation file
-    F1 and segment accuracy against epoch with the epoch of best file F1 marked. Empty
-    cells are skipped (lines join across them). Returns ``out_path``."""
-    with Path(metrics_csv).open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    epoch = _column(rows, "epoch")
-    if np.isnan(epoch).any():  # a row without an epoch still has a place: its position
-        epoch = np.where(np.isnan(epoch), np.arange(1, len(rows) + 1), epoch)
-
-    def line(ax: Any, key: str, label: str, colour: str) -> None:
-        y = _column(rows, key)
-        ok = np.isfinite(y)
-        ax.plot(epoch[ok], y[ok], marker="o", ms=3, lw=2, color=colour, label=label)
-
-    fig, (loss_ax, score_ax) = _figure(size=(11.0, 4.5), ncols=2)
-    line(loss_ax, "train_loss", "train loss", SEGMENTS)
-    line(loss_ax, "val_loss", "validation loss", RECORDINGS)
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
-    line(score_ax, "val_file_f1", "validation file F1", RECORDINGS)
-    line(score_ax, "val_segment_accuracy", "validation segment accuracy", SEGMENTS)
-    f1 = _column(rows, "val_file_f1")
-    if np.isfinite(f1).any():
-        # the trainer's rule: highest F1, ties to the lowest validation loss
-        loss = np.nan_to_num(_column(rows, "val_loss"), nan=np.inf)
-        best = int(np.lexsort((loss, -np.nan_to_num(f1, nan=-np.inf)))[0])
-        score_ax.axvline(epoch[best], color="grey", ls="--", lw=1)
-        score_ax.plot(epoch[best], f1[best], marker="*", ms=14, color="black", ls="none",
-                      label=f"best: epoch {epoch[best]:g}, F1 {f1[best]:.3f}")
-    score_ax.set(ylim=(0, 1.02), xlabel="epoch", ylabel="score", title="Validation")
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss_ax, score_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    _save(fig, out_path, "png")
-    fig.clear()
-    return out_path

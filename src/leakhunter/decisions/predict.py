@@ -15,86 +15,46 @@ one segment and flagged.
 
 from __future__ import annotations
 
-import glob
+import dataclasses
 import itertools
 import logging
 import multiprocessing
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..config import AudioConfig, FeatureConfig, from_dict
+from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError, InputError
 from ..model import familiarity
-from ..model.cnn import load_model
+from ..model.card import load_model
 from ..model.metrics import recording_classes, recording_scores
-from ..recordings.audio import AUDIO_EXTENSIONS, gain_too_low, parse_name
+from ..model.scoring import score_mels
+from ..recordings.audio import gain_too_low, parse_name
 from ..recordings.features import LogMel, extract, segment_starts
+from ..recordings.files import find_recordings
 from ..recordings.stream import SegmentAssembler, waveform_pieces
 from ..runtime import devices
-from ..runtime.amp import autocast, resolve_amp
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
+from ..runtime.safe_write import file_sha256
 
 log = logging.getLogger(__name__)
 
 BLOCK_S = 60.0  # recordings longer than this are read in blocks of this length
-MODEL_BATCH = {"cpu": 256,  # segments per forward pass (larger ran slower on CPU: evaluate)
-               "cuda": 8192}
 MAIN_SEGMENTS = 32768  # segments gathered from the workers per model call in the main process
 FILES_PER_TASK = 8  # recordings per worker task, at most (fewer towards the end: task_chunks)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How segment probabilities become a recording's decision."""
-
-    threshold: float
-    vote_fraction: float
-    aggregate: str
-    class_aggregate: str = "vote"  # multi-class: a recording's class by vote or mean
-
-
-def find_recordings(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files, folders (recursive) and glob patterns to a sorted list of audio files.
-
-    A named file is taken whatever its extension; folders and patterns contribute audio
-    files only. Raises :class:`InputError` for a path that does not exist or matches
-    nothing, and when no recording is found at all.
-    """
-    found: dict[str, Path] = {}
-    for item in inputs:
-        text = str(item)
-        matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))] \
-            if glob.has_magic(text) else [Path(text)]
-        if not matches or not matches[0].exists():
-            raise InputError(f"{text}: no such file or folder" if not glob.has_magic(text)
-                             else f"{text}: matches nothing")
-        for path in matches:
-            if path.is_dir():
-                for f in sorted(path.rglob("*")):
-                    if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS \
-                            and not f.name.startswith("."):
-                        found[str(f)] = f
-            elif path.is_file() and (not glob.has_magic(text)
-                                     or path.suffix.lower() in AUDIO_EXTENSIONS):
-                found[str(path)] = path
-    if not found:
-        raise InputError("no recordings found in the given inputs")
-    return list(found.values())
 
 
 class Predictor:
     """Scores recordings with a ``best.pt`` (torch) or an exported ONNX model.
 
-    ``threshold``, ``vote_fraction`` and ``aggregate`` default to what the model carries
-    (chosen on validation data by ``train``, or by ``calibrate``); a model without a
-    threshold (written by an older leakhunter) uses 0.5. ``min_duration`` (seconds)
-    defaults to the model's, i.e. its dataset's ``build --min-duration``.
+    ``rule`` is the model's decision rule (:class:`leakhunter.model.card.Rule`: chosen on
+    validation data by ``train``, or by ``calibrate``) with ``threshold``,
+    ``vote_fraction``, ``aggregate``, ``class_aggregate`` and ``min_duration`` (seconds;
+    the model's is its dataset's ``build --min-duration``) in place of its own where given.
 
     ``device``: where the torch model runs. On the CPU each worker process decodes, computes
     features and scores its recordings; on CUDA the workers decode and compute features,
@@ -115,28 +75,25 @@ class Predictor:
         self.choice = devices.Choice(torch.device("cpu"), "onnxruntime runs on the CPU") \
             if self.onnx else devices.resolve(device, "predict")
         self.device = self.choice.device
-        model_obj, meta = load_model(self.model_path, self.device)
+        model_obj, card = load_model(self.model_path, self.device)
         self.model = model_obj if _score_in_main(self.device) else None
-        self.meta = meta
-        self.classes: list[str] = meta["class_names"]
-        self.feature = from_dict(FeatureConfig, meta["feature_config"])
-        audio = dict(meta.get("audio_config") or {})  # as the model's dataset was built
-        if min_duration is not None:
-            audio["min_duration_s"] = min_duration
-        self.audio = from_dict(AudioConfig, audio)
-        if threshold is None and meta.get("threshold") is None:
+        self.card = card
+        self.classes: list[str] = list(card.classes)
+        self.feature = card.feature
+        self.rule = card.rule.replace(threshold=threshold, vote_fraction=vote_fraction,
+                                      aggregate=aggregate, class_aggregate=class_aggregate,
+                                      min_duration_s=min_duration)
+        # recordings are read as the model's dataset was built, to the rule's minimum
+        self.audio = dataclasses.replace(card.audio, min_duration_s=self.rule.min_duration_s)
+        if threshold is None and card.stored_threshold is None:
             log.warning("%s carries no threshold (written before train chose one); using "
-                        "0.5: `leakhunter calibrate` writes a copy with one chosen on "
-                        "validation data", self.model_path)
-        self.decision = Decision(
-            threshold if threshold is not None else (meta.get("threshold") or 0.5),
-            vote_fraction or meta.get("vote_fraction") or 0.5,
-            aggregate or meta.get("aggregate") or "vote",
-            class_aggregate or meta.get("class_aggregate") or "vote")
+                        "%g: `leakhunter calibrate` writes a copy with one chosen on "
+                        "validation data", self.model_path, self.rule.threshold)
         self.workers = workers or default_workers()
         self._announced = False
         # familiarity needs the torch model's embeddings: none from an ONNX graph
-        self.familiarity = None if self.onnx else familiarity.stats_of(meta, str(model))
+        self.familiarity = None if self.onnx else familiarity.stats_of(card.familiarity,
+                                                                         str(model))
         if self.onnx:
             log.info("--onnx: the familiarity figure is left empty (it needs the torch "
                      "model's embeddings)")
@@ -145,14 +102,12 @@ class Predictor:
         """What decides this predictor's rows: the model file's (and ONNX file's) SHA-256,
         the decision rule, the classes. Rows of two predictors with the same identity can
         share one results file (`predict --resume`)."""
-        from ..runtime.safe_write import file_sha256
-
-        d = self.decision
+        r = self.rule
         return {"model_sha256": file_sha256(self.model_path),
                 "onnx_sha256": file_sha256(self.onnx) if self.onnx else None,
-                "threshold": d.threshold, "vote_fraction": d.vote_fraction,
-                "aggregate": d.aggregate, "class_aggregate": d.class_aggregate,
-                "min_duration_s": self.audio.min_duration_s, "classes": self.classes}
+                "threshold": r.threshold, "vote_fraction": r.vote_fraction,
+                "aggregate": r.aggregate, "class_aggregate": r.class_aggregate,
+                "min_duration_s": r.min_duration_s, "classes": self.classes}
 
     def predict(self, inputs: Iterable[str | Path], segments: bool = False
                 ) -> Iterator[dict[str, Any]]:
@@ -191,14 +146,14 @@ class Predictor:
         if not holders:
             return waiting
         mels = [r.pop("mel") for r in holders]
-        for result, scores in zip(holders, _model_scores(self.model, mels, self.device,
-                                                         self.familiarity)):
+        for result, scores in zip(holders, score_mels(self.model, mels, self.device,
+                                                      self.familiarity)):
             result.update(scores)
         return waiting
 
     def _record(self, path: str, result: dict[str, Any], segments: bool) -> dict[str, Any]:
         meta = parse_name(path)
-        d = self.decision
+        d = self.rule
         record: dict[str, Any] = {
             "path": path, "sensor_id": meta.sensor_id, "recording_id": meta.recording_id,
             "timestamp": meta.timestamp, "gain_db": meta.gain_db,
@@ -265,43 +220,10 @@ def _scorer(model_path: str, onnx: str | None, features_only: bool) -> Any:
 
             _SCORERS[key] = OnnxScorer(onnx, threads=1 if _in_worker() else 0)
         else:
-            model, meta = load_model(model_path)
-            front = LogMel(from_dict(FeatureConfig, meta["feature_config"]))
-            _SCORERS[key] = front if features_only else (model, front,
-                                                         meta.get("familiarity"))
+            model, card = load_model(model_path)
+            front = LogMel(card.feature)
+            _SCORERS[key] = front if features_only else (model, front, card.familiarity)
     return _SCORERS[key]
-
-
-def _model_scores(model: Any, mels: list[np.ndarray], device: torch.device,
-                  stats: dict[str, Any] | None = None) -> list[dict[str, np.ndarray]]:
-    """``leak`` (probability ``[S]``) and ``classes`` (probabilities ``[S, C]``) for each
-    float16 log-mel ``[S, M, F]``: all segments together, in model batches of
-    :data:`MODEL_BATCH` (bounded activations: cache-sized on CPU, large on a GPU). With
-    familiarity ``stats``, also ``distance`` ``[S, 2]`` (from the same forward pass)."""
-    counts = [m.shape[0] for m in mels]
-    x = torch.from_numpy(np.concatenate(mels))
-    step = MODEL_BATCH[device.type]
-    leak_parts, class_parts, distance_parts = [], [], []
-    with torch.inference_mode(), autocast(resolve_amp("auto", device), device):  # as evaluate
-        for lo in range(0, x.shape[0], step):
-            mel = x[lo:lo + step].to(device).float()
-            embedding = model.embed(mel)
-            out = model.from_embedding(embedding)
-            leak_parts.append(model.leak_probability(out).float())
-            class_parts.append(torch.softmax(model.class_logits(out).float(), dim=1))
-            if stats is not None:
-                distance_parts.append(familiarity.segment_distances(stats, mel,
-                                                                    embedding.float()))
-    leak = torch.cat(leak_parts).cpu().numpy()  # sync
-    classes = torch.cat(class_parts).cpu().numpy()
-    bounds = np.cumsum(counts)[:-1]
-    results = [{"leak": lk, "classes": cl}
-               for lk, cl in zip(np.split(leak, bounds), np.split(classes, bounds))]
-    if stats is not None:
-        distances = torch.cat(distance_parts).cpu().numpy()
-        for result, dist in zip(results, np.split(distances, bounds)):
-            result["distance"] = dist
-    return results
 
 
 @torch.inference_mode()
@@ -313,8 +235,8 @@ def _score(scorer: Any, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     if isinstance(scorer, tuple):
         model, front, stats = scorer
         mels = extract(waves, front, dtype=torch.float16)  # rounded as datasets store them
-        return _model_scores(model, mels, torch.device("cpu"), stats)
-    size, hop = scorer.card["segment_samples"], scorer.card["segment_hop"]
+        return score_mels(model, mels, torch.device("cpu"), stats)
+    size, hop = scorer.segment_samples, scorer.card.feature.segment_hop
     segs = [np.lib.stride_tricks.sliding_window_view(w, size)[::hop] for w in waves]
     leak, classes = scorer.score(np.ascontiguousarray(np.concatenate(segs), np.float32))
     bounds = np.cumsum([s.shape[0] for s in segs])[:-1]
@@ -352,7 +274,7 @@ def _score_chunk(paths: list[str], model_path: str, onnx: str | None, feature: F
                                  **{k: np.concatenate([s[k] for s in scored])
                                     for k in scored[0]}}
         except AudioError as exc:
-            results[path] = {"status": _status(exc.reason)}
+            results[path] = {"status": exc.kind}
             continue
         results[path]["status"] = "padded" if assembler.padded else "ok"
     if batch:
@@ -365,17 +287,6 @@ def _in_worker() -> bool:
     return multiprocessing.parent_process() is not None
 
 
-def _status(reason: str) -> str:
-    """A short status word from an :class:`AudioError` reason."""
-    for word, status in (("too short", "too short"), ("silence", "silence"),
-                         ("NaN", "invalid samples"),
-                         ("empty", "empty"), ("unreadable", "unreadable"),
-                         ("cannot open", "unreadable")):
-        if word in reason:
-            return status
-    return "unreadable"
-
-
 def predict(model: str | Path, inputs: Iterable[str | Path], **kwargs: Any
             ) -> list[dict[str, Any]]:
     """Decisions for ``inputs`` (files, folders, globs) as a list of records; keyword
@@ -383,6 +294,3 @@ def predict(model: str | Path, inputs: Iterable[str | Path], **kwargs: Any
     segments = kwargs.pop("segments", False)
     return list(Predictor(model, **kwargs).predict(inputs, segments=segments))
 
-
-# A full disk or an I/O error while writing an output: one line naming the file, and no
-# ``.tmp`` left behind (the previous file stays until the final rename).

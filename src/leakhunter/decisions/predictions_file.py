@@ -8,9 +8,12 @@ file's identity (:mod:`leakhunter.results_log`).
 from __future__ import annotations
 
 import csv
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
 from ..runtime import safe_write
 
 if TYPE_CHECKING:
@@ -83,13 +86,7 @@ def predictions_info(out: Path, predictor: Predictor, segments: Path | None = No
     decision rule applied, the segment timeline file when there is one, the folder relative
     paths are relative to, and the identity that rows appended later must share
     (:meth:`Predictor.identity` and the CSV columns: `predict --resume`)."""
-    import os
-    import time
-    from dataclasses import asdict
-
-    from .. import __version__
-
-    card = {k: predictor.meta.get(k) for k in CARD_KEYS}
+    card = {k: predictor.card.meta.get(k) for k in CARD_KEYS}
     return {"format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION,
             "predictions": Path(out).name, "segments": segments.name if segments else None,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base_dir": os.getcwd(),
@@ -97,7 +94,7 @@ def predictions_info(out: Path, predictor: Predictor, segments: Path | None = No
             "model": {"path": str(predictor.model_path.resolve()),
                       "onnx": str(predictor.onnx.resolve()) if predictor.onnx else None,
                       **card},
-            "decision": asdict(predictor.decision),
+            "decision": predictor.rule.to_dict(),
             "identity": {**predictor.identity(), "columns": csv_columns(predictor.classes)}}
 
 
@@ -106,10 +103,8 @@ def write_predictions_info(out: Path, predictor: Predictor, segments: Path | Non
     """Write :func:`predictions_info` to ``info_path(out)``, through a temporary file. The
     predictions file itself keeps its columns, so readers of earlier versions are
     unaffected."""
-    from ..runtime.safe_write import write_json
-
     path = info_path(out)
-    write_json(path, predictions_info(out, predictor, segments))
+    safe_write.write_json(path, predictions_info(out, predictor, segments))
     return path
 
 

@@ -9,8 +9,10 @@ Watching uses ``watchdog``: inotify (or the platform's own events) by default, o
 every ``poll_s`` seconds where events do not arrive, as on network shares (SMB/NFS mounts).
 Events only nominate candidates: a recording is judged once its size and modification time
 have stayed the same for ``settle_s`` seconds (a logger still uploading keeps changing
-them), or at once after it was renamed into place. Files whose name marks them unfinished
-(a leading dot, ``.part``, ``.tmp``, ``.partial``, ``~``) are ignored until renamed.
+them), or at once after it was renamed into place. Only recordings count, by the rule
+``build`` and ``predict`` apply (:func:`leakhunter.recordings.files.is_recording`: hidden
+files and files in hidden folders are not); files whose name marks them unfinished
+(``.part``, ``.tmp``, ``.partial``, ``.crdownload``, ``~``) are ignored until renamed.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..recordings.audio import AUDIO_EXTENSIONS
+from ..recordings.files import find_recordings, is_recording
 from ..runtime import signals
-from .predict import Predictor, find_recordings
+from .predict import Predictor
 from .predictions_file import csv_row
 from .results_log import ResultsLog
 
@@ -50,11 +52,10 @@ def judge_new(predictor: Predictor, paths: Iterable[Path], results: ResultsLog,
     return len(todo)
 
 
-def is_candidate(path: Path) -> bool:
-    """An audio file whose name does not mark it as still being written."""
-    name = path.name
-    return (path.suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
-            and not name.endswith(UNFINISHED_SUFFIXES))
+def is_candidate(path: Path, root: Path | None = None) -> bool:
+    """A recording under the watched folder ``root`` (:func:`is_recording`) whose name
+    does not mark it as still being written."""
+    return is_recording(path, root) and not path.name.endswith(UNFINISHED_SUFFIXES)
 
 
 class FolderWatcher:
@@ -105,7 +106,8 @@ class FolderWatcher:
 
     def nominate(self, path: Path, renamed: bool = False) -> None:
         """A file that may be new or still growing (an event, or the start-up scan)."""
-        if not is_candidate(path):
+        roots = [f for f in self.folders if path.is_relative_to(f)] or [None]
+        if not is_candidate(path, roots[0]):
             return
         try:
             st = path.stat()

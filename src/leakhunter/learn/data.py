@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AudioConfig, BuildConfig, FeatureConfig, from_dict
+from ..config import BuildConfig, SplitConfig
 from ..dataset.build import REPORT_FILE, build_dataset
 from ..dataset.segments import SplitData
 from ..dataset.sources import discover
@@ -33,8 +33,9 @@ from ..dataset.store import (
     read_split_info,
     replace_into_place,
 )
-from ..decisions.predict import find_recordings
 from ..errors import InputError
+from ..model.card import ModelCard
+from ..recordings.files import find_recordings
 from ..runtime import safe_write
 
 UNLABELLED = "UNLABELLED"
@@ -138,12 +139,11 @@ def replay_sample(old: SplitData, new_segments: int, share: float, seed: int,
     return np.sort(rng.choice(old.segments, size=min(want, old.segments), replace=False))
 
 
-def build_config_for(meta: dict[str, Any], split: Any, workers: int, device: str
+def build_config_for(card: ModelCard, split: SplitConfig, workers: int, device: str
                      ) -> BuildConfig:
     """``build`` settings that read recordings exactly as the model's own dataset was."""
-    return BuildConfig(feature=from_dict(FeatureConfig, meta["feature_config"]),
-                       audio=from_dict(AudioConfig, meta.get("audio_config") or {}),
-                       split=split, workers=workers, device=device)
+    return BuildConfig(feature=card.feature, audio=card.audio, split=split, workers=workers,
+                       device=device)
 
 
 def describe_build(report: dict[str, Any]) -> dict[str, Any]:

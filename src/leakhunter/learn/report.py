@@ -15,29 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import to_dict
 from ..dataset.segments import SplitData
-from ..decisions.evaluate import predict_segments
-from ..decisions.plots import _figure, _save
-from ..errors import DatasetError
 from ..model import familiarity
-from ..model.cnn import load_model
+from ..model.card import load_model
 from ..model.metrics import binary_scores, recording_scores
+from ..model.scoring import predict_segments
 from ..runtime import safe_write
+from ..runtime.figures import figure, save
 
 METRICS = ("accuracy", "f1", "specificity", "sensitivity")
-
-
-def check_fits(data: SplitData, meta: dict[str, Any], what: str) -> SplitData:
-    """``data`` unchanged, or :class:`DatasetError` when it was built with other features
-    or classes than the model."""
-    if to_dict(data.feature) != meta["feature_config"]:
-        raise DatasetError(f"{data.path}: {what} was built with a different feature config "
-                           f"than the model; rebuild it with the model's settings")
-    if data.labels != meta["class_names"]:
-        raise DatasetError(f"{data.path}: {what} has classes {', '.join(data.labels)}, the "
-                           f"model {', '.join(meta['class_names'])}")
-    return data
 
 
 def site_scores(model_path: Path, data: SplitData | None, device: torch.device,
@@ -46,18 +32,17 @@ def site_scores(model_path: Path, data: SplitData | None, device: torch.device,
     None without data."""
     if data is None:
         return None
-    model, meta = load_model(model_path, device)
-    positive = [meta["class_names"].index(p) for p in meta["positive"]]
+    model, card = load_model(model_path, device)
+    rule = card.rule
     prob, _ = predict_segments(model, data, device, autocast=autocast)
-    scores = recording_scores(data.file_index, prob, data.recordings,
-                              meta.get("aggregate") or "vote", meta.get("vote_fraction") or 0.5)
-    threshold = meta.get("threshold")
-    threshold = 0.5 if threshold is None else threshold
-    result = binary_scores(np.isin(data.file_label, positive), scores >= threshold)
-    familiar = familiarity.split_familiarity(meta.get("familiarity"), model, data, device,
+    scores = recording_scores(data.file_index, prob, data.recordings, rule.aggregate,
+                              rule.vote_fraction)
+    result = binary_scores(np.isin(data.file_label, card.positive_indices),
+                           scores >= rule.threshold)
+    familiar = familiarity.split_familiarity(card.familiarity, model, data, device,
                                              autocast=autocast)
     return {**{k: result[k] for k in (*METRICS, "tp", "tn", "fp", "fn")},
-            "recordings": data.recordings, "threshold": float(threshold),
+            "recordings": data.recordings, "threshold": float(rule.threshold),
             "unfamiliar": None if familiar is None else float(familiar[1].mean())}
 
 
@@ -71,7 +56,7 @@ def plot(report: dict[str, Any], out: Path) -> Path:
     """Per round (0 = the parent): the four per-recording metrics on the new site's test
     split (left) and on the old site's (right)."""
     rows = [{"round": 0, **report["parent"]}] + report["rounds"]
-    fig, axes = _figure(size=(10.0, 3.8), ncols=2)
+    fig, axes = figure(size=(10.0, 3.8), ncols=2)
     colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for ax, key, title in ((axes[0], "new_test", "new site, TESTING"),
                            (axes[1], "old_test", "old site, TESTING (forgetting)")):
@@ -87,6 +72,6 @@ def plot(report: dict[str, Any], out: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _save(fig, out, "png")
+    save(fig, out, "png")
     fig.clear()
     return out

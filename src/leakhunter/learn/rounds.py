@@ -28,21 +28,21 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..config import LearnConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..config import LearnConfig, TrainConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
-from ..decisions.evaluate import predict_segments
 from ..errors import InputError
 from ..model import checkpoint
-from ..model.cnn import load_model
+from ..model.card import ModelCard, Rule, load_model, read_card
+from ..model.scoring import predict_segments
 from ..runtime import devices, locks, safe_write
 from ..runtime.amp import autocast, resolve_amp
 from ..runtime.safe_write import file_sha256, write_json
 from ..training.train import train
 from . import data as learn_data
 from .adapt import adapted_copy
-from .report import check_fits, site_scores, write_report
-from .selection import Rule, Selection, select
+from .report import site_scores, write_report
+from .selection import Selection, select
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def learn(model: str | Path | None, new_input: str | Path | None, run_dir: str |
 def _start(model: Path, new_input: Path, run: Path, cfg: LearnConfig, unlabelled: bool,
            replay: str | Path | None, truth: str | Path | None,
            overwrite: bool) -> dict[str, Any]:
-    meta = checkpoint.load(model, "model")  # a bad model fails before anything is written
+    card = read_card(model)  # a bad model fails before anything is written
     if not new_input.exists():
         raise InputError(f"{new_input}: input not found")
     for extra, what in ((replay, "--replay"), (truth, "--truth")):
@@ -116,7 +116,7 @@ def _start(model: Path, new_input: Path, run: Path, cfg: LearnConfig, unlabelled
              "new_input": str(new_input.resolve()), "unlabelled": unlabelled,
              "replay": str(Path(replay).resolve()) if replay else None,
              "truth": str(Path(truth).resolve()) if truth else None,
-             "config": to_dict(cfg), "class_names": meta["class_names"],
+             "config": to_dict(cfg), "class_names": list(card.classes),
              "leakhunter_version": __version__}
     write_json(run / STATE_FILE, state)
     return state
@@ -142,16 +142,15 @@ class _Run:
         self.device = self.choice.device
         self.amp = autocast(resolve_amp("auto", self.device), self.device)
         self.parent = Path(state["model"])
-        self.meta = checkpoint.load(self.parent, "model")
-        self.meta.pop("model")
-        self.classes: list[str] = self.meta["class_names"]
-        self.positive = tuple(self.classes.index(p) for p in self.meta["positive"])
+        self.card = read_card(self.parent)
+        self.classes: list[str] = list(self.card.classes)
+        self.positive = tuple(self.card.positive_indices)
 
     # --- data -------------------------------------------------------------------------------
 
     def _datasets(self) -> None:
         st, cfg = self.state, self.cfg
-        build_cfg = learn_data.build_config_for(self.meta, cfg.split, cfg.workers,
+        build_cfg = learn_data.build_config_for(self.card, cfg.split, cfg.workers,
                                                  "cpu" if self.device.type == "cpu"
                                                  else cfg.device)
         self.build = learn_data.build_new_site(st["new_input"], self.run / "data", build_cfg,
@@ -159,22 +158,16 @@ class _Run:
         splits = {s: load_split(self.run / "data" / SPLIT_FILES[s]) for s in SPLIT_FILES}
         if not st["unlabelled"]:
             for s in splits.values():
-                check_fits(s, self.meta, "NEW_INPUT")
+                self.card.fits(s, "NEW_INPUT")
         self.new = splits
         self.new_test = splits["TESTING"] if not st["unlabelled"] else (
-            check_fits(load_split(Path(st["truth"]) / SPLIT_FILES["TESTING"]), self.meta,
-                       "--truth") if st["truth"] else None)
+            self.card.fits(load_split(Path(st["truth"]) / SPLIT_FILES["TESTING"]),
+                           "--truth") if st["truth"] else None)
         self.old_train = self.old_val = self.old_test = None
         if st["replay"]:
-            self.old_val = check_fits(load_split(Path(st["replay"]) /
-                                                 SPLIT_FILES["VALIDATION"]), self.meta,
-                                      "--replay")
-            self.old_train = check_fits(load_split(Path(st["replay"]) /
-                                                   SPLIT_FILES["TRAINING"]), self.meta,
-                                        "--replay")
-            self.old_test = check_fits(load_split(Path(st["replay"]) /
-                                                  SPLIT_FILES["TESTING"]), self.meta,
-                                       "--replay")
+            self.old_train, self.old_val, self.old_test = (
+                self.card.fits(load_split(Path(st["replay"]) / SPLIT_FILES[s]), "--replay")
+                for s in ("TRAINING", "VALIDATION", "TESTING"))
 
     # --- rounds -----------------------------------------------------------------------------
 
@@ -209,11 +202,11 @@ class _Run:
         if not (rdata / learn_data.SELECTION_FILE).exists():
             self._select_and_write(r, current, rdata)
         selection = json.loads((rdata / learn_data.SELECTION_FILE).read_text(encoding="utf-8"))
-        parent_state = checkpoint.load(current, "model")
+        parent_state = checkpoint.load(current, "model")  # the weights fine-tuning starts from
         lineage = {"command": "learn", "round": r, "path": str(current.resolve()),
                    "sha256": file_sha256(current), "origin": self.state["model"],
                    "origin_sha256": self.state["sha256"], "data": selection,
-                   "parent": parent_state.get("parent")}
+                   "parent": ModelCard.from_meta(parent_state, current).meta.get("parent")}
         tcfg = self._train_config()
         if (rdir / "checkpoints" / "last.pt").exists():
             summary = train(None, rdir, tcfg, resume=True, overrides={"device": tcfg.device},
@@ -234,11 +227,8 @@ class _Run:
         return result
 
     def _select_and_write(self, r: int, current: Path, out: Path) -> None:
-        model, meta = load_model(current, self.device)
-        rule = Rule(float(meta.get("threshold") if meta.get("threshold") is not None
-                          else 0.5), meta.get("vote_fraction") or 0.5,
-                    meta.get("aggregate") or "vote", meta.get("class_aggregate") or "vote",
-                    self.positive, len(self.classes) > 2)
+        model, card = load_model(current, self.device)
+        rule = card.rule
         unlabelled, cfg = self.state["unlabelled"], self.cfg
         # pseudo-labels from the model on the new site's own scale (adapt.py); labelled
         # selection ranks segments against the true label with the model as it is
@@ -299,22 +289,20 @@ class _Run:
         prob, logits = predict_segments(model, data, self.device, autocast=self.amp)
         class_prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         truth = None if self.state["unlabelled"] else data.file_label
-        return select(prob, class_prob, data.file_index, truth, rule, keep,
+        return select(prob, class_prob, data.file_index, truth, rule, self.positive, keep,
                       self.cfg.confidence)
 
     def _train_config(self) -> TrainConfig:
         """Fine-tuning settings: the parent's architecture and decision settings, this
         run's epochs, rate and seed; no early stop inside a round."""
-        meta, cfg = self.meta, self.cfg
-        source = meta.get("threshold_source") or {}
+        card, cfg = self.card, self.cfg
+        source = card.threshold_source or {}
         return TrainConfig(
-            model=from_dict(ModelConfig, meta["model_config"]),
-            positive=tuple(meta["positive"]), epochs=cfg.epochs, lr=cfg.lr,
+            model=card.model_config, positive=card.positive, epochs=cfg.epochs, lr=cfg.lr,
             batch_size=cfg.batch_size, warmup_epochs=0.0, patience=cfg.epochs,
-            vote_fraction=meta.get("vote_fraction") or 0.5,
+            vote_fraction=card.rule.vote_fraction,
             target_specificity=source.get("target_specificity"),
-            class_aggregate=meta.get("class_aggregate") or "vote", seed=cfg.seed,
-            device=cfg.device)
+            class_aggregate=card.rule.class_aggregate, seed=cfg.seed, device=cfg.device)
 
 
 def _spread(values: np.ndarray) -> str:

@@ -15,19 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..model.card import Rule
 from ..model.metrics import recording_classes, recording_scores
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How the current model decides a recording (as stored in its ``best.pt``)."""
-
-    threshold: float
-    vote_fraction: float
-    aggregate: str
-    class_aggregate: str
-    positive: tuple[int, ...]  # class indices that count as a leak
-    multiclass: bool
 
 
 @dataclass
@@ -49,35 +38,37 @@ class Selection:
 
 
 def decide(prob: np.ndarray, class_prob: np.ndarray, file_index: np.ndarray, n: int,
-           rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           rule: Rule, positive: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per recording: the model's leak decision ``[R]`` bool, its class ``[R]`` int, and
     the confidence ``[R]``: the share of its segments that agree with that decision (on
-    the same side of the threshold, binary; ranking that class first, multi-class)."""
+    the same side of the threshold, binary; ranking that class first, multi-class: more
+    than two columns in ``class_prob``). ``positive``: the leak classes' indices."""
     scores = recording_scores(file_index, prob, n, rule.aggregate, rule.vote_fraction)
     leak = scores >= rule.threshold
     counts = np.maximum(np.bincount(file_index, minlength=n), 1)
-    if rule.multiclass:
+    if class_prob.shape[1] > 2:
         cls, _ = recording_classes(file_index, class_prob, n, rule.class_aggregate)
         agree = class_prob.argmax(axis=1) == cls[file_index]
     else:
-        pos, neg = rule.positive[0], [c for c in range(class_prob.shape[1])
-                                      if c not in rule.positive][0]
+        pos, neg = positive[0], [c for c in range(class_prob.shape[1])
+                                 if c not in positive][0]
         cls = np.where(leak, pos, neg)
         agree = (prob >= rule.threshold) == leak[file_index]
     return leak, cls, np.bincount(file_index, weights=agree, minlength=n) / counts
 
 
 def select(prob: np.ndarray, class_prob: np.ndarray, file_index: np.ndarray,
-           truth: np.ndarray | None, rule: Rule, keep: float,
+           truth: np.ndarray | None, rule: Rule, positive: tuple[int, ...], keep: float,
            confidence: float) -> Selection:
-    """Apply the rule to one split's scored segments.
+    """Apply the selection to one split's scored segments, judged by the model's ``rule``.
 
     ``prob``: leak probability ``[N]``; ``class_prob``: class probabilities ``[N, C]``;
     ``file_index``: recording of each segment ``[N]`` (recordings contiguous, as in a
-    dataset); ``truth``: true class per recording ``[R]``, or None for unlabelled data.
+    dataset); ``truth``: true class per recording ``[R]``, or None for unlabelled data;
+    ``positive``: the leak classes' indices.
     """
     n = int(truth.shape[0]) if truth is not None else int(file_index.max()) + 1
-    leak, cls, conf = decide(prob, class_prob, file_index, n, rule)
+    leak, cls, conf = decide(prob, class_prob, file_index, n, rule, positive)
     if truth is None:
         target = np.where(conf >= confidence, cls, -1)
     else:
@@ -101,7 +92,7 @@ def select(prob: np.ndarray, class_prob: np.ndarray, file_index: np.ndarray,
         counts["below_confidence"] = int((~used).sum())
         counts["pseudo_leak"] = int((used & leak).sum())
     else:
-        is_leak = np.isin(truth, rule.positive)
+        is_leak = np.isin(truth, positive)
         false_alarm = leak & ~is_leak
         miss = ~leak & is_leak
         seg_rec = file_index[segments]

@@ -29,13 +29,15 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from .. import __version__
-from ..config import FeatureConfig, SynthConfig, from_dict, to_dict
+from ..config import FeatureConfig, SynthConfig
 from ..errors import InputError, LeakhunterError
 from ..recordings.features import LogMel
 from ..recordings.synth import synth
 from ..runtime import devices, safe_write
 from ..runtime.safe_write import file_sha256, guard
-from .cnn import LeakCNN, load_model
+from .card import ModelCard, load_model, onnx_card
+from .checkpoint import CheckpointError
+from .cnn import LeakCNN
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +142,11 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
     """
     model_path, out_path = Path(model_path), Path(out_path)
     try:
-        model, meta = load_model(model_path)
+        model, card = load_model(model_path)
     except (KeyError, ValueError, RuntimeError) as exc:  # incomplete or mismatched state
         raise ExportError(f"{model_path}: not a usable leakhunter model ({exc})") from None
     model = model.float()
-    cfg = from_dict(FeatureConfig, meta["feature_config"])
+    cfg = card.feature
     segments = parity_segments(cfg) if check_segments is None else _segments(
         check_segments, cfg.segment_samples)
     ref = _reference(model, cfg, segments, devices.resolve(device, "export"))
@@ -169,9 +171,9 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
             int8_info["file"] = int8_path.name
         else:  # an int8 file from an earlier export would not match this graph and card
             int8_path.unlink(missing_ok=True)
-    card = _card(meta, cfg, model_path, out_path, parity, int8_info)
-    safe_write.write_json(out_path.parent / CARD_NAME, card)
-    return card
+    written = _card(card, model_path, out_path, parity, int8_info)
+    safe_write.write_json(out_path.parent / CARD_NAME, written)
+    return written
 
 
 def _reference(model: LeakCNN, cfg: FeatureConfig, segments: np.ndarray,
@@ -204,8 +206,8 @@ def parity_segments(cfg: FeatureConfig, seed: int = 0) -> np.ndarray:
         sc = SynthConfig(count=6, seed=seed, sample_rate=sr, duration_s=(n + 7 * hop) / sr,
                          labels=("LEAK", "NOLEAK", "CRACK", "NORMAL", "BACKGROUND"),
                          sensors_per_label=3, out_of_water=1, interference=0.5)
-        for plan, peak in zip(synth._plan(sc), rng.permutation(np.geomspace(1e-3, 0.9, 30))):
-            x = synth._render(plan, sc)
+        for plan, peak in zip(synth.plan_files(sc), rng.permutation(np.geomspace(1e-3, 0.9, 30))):
+            x = synth.render(plan, sc)
             x *= peak / max(float(np.abs(x).max()), 1e-12)
             parts.append(np.lib.stride_tricks.sliding_window_view(x, n)[::hop])
     t = np.arange(n) / sr
@@ -233,11 +235,16 @@ class OnnxScorer:
             raise ExportError(f"{path}: no {CARD_NAME} beside it; export the model again "
                               f"(leakhunter export) or copy its card along with it")
         try:
-            self.card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
-            self.segment_samples = int(self.card["segment_samples"])
-            self.n_classes = len(self.card["classes"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raw = json.loads(card_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise ExportError(f"{card_path}: not a leakhunter model card ({exc})") from None
+        try:
+            self.card = ModelCard.from_onnx_card(raw, card_path)
+        except (CheckpointError, AttributeError, TypeError) as exc:  # a card of another kind
+            raise ExportError(f"{card_path}: not a leakhunter model card "
+                              f"({str(exc).removeprefix(f'{card_path}: ')})") from None
+        self.segment_samples = self.card.feature.segment_samples
+        self.n_classes = len(self.card.classes)
         self.session = _session(path, threads)
         got = [(i.name, i.type, i.shape[1:]) for i in self.session.get_inputs()]
         if got != [(INPUT, "tensor(float)", [self.segment_samples])] or sorted(
@@ -369,29 +376,22 @@ def _quiet_root_logger() -> Iterator[None]:
         root.removeFilter(keep)
 
 
-def _card(meta: dict[str, Any], cfg: FeatureConfig, model_path: Path, out_path: Path,
-          parity: dict[str, Any], int8_info: dict[str, Any] | None) -> dict[str, Any]:
-    n_classes = len(meta["class_names"])
-    return {
-        "onnx_file": out_path.name, "source_checkpoint": str(model_path),
-        "classes": meta["class_names"], "positive": meta["positive"], "task": meta.get("task"),
-        "threshold": meta.get("threshold"), "threshold_method": meta.get("threshold_method"),
-        "aggregate": meta.get("aggregate"), "vote_fraction": meta.get("vote_fraction"),
+def _card(card: ModelCard, model_path: Path, out_path: Path, parity: dict[str, Any],
+          int8_info: dict[str, Any] | None) -> dict[str, Any]:
+    """``model_card.json``: the model's card (:func:`leakhunter.model.card.onnx_card`: the
+    whole decision rule, feature and audio settings, provenance) and the graph's
+    contract: the segment grid, inputs, outputs, parity and the int8 copy."""
+    cfg = card.feature
+    return onnx_card(
+        card, onnx_file=out_path.name, source_checkpoint=str(model_path),
         # model files never change, so the hash names the exact rule and weights exported
-        "source_sha256": file_sha256(model_path),
-        "threshold_source": meta.get("threshold_source"), "parent": meta.get("parent"),
-        "sample_rate": cfg.sample_rate, "segment_samples": cfg.segment_samples,
-        "segment_hop": cfg.segment_hop, "segment_s": cfg.segment_s,
-        "feature_config": to_dict(cfg), "model_config": meta.get("model_config"),
-        "inputs": [{"name": INPUT, "shape": ["batch", cfg.segment_samples], "dtype": "float32",
-                    "units": f"raw long segments at {cfg.sample_rate} Hz, full scale 1.0"}],
-        "outputs": [{"name": OUTPUTS[0], "shape": ["batch", n_classes], "dtype": "float32",
-                     "units": "softmax over classes, in the order of classes"},
-                    {"name": OUTPUTS[1], "shape": ["batch"], "dtype": "float32",
-                     "units": "probability that the segment is a leak"}],
-        "training": {"dataset_dir": meta.get("dataset_dir"), "epoch": meta.get("epoch"),
-                     "metrics": meta.get("metrics"), "parameters": meta.get("parameters"),
-                     "leakhunter_version": meta.get("leakhunter_version")},
-        "parity": parity, "int8": int8_info,
-        "leakhunter_version": __version__, "opset": OPSET,
-    }
+        source_sha256=file_sha256(model_path),
+        sample_rate=cfg.sample_rate, segment_samples=cfg.segment_samples,
+        segment_hop=cfg.segment_hop, segment_s=cfg.segment_s,
+        inputs=[{"name": INPUT, "shape": ["batch", cfg.segment_samples], "dtype": "float32",
+                 "units": f"raw long segments at {cfg.sample_rate} Hz, full scale 1.0"}],
+        outputs=[{"name": OUTPUTS[0], "shape": ["batch", len(card.classes)],
+                  "dtype": "float32", "units": "softmax over classes, in the order of classes"},
+                 {"name": OUTPUTS[1], "shape": ["batch"], "dtype": "float32",
+                  "units": "probability that the segment is a leak"}],
+        parity=parity, int8=int8_info, leakhunter_version=__version__, opset=OPSET)

@@ -163,9 +163,9 @@ def unfamiliar(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
     return familiarity(stats, distance) < stats["quantile"]
 
 
-def stats_of(meta: dict[str, Any], where: str) -> dict[str, Any] | None:
-    """The model's statistics, or None with a one-line note for a model without them."""
-    stats = meta.get("familiarity")
+def stats_of(stats: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    """A model's statistics (its card's ``familiarity``) as they are; for a model without
+    them, ``None`` and a one-line note naming the model file ``where``."""
     if stats is None:
         log.info("%s carries no familiarity statistics (trained before they were stored); "
                  "the familiarity figure is left empty", where)

@@ -21,12 +21,6 @@ import soxr
 from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError
 
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
-    ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
-})
-"""Extensions scanned for recordings (case-insensitive); any format soundfile decodes."""
-
 
 @dataclass(frozen=True)
 class NameMeta:
@@ -83,11 +77,13 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
         # libsndfile's message repeats the path; its error_string is the reason alone
         why = getattr(exc, "error_string", "") or _first_line(exc)
-        raise AudioError(str(path), f"unreadable or not audio ({why.rstrip('.')})") from None
+        raise AudioError(str(path), "unreadable",
+                         f"unreadable or not audio ({why.rstrip('.')})") from None
     except OSError as exc:
-        raise AudioError(str(path), f"cannot open ({exc.strerror or exc})") from None
+        raise AudioError(str(path), "unreadable",
+                         f"cannot open ({exc.strerror or exc})") from None
     if data.shape[0] == 0:
-        raise AudioError(str(path), "empty (no samples)")
+        raise AudioError(str(path), "empty", "empty (no samples)")
     return data, int(rate)
 
 
@@ -131,7 +127,7 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
     """
     data, rate = read_audio(path)
     if not np.isfinite(data).all():
-        raise AudioError(str(path), "contains NaN or infinite samples")
+        raise AudioError(str(path), "invalid samples", "contains NaN or infinite samples")
     duration = data.shape[0] / rate
     # Detrend before resampling: half the samples at typical rates, and a DC offset would
     # otherwise ring at the resampler's edges.
@@ -140,11 +136,12 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
     centred = wave if audio.detrend else wave - wave.mean(dtype=np.float64)
     rms = float(np.sqrt(np.dot(centred, centred) / centred.size))
     if rms <= audio.silence_rms:
-        raise AudioError(str(path), f"silence (RMS {rms:.1e})")
+        raise AudioError(str(path), "silence", f"silence (RMS {rms:.1e})")
     wave = resample(wave, rate, feature.sample_rate)
     if duration < audio.min_duration_s:
-        raise AudioError(str(path), f"too short ({duration:.3f} s; the minimum duration is "
-                                    f"{audio.min_duration_s:g} s)")
+        raise AudioError(str(path), "too short",
+                         f"too short ({duration:.3f} s; the minimum duration is "
+                         f"{audio.min_duration_s:g} s)")
     content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
     return Recording(str(path), wave, rate, duration, content_hash)
 

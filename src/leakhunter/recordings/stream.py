@@ -60,7 +60,8 @@ def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
     n, s1, st, s2 = 0, 0.0, 0.0, 0.0  # count, sum x, sum t*x, sum x^2 (float64)
     for block in _blocks(path, frames):
         if not np.isfinite(block).all():
-            raise AudioError(str(path), "contains NaN or infinite samples")
+            raise AudioError(str(path), "invalid samples",
+                                 "contains NaN or infinite samples")
         t = np.arange(n, n + block.size, dtype=np.float64)
         x = block.astype(np.float64)
         s1, st, s2, n = s1 + x.sum(), st + t @ x, s2 + x @ x, n + block.size
@@ -71,7 +72,7 @@ def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
     residual = s2 - n * mean * mean - (slope * slope * var_t if audio.detrend else 0.0)
     rms = float(np.sqrt(max(residual, 0.0) / n))
     if rms <= audio.silence_rms:
-        raise AudioError(str(path), f"silence (RMS {rms:.1e})")
+        raise AudioError(str(path), "silence", f"silence (RMS {rms:.1e})")
 
     def pieces() -> Iterator[np.ndarray]:
         stream = soxr.ResampleStream(rate, feature.sample_rate, 1, dtype="float32",

@@ -24,6 +24,8 @@ from ..decisions.predictions_file import (
     info_path,
 )
 from ..errors import InputError
+from ..model.card import ModelCard, read_card
+from ..model.checkpoint import CheckpointError
 
 REQUIRED = ("path", "decision", "status", "leak_probability")
 """Columns without which a file is not a predictions file."""
@@ -53,6 +55,16 @@ class Survey:
     timelines: dict[int, list[float]] = field(default_factory=dict)
     segment_hop_s: float | None = None
     extra_columns: list[str] = field(default_factory=list)
+
+    def model_card(self) -> ModelCard | None:
+        """The model's card, or ``None`` when the file names no model or too little of it
+        (an info file written by an earlier leakhunter)."""
+        if not self.model:
+            return None
+        try:
+            return ModelCard.from_meta(self.model, self.model.get("path", ""))
+        except CheckpointError:
+            return None
 
 
 def load_survey(predictions: str | Path, model: str | Path | None = None) -> Survey:
@@ -172,13 +184,12 @@ def _resolve(text: str, base: Path | None, folder: Path) -> Path | None:
 
 
 def _card_from_model(model: Path) -> dict[str, Any]:
-    from ..model.checkpoint import CheckpointError, load
-
     try:
-        state = load(model, "model")
+        card = read_card(model)
     except (CheckpointError, OSError) as exc:
         raise InputError(f"{model}: cannot read the model ({exc})") from None
-    return {"path": str(model.resolve()), "onnx": None, **{k: state.get(k) for k in CARD_KEYS}}
+    return {"path": str(model.resolve()), "onnx": None,
+            **{k: card.meta.get(k) for k in CARD_KEYS}}
 
 
 def _segments_file(path: Path, info: dict[str, Any] | None) -> Path | None:

@@ -70,7 +70,8 @@ def encode_audio(wave: np.ndarray, rate: int) -> tuple[bytes, str]:
         buf = io.BytesIO()
         sf.write(buf, wave.astype(np.float32), rate, format=fmt, subtype=subtype)
         return buf.getvalue(), mime
-    raise AudioError("(embedded clip)", "no audio codec available in libsndfile")
+    # unreachable with any libsndfile: 16-bit WAV is always there
+    raise RuntimeError("libsndfile writes none of Ogg/Vorbis, FLAC and 16-bit WAV")
 
 
 def spectrogram(wave: np.ndarray, feature: FeatureConfig) -> tuple[np.ndarray, float, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import AudioConfig, FeatureConfig, ReportConfig, from_dict
+from ..config import AudioConfig, FeatureConfig, ReportConfig
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
@@ -68,9 +68,9 @@ def _gather_media(survey: Survey, cfg: ReportConfig) -> tuple[dict[int, dict[str
                                                               dict[str, Any]]:
     """Encode audio and spectrograms in worker processes. Recordings are taken most
     leak-like first, so when the audio size cap bites it drops the least likely leaks."""
-    card = survey.model or {}
-    feature = from_dict(FeatureConfig, card.get("feature_config") or {})
-    audio_cfg = from_dict(AudioConfig, card.get("audio_config") or {})
+    card = survey.model_card()
+    feature = card.feature if card else FeatureConfig()
+    audio_cfg = card.audio if card else AudioConfig()
     order = sorted((i for i, r in enumerate(survey.rows)
                     if _wanted(cfg.audio, r) or _wanted(cfg.spectrograms, r)),
                    key=lambda i: (survey.rows[i]["decision"] != "LEAK",
@@ -126,13 +126,13 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
     for r in rows:
         statuses[r["status"] or "(none)"] = statuses.get(r["status"] or "(none)", 0) + 1
     dates = sorted(t for t in (parse_timestamp(r["timestamp"]) for r in rows) if t)
-    card = survey.model
-    classes = (card or {}).get("class_names") or ["LEAK", "NOLEAK"]
-    positive = (card or {}).get("positive") or [c for c in classes if c == "LEAK"] or classes[:1]
+    card = survey.model_card()
+    classes = list(card.classes) if card else ["LEAK", "NOLEAK"]
+    positive = list(card.positive) if card else ["LEAK"]
     # "not a leak" in a multi-class task: the class that means a sound pipe, if there is one
     negative = sorted((c for c in classes if c not in positive),
                       key=lambda c: c not in ("NOLEAK", "NORMAL"))
-    feature = from_dict(FeatureConfig, (card or {}).get("feature_config") or {})
+    feature = card.feature if card else FeatureConfig()
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "version": __version__,
         "source": str(survey.source), "digest": survey.digest,
@@ -143,7 +143,7 @@ def _page_data(survey: Survey, view: SensorView, media: dict[int, dict[str, Any]
                     "last": f"{dates[-1]:%Y-%m-%d %H:%M}" if dates else "",
                     "media": stats, "audio_mode": cfg.audio,
                     "spectrogram_mode": cfg.spectrograms, "file_size": SIZE_MARK},
-        "model": card, "model_note": survey.model_note,
+        "model": survey.model, "model_note": survey.model_note,
         "decision": (survey.info or {}).get("decision"),
         "labels": {"leak": "LEAK" if "LEAK" in positive else positive[0],
                    "noleak": negative[0] if negative else "NOLEAK"},

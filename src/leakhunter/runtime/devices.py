@@ -3,15 +3,15 @@
 Every command takes ``--device auto|cpu|cuda|cuda:N``; :func:`resolve` turns that into an
 *indexed* ``torch.device`` (``cuda`` becomes ``cuda:0``, the current device: some PyTorch
 releases refuse ``torch.cuda.set_device(torch.device("cuda"))``), checks it exists, and says
-why ``auto`` chose what it chose. ``auto`` is decided per command
-(:data:`leakhunter.config.AUTO_DEVICE`), from measurements rather than from "a GPU is
-always faster":
+why ``auto`` chose what it chose. ``auto`` is decided per command (:data:`AUTO`, the one
+place the policy is written; the CLI's help text is made from it), from measurements rather
+than from "a GPU is always faster":
 
 * ``build``: the CPU. Decoding and resampling dominate a build, and they run on CPU cores
   whatever the device; on one H200 with 16 cores the GPU build was 7x slower than the CPU
   build. ``--device cuda`` still works and batches many recordings per GPU call.
-* ``train``, ``evaluate``, ``predict``: CUDA when present (the CNN's work is what a GPU is
-  for; decoding in ``predict`` stays on CPU workers either way).
+* ``train``, ``evaluate``, ``calibrate``, ``predict``, ``learn``: CUDA when present (the
+  CNN's work is what a GPU is for; decoding in ``predict`` stays on CPU workers either way).
 * ``export``: the CPU: the exported graph runs in onnxruntime on the CPU, and its parity
   reference is computed in float32 there.
 
@@ -29,10 +29,20 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import AUTO_DEVICE
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
+
+AUTO = {  # what --device auto picks per command, and why
+    "build": ("cpu", "decoding and resampling dominate a build and run on CPU cores; the "
+                     "GPU build measured slower"),
+    "train": ("cuda", "the CNN trains fastest on a GPU"),
+    "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
+    "calibrate": ("cuda", "the CNN scores fastest on a GPU"),
+    "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
+    "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
+    "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
+}
 
 
 class DeviceError(InputError):
@@ -78,7 +88,7 @@ def resolve(requested: str, command: str, local_rank: int | None = None) -> Choi
     device = parse(requested)
     reason = ""
     if device is None:
-        preferred, why = AUTO_DEVICE[command]
+        preferred, why = AUTO[command]
         if preferred == "cuda" and cuda_available():
             device, reason = torch.device("cuda"), why
         else:
@@ -87,6 +97,17 @@ def resolve(requested: str, command: str, local_rank: int | None = None) -> Choi
     if device.type == "cuda":
         device = _indexed_cuda(device, requested, local_rank)
     return Choice(device, reason)
+
+
+def auto_help(command: str | None = None) -> str:
+    """What ``--device auto`` means for ``command``, for help text; ``None``: for a run of
+    every step (the demo), each step's own choice."""
+    if command is not None:
+        preferred, why = AUTO[command]
+        return f"auto = {'CUDA when present' if preferred == 'cuda' else 'the CPU'} ({why})"
+    on = {kind: [c for c, (p, _) in AUTO.items() if p == kind] for kind in ("cpu", "cuda")}
+    return (f"auto = each step's own choice ({', '.join(on['cpu'])} on the CPU, "
+            f"{', '.join(on['cuda'])} on CUDA when present)")
 
 
 def _indexed_cuda(device: torch.device, requested: str, local_rank: int | None) -> torch.device:

@@ -1,7 +1,7 @@
-"""The files of a training run directory, other than checkpoints.
+"""The files of a training run directory, other than checkpoints and ``best.pt``.
 
-``config.json``, ``metrics.csv`` (a row per epoch), ``model_meta.json``, TensorBoard events
-when tensorboard is installed; and the rule that a run directory is never silently reused.
+``metrics.csv`` (a row per epoch) and its plot ``curves.png``, TensorBoard events when
+tensorboard is installed; and the rule that a run directory is never silently reused.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..runtime import safe_write
+from ..runtime.figures import RECORDINGS, SEGMENTS, figure, save
 
 RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
              "curves.png", "checkpoints/last.pt")
@@ -92,3 +95,57 @@ def event_writer(run: Path) -> Any:
     except ImportError:  # tensorboard is optional
         return NoEvents()
     return SummaryWriter(str(run / "tensorboard"))
+
+
+def _column(rows: list[dict[str, str]], key: str) -> np.ndarray:
+    """One metrics.csv column as floats; an empty, missing or unreadable cell is NaN."""
+    def value(cell: str | None) -> float:
+        try:
+            return float(cell) if cell not in (None, "") else np.nan
+        except ValueError:
+            return np.nan
+    return np.array([value(r.get(key)) for r in rows], dtype=float)
+
+
+def write_training_curves(metrics_csv: Path, out_path: Path) -> Path:
+    """Plot a run's ``metrics.csv`` (columns of :data:`METRICS`) as
+    one PNG at ``out_path``: train and validation loss against epoch, and validation file
+    F1 and segment accuracy against epoch with the epoch of best file F1 marked. Empty
+    cells are skipped (lines join across them). Returns ``out_path``."""
+    with Path(metrics_csv).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    epoch = _column(rows, "epoch")
+    if np.isnan(epoch).any():  # a row without an epoch still has a place: its position
+        epoch = np.where(np.isnan(epoch), np.arange(1, len(rows) + 1), epoch)
+
+    def line(ax: Any, key: str, label: str, colour: str) -> None:
+        y = _column(rows, key)
+        ok = np.isfinite(y)
+        ax.plot(epoch[ok], y[ok], marker="o", ms=3, lw=2, color=colour, label=label)
+
+    fig, (loss_ax, score_ax) = figure(size=(11.0, 4.5), ncols=2)
+    line(loss_ax, "train_loss", "train loss", SEGMENTS)
+    line(loss_ax, "val_loss", "validation loss", RECORDINGS)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    line(score_ax, "val_file_f1", "validation file F1", RECORDINGS)
+    line(score_ax, "val_segment_accuracy", "validation segment accuracy", SEGMENTS)
+    f1 = _column(rows, "val_file_f1")
+    if np.isfinite(f1).any():
+        # the trainer's rule: highest F1, ties to the lowest validation loss
+        loss = np.nan_to_num(_column(rows, "val_loss"), nan=np.inf)
+        best = int(np.lexsort((loss, -np.nan_to_num(f1, nan=-np.inf)))[0])
+        score_ax.axvline(epoch[best], color="grey", ls="--", lw=1)
+        score_ax.plot(epoch[best], f1[best], marker="*", ms=14, color="black", ls="none",
+                      label=f"best: epoch {epoch[best]:g}, F1 {f1[best]:.3f}")
+    score_ax.set(ylim=(0, 1.02), xlabel="epoch", ylabel="score", title="Validation")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, score_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, out_path, "png")
+    fig.clear()
+    return out_path

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..config import FeatureConfig, from_dict
-from ..model.cnn import count_parameters, load_model
+from ..model.card import load_model
+from ..model.cnn import count_parameters
 
 BATCH = 64
 WARMUP = 3
@@ -30,9 +30,9 @@ def inference_cost(model_path: str | Path) -> dict[str, Any]:
     """``{"parameters": int, "latency_us": float}`` of ``best.pt`` at ``model_path``:
     microseconds per segment (median over :data:`REPEATS` batches). Raises
     :class:`~leakhunter.checkpoint.CheckpointError` for an unreadable model."""
-    model, meta = load_model(model_path, "cpu")
+    model, card = load_model(model_path, "cpu")
     n_mels = model.norm_mean.shape[0]
-    frames = from_dict(FeatureConfig, meta["feature_config"]).frames_per_segment
+    frames = card.feature.frames_per_segment
     x = torch.randn(BATCH, n_mels, frames, generator=torch.Generator().manual_seed(0)) \
         * 10.0 - 40.0  # dB-like inputs; the values do not change the work done
     threads = torch.get_num_threads()

@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..decisions.plots import _figure, _save
+from ..runtime.figures import figure, save
 from .space import SPACE
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def write_study_plots(study: optuna.Study, out: Path, objective: list[str],
 def _history(trials: list[FrozenTrial], objective: list[str], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = _figure()
+    fig, ax = figure()
     name = objective[0]
     best, best_x, best_y = -math.inf, [], []
     for t in trials:
@@ -75,7 +75,7 @@ def _history(trials: list[FrozenTrial], objective: list[str], path: Path) -> Pat
     ax.set_ylabel(name.replace("_", " "))
     ax.set_title("Optimisation history")
     ax.grid(alpha=0.3)
-    return _save(fig, path, "png")
+    return save(fig, path, "png")
 
 
 def _importances(study: optuna.Study, done: list[FrozenTrial]) -> dict[str, float]:
@@ -95,13 +95,13 @@ def _importances(study: optuna.Study, done: list[FrozenTrial]) -> dict[str, floa
 
 
 def _importance_plot(importances: dict[str, float], name: str, path: Path) -> Path:
-    fig, ax = _figure()
+    fig, ax = figure()
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel(f"importance for {name.replace('_', ' ')} (fANOVA)")
     ax.set_title("Parameter importances")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path, "png")
+    return save(fig, path, "png")
 
 
 def _parallel(done: list[FrozenTrial], params: list[str], name: str, path: Path) -> Path:
@@ -119,7 +119,7 @@ def _parallel(done: list[FrozenTrial], params: list[str], name: str, path: Path)
     values = np.array([t.values[0] for t in done])
     norm = Normalize(values.min(), values.max() if values.max() > values.min()
                      else values.min() + 1e-9)
-    fig, ax = _figure(size=(max(6.0, 1.1 * len(axes_names)), 4.5))
+    fig, ax = figure(size=(max(6.0, 1.1 * len(axes_names)), 4.5))
     xs = np.arange(len(axes_names))
     for i, _ in enumerate(done):
         ys = [col[0][i] for col in columns]
@@ -132,7 +132,7 @@ def _parallel(done: list[FrozenTrial], params: list[str], name: str, path: Path)
     ax.set_yticks([])
     ax.set_ylim(-0.15, 1.12)
     ax.set_title("Parallel coordinates (colour: " + name.replace("_", " ") + ")")
-    return _save(fig, path, "png")
+    return save(fig, path, "png")
 
 
 def _scaled(raw: list[Any], log_scale: bool) -> tuple[list[float], tuple[str, str]]:
@@ -154,7 +154,7 @@ def _scaled(raw: list[Any], log_scale: bool) -> tuple[list[float], tuple[str, st
 
 def _pareto(done: list[FrozenTrial], front: list[int], objective: list[str],
             path: Path) -> Path:
-    fig, ax = _figure()
+    fig, ax = figure()
     others = [t for t in done if t.number not in front]
     best = sorted((t for t in done if t.number in front), key=lambda t: t.values[1])
     ax.scatter([t.values[1] for t in others], [t.values[0] for t in others],
@@ -178,4 +178,4 @@ def _pareto(done: list[FrozenTrial], front: list[int], objective: list[str],
     ax.set_title("Accuracy against inference cost")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path, "png")
+    return save(fig, path, "png")

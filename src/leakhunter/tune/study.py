@@ -392,14 +392,14 @@ class _Runner:
     def _sensitivity(self, run: Path, train_cfg: TrainConfig, trial: optuna.Trial) -> float:
         """Per-recording sensitivity on VALIDATION at the most sensitive threshold whose
         specificity reaches the target (the rule ``evaluate --target-specificity`` uses)."""
-        from ..decisions.evaluate import predict_segments
-        from ..model.cnn import load_model
+        from ..model.card import load_model
         from ..model.metrics import binary_scores, choose_threshold, recording_scores
+        from ..model.scoring import predict_segments
 
-        model, meta = load_model(run / "best.pt", "cpu")
+        model, card = load_model(run / "best.pt", "cpu")
         data = self.validation
         prob, _ = predict_segments(model, data, torch.device("cpu"))
-        positive = [meta["class_names"].index(p) for p in meta["positive"]]
+        positive = card.positive_indices
         truth = np.isin(data.file_label, positive)
         scores = recording_scores(data.file_index, prob, data.recordings, "vote",
                                   train_cfg.vote_fraction)

@@ -77,7 +77,7 @@ class _Sensor:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """One file to write: its name fields and how its signal is made."""
 
     label: str
@@ -135,11 +135,11 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
         if not label or label in (".", "..") or any(c in label for c in "/\\~\0"):
             raise ConfigError(f"label {label!r} cannot be used as a folder name")
     _prepare(out_dir, config.labels, overwrite)
-    plans = _plan(config)
+    plans = plan_files(config)
     for label in config.labels:
         (out_dir / label).mkdir(parents=True, exist_ok=True)
     for plan in progress_bar(plans, total=len(plans), desc="synth", unit="file"):
-        _write(out_dir / plan.label / plan.name, _render(plan, config), plan.gain_db,
+        _write(out_dir / plan.label / plan.name, render(plan, config), plan.gain_db,
                config.sample_rate)
     summary = SynthSummary(
         out_dir=out_dir, files=len(plans),
@@ -204,7 +204,7 @@ def _make_sensor(config: SynthConfig, label: str, j: int, sensor_id: str) -> _Se
         interval_days=int(rng.integers(1, 4)))
 
 
-def _plan(config: SynthConfig) -> list[_Plan]:
+def plan_files(config: SynthConfig) -> list[Plan]:
     """Every file's name and settings, in label order. Sensor and recording numbers are
     shuffled across labels so that an id says nothing about its label."""
     n_labels, spl = len(config.labels), config.sensors_per_label
@@ -231,7 +231,7 @@ def _plan(config: SynthConfig) -> list[_Plan]:
             gain = max(2, sensor.gain_db + int(rng.integers(-2, 3)))
             interference = bool(rng.random() < interference_p)
             out = i in dry
-            plans.append(_Plan(
+            plans.append(Plan(
                 label=label, recipe=recipe_for(label), index=i, sensor=sensor,
                 recording_id=f"R{recording_numbers[li * config.count + i]:06d}",
                 timestamp=when.strftime("%Y%m%dT%H%M%S"),
@@ -307,7 +307,7 @@ def _background(rng, n, sr, s: _Sensor) -> np.ndarray:
 
 
 def _signature(recipe, rng, n, sr, s: _Sensor, difficulty) -> np.ndarray:
-    """A label's own sound at unit level (RMS ~1); :func:`_render` sets its level."""
+    """A label's own sound at unit level (RMS ~1); :func:`render` sets its level."""
     if recipe == "leak":
         return _leak_noise(rng, n, sr, s)
     if recipe == "crack":
@@ -337,7 +337,7 @@ def _out_of_water(rng, n, sr) -> np.ndarray:
 
 # --- assembling and writing ---------------------------------------------------------------
 
-def _render(plan: _Plan, config: SynthConfig) -> np.ndarray:
+def render(plan: Plan, config: SynthConfig) -> np.ndarray:
     """The recording's samples, float64 of shape ``(n,)``, in background units."""
     rng = _rng(config, plan.label, _TAG_SIGNAL, plan.index)
     n, sr = _n_samples(config), float(config.sample_rate)
