@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from leakhunter.config import AudioConfig, FeatureConfig
-from leakhunter.errors import AudioError
+from leakhunter.errors import AUDIO_ERROR_KINDS, AudioError
 from leakhunter.recordings.audio import (
     gain_too_low,
     load_recording,
@@ -139,11 +139,24 @@ EXPECTED_REASON = {
     "no samples": "empty", "nan": "NaN", "inf": "NaN or infinite", "silence": "silence",
     "short": "too short", "missing": "unreadable",
 }
+EXPECTED_KIND = {
+    "empty file": "unreadable", "text": "unreadable", "truncated header": "unreadable",
+    "no samples": "empty", "nan": "invalid samples", "inf": "invalid samples",
+    "silence": "silence", "short": "too short", "missing": "unreadable",
+}
+"""The kind each bad file raises: set where the error is raised, not read from its text."""
 
 
-def test_bad_files_raise_audio_error_with_reason(tmp_path: Path) -> None:
+def test_bad_files_raise_audio_error_with_kind_and_reason(tmp_path: Path) -> None:
     for kind, path in _bad_files(tmp_path).items():
         with pytest.raises(AudioError) as info:
             load_recording(path, FEATURE, AUDIO)
+        assert info.value.kind == EXPECTED_KIND[kind], (kind, info.value.kind)
+        assert info.value.kind in AUDIO_ERROR_KINDS
         assert EXPECTED_REASON[kind] in info.value.reason, (kind, info.value.reason)
         assert info.value.path == str(path)
+
+
+def test_an_audio_error_needs_a_known_kind() -> None:
+    with pytest.raises(ValueError, match="unknown AudioError kind"):
+        AudioError("x.wav", "too quiet", "a kind nobody reads")

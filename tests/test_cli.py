@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -13,24 +14,70 @@ import pytest
 
 from leakhunter import __version__
 from leakhunter.cli import build_parser, main
+from leakhunter.cli.flags import CFG, TRAIN
 from leakhunter.config import SynthConfig
 from leakhunter.recordings.synth.synth import synthesize
+from leakhunter.runtime.device_policy import auto_help
 
-COMMANDS = ["synth", "build", "info", "train", "evaluate", "predict", "export", "tune"]
+COMMANDS = {"synth", "build", "info", "train", "evaluate", "calibrate", "predict", "export",
+            "report", "learn", "tune", "demo"}
+DEVICE_COMMANDS = {"build", "train", "evaluate", "calibrate", "predict", "export", "learn",
+                   "demo"}
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, as ``build_parser`` really makes them."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The flags of ``parser``: not positionals, not -h."""
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+def test_the_walk_finds_every_command() -> None:
+    assert set(subparsers()) == COMMANDS
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_flag_has_help_and_a_default(command: str, capsys: pytest.CaptureFixture[str]
                                            ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
-    for action in sub._actions:
-        if action.option_strings and action.dest != "help":
-            assert action.help and ("default" in action.help or action.required), \
-                action.option_strings
+    sub = subparsers()[command]
+    assert options(sub)
+    for action in options(sub):
+        assert action.help and "(default:" in action.help, action.option_strings
+
+
+def test_device_is_declared_once_with_what_auto_means(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """--device in exactly the commands that use a device, each saying what auto picks
+    there; tune shows train's own --device among the train settings a study can fix."""
+    parsers = subparsers()
+    shown = set()
+    for name in parsers:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        if "--device" in capsys.readouterr().out:
+            shown.add(name)
+    assert shown == DEVICE_COMMANDS | {"tune"}
+    device = {name: next(a for a in options(parsers[name]) if "--device" in a.option_strings)
+              for name in shown}
+    for name in DEVICE_COMMANDS:
+        assert auto_help(None if name == "demo" else name) in device[name].help, name
+        assert device[name].help.endswith("(default: auto)"), name
+    assert device["tune"].dest == TRAIN + "device"
+    assert device["tune"].help == device["train"].help
+    # a config field where the command's config has one (--config sets it too; absent from
+    # the namespace unless given), else a plain args.device
+    for name in DEVICE_COMMANDS:
+        in_config = name in ("build", "train", "learn")
+        assert device[name].dest == (CFG + "device" if in_config else "device"), name
+        assert device[name].default == (argparse.SUPPRESS if in_config else "auto"), name
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

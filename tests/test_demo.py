@@ -1,10 +1,14 @@
 """The whole chain as `leakhunter demo` runs it, on a tiny dataset: every artifact exists
-and the artifacts agree with each other."""
+and the artifacts agree with each other. The demo runs once per test session (the
+``demo_run`` fixture); the tests read it, or a copy."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -12,6 +16,8 @@ import pytest
 
 from leakhunter.cli import main
 from leakhunter.dataset.store import SPLIT_FILES
+from leakhunter.demo import MARKER, prepare_folder
+from leakhunter.errors import InputError
 from leakhunter.model import checkpoint
 
 TINY = ["--count", "12", "--fresh", "4", "--duration", "2", "--epochs", "2"]
@@ -22,12 +28,20 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(folder, printed summary) of one tiny `leakhunter demo`. Read-only: copy it first."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
+    return out, printed.getvalue()
+
+
 @pytest.mark.slow
-def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "demo"
-    assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
-    printed = capsys.readouterr().out
+def test_demo_chain_is_complete_and_consistent(demo_run: tuple[Path, str],
+                                               tmp_path: Path) -> None:
+    out, printed = demo_run
     assert "chosen by train on VALIDATION" in printed and "TESTING" in printed
     assert "calibrated for specificity >= 0.95 on VALIDATION" in printed
     assert f"survey report    {out / 'report.html'}" in printed
@@ -46,7 +60,8 @@ def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
     assert best["threshold"] == report["decision"]["threshold"] == card["threshold"]
     calibrated = checkpoint.load(out / "run" / "best-calibrated.pt", "model")
     assert calibrated["parent"]["sha256"] == card["source_sha256"]  # best.pt never changed
-    assert "specificity" in calibrated["threshold_method"] and "0.95" in calibrated["threshold_method"]
+    assert "specificity" in calibrated["threshold_method"]
+    assert "0.95" in calibrated["threshold_method"]
     strict = json.loads((out / "run" / "eval-calibrated" / "report.json").read_text())
     assert strict["decision"]["threshold"] == calibrated["threshold"]
 
@@ -59,15 +74,32 @@ def test_demo_chain_is_complete_and_consistent(tmp_path: Path,
     fresh = _csv(out / "predictions.csv")
     assert len(fresh) == 8 and all(r["path"].startswith(str(out / "fresh")) for r in fresh)
 
-    # --keep reuses the recordings, dataset and model; a plain re-run rebuilds them
-    stamp = (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns
+
+@pytest.mark.slow
+def test_keep_reuses_recordings_dataset_and_model(demo_run: tuple[Path, str],
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(demo_run[0], out)
+    stamps = {p: (out / p).stat().st_mtime_ns for p in
+              ("run/checkpoints/last.pt", "run/best.pt", "dataset/TRAINING_DATASET.H5")}
     assert main(["-q", "demo", "--out", str(out), "--keep", *TINY]) == 0
-    assert (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
-    assert main(["-q", "demo", "--out", str(out), *TINY]) == 0
-    assert (out / "run" / "checkpoints" / "last.pt").stat().st_mtime_ns != stamp
-    # a folder the demo did not make is refused, not deleted
+    assert {p: (out / p).stat().st_mtime_ns for p in stamps} == stamps
+    assert (out / "report.html").stat().st_mtime_ns > stamps["run/best.pt"]  # redone
+
+
+def test_the_demo_rebuilds_only_its_own_folder(tmp_path: Path) -> None:
+    made = tmp_path / "made"
+    prepare_folder(made, keep=False)
+    (made / "run").mkdir()
+    prepare_folder(made, keep=True)
+    assert (made / "run").is_dir()  # kept
+    prepare_folder(made, keep=False)
+    assert sorted(p.name for p in made.iterdir()) == [MARKER]  # emptied for a rebuild
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not made by `leakhunter demo`"):
+        prepare_folder(other, keep=False)
+    # through the command line too: refused in one line, nothing deleted
     assert main(["-q", "demo", "--out", str(other), *TINY]) == 1
     assert (other / "notes.txt").read_text() == "keep me"

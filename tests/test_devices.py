@@ -18,7 +18,7 @@ import torch
 
 from leakhunter.cli import main
 from leakhunter.config import BuildConfig, TrainConfig
-from leakhunter.dataset import build as build_module
+from leakhunter.dataset import extract as extract_module
 from leakhunter.dataset.build import build_dataset
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
@@ -205,8 +205,8 @@ def test_build_with_features_in_the_main_process_matches(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA build path (workers decode, one process computes features in flat batches
     of many recordings) gives the same dataset as the CPU path."""
-    monkeypatch.setattr(build_module, "_features_in_main", lambda device: True)
-    monkeypatch.setattr(build_module, "MAIN_BATCH_SAMPLES", 50_000)  # several batches
+    monkeypatch.setattr(extract_module, "features_in_main", lambda device: True)
+    monkeypatch.setattr(extract_module, "MAIN_BATCH_SAMPLES", 50_000)  # several batches
     build_dataset(recordings, tmp_path, BuildConfig(workers=2))
     for split in SPLIT_FILES.values():
         a, b = load_split(dataset / split, "yes"), load_split(tmp_path / split, "yes")

@@ -95,6 +95,9 @@ def test_degenerate_inputs_do_not_raise(tmp_path: Path) -> None:
                                   [0, 0, 0, 2, 1], [0, 1, 0, 0, 4]])
     args["confusion_labels"] = ["LEAK", "NOLEAK", "NOISE", "TRAFFIC", "OUT OF WATER"]
     written = write_evaluation_plots(tmp_path, split="testing", **args)
+    assert sorted(p.name for p in written) == sorted(f"{name}.png" for name in (
+        "roc", "pr", "confusion", "threshold_sweep", "vote_fractions"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
     for path in written:
         _assert_png(path)
 

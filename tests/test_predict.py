@@ -18,11 +18,12 @@ from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
 from leakhunter.decisions import predict as predict_module
 from leakhunter.decisions.predict import FILES_PER_TASK, Predictor, predict, task_chunks
+from leakhunter.errors import AudioError
 from leakhunter.recordings.features import LogMel, extract
 from leakhunter.recordings.stream import SegmentAssembler, waveform_pieces
 
 from .conftest import needs_real, real_files
-from .test_audio import _bad_files
+from .test_audio import EXPECTED_KIND, _bad_files
 
 
 @pytest.fixture
@@ -84,6 +85,24 @@ def test_long_recordings_are_read_in_blocks_with_the_same_result(run: Path, tmp_
     b = np.array([p for _, p, _ in blocks["timeline"]])
     np.testing.assert_allclose(a, b, atol=2e-3)
     assert whole["sensor_id"] == "S1" and whole["gain_db"] == 15.0
+
+
+def test_statuses_come_from_the_error_kind_not_its_wording(run: Path, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """Every AudioError message reworded: each unusable recording keeps its status."""
+    bad = _bad_files(tmp_path / "bad")
+    expected = {path.name: EXPECTED_KIND[kind] for kind, path in bad.items()
+                if path.exists()}
+    real_init = AudioError.__init__
+
+    def reworded(self, path, kind, reason):
+        real_init(self, path, kind, f"message number {len(reason)}")  # no word of it left
+
+    monkeypatch.setattr(AudioError, "__init__", reworded)
+    records = predict(run / "best.pt", [bad[k] for k in bad if bad[k].exists()], workers=1)
+    assert {Path(r["path"]).name: r["status"] for r in records} == expected
+    assert {"unreadable", "empty", "invalid samples", "silence", "too short"} == set(
+        expected.values())
 
 
 def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,

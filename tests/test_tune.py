@@ -137,9 +137,9 @@ def test_a_planted_bad_trial_is_pruned(easy: Path, tmp_path: Path, lr_only: Path
 
 def test_failed_trials_are_recorded_and_the_study_goes_on(
         easy: Path, tmp_path: Path, lr_only: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import leakhunter.tune.study as study_module
+    import leakhunter.tune.trials as trials_module
 
-    real_loss, real_train = batches.per_sample_loss, study_module.train
+    real_loss, real_train = batches.per_sample_loss, trials_module.train
     calls = {"train": 0}
 
     def nan_in_first_trial(*args, **kwargs):  # an unstable setting: the loss turns NaN
@@ -153,7 +153,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(batches, "per_sample_loss", nan_in_first_trial)
-    monkeypatch.setattr(study_module, "train", out_of_memory_in_second_trial)
+    monkeypatch.setattr(trials_module, "train", out_of_memory_in_second_trial)
     out = tmp_path / "study"
     assert _tune(easy, out, "--trials", "3", "--epochs", "1", "--space", str(lr_only)) == 0
     states = [t.state for t in _study(out).trials]

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -131,6 +132,32 @@ def test_a_growing_file_is_released_only_once_settled(tmp_path: Path) -> None:
         assert watcher.ready() == []  # released once
 
 
+class _Watching:
+    """``predict --watch`` in a subprocess whose log lines are read as they come, so a test
+    waits for what the watcher says it did, not for a guessed time."""
+
+    def __init__(self, argv: list[str]):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stop(self) -> str:
+        """SIGTERM, then the process's standard output once it has ended."""
+        self.proc.send_signal(signal.SIGTERM)
+        stdout, _ = self.proc.communicate(timeout=60)
+        self.reader.join(timeout=10)
+        return stdout
+
+
 def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_run: Path,
                                                      tmp_path: Path) -> None:
     model, inbox, out = str(trained_run / "best.pt"), tmp_path / "inbox", tmp_path / "w.csv"
@@ -138,12 +165,11 @@ def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_r
     sources = sorted(recordings.rglob("*~*~*~[2-9]*.wav"))[:3]  # gain above 1 dB: judged
     (inbox / "old.wav").write_bytes(sources[0].read_bytes())  # there before the watch
     os.utime(inbox / "old.wav", (time.time() - 60, time.time() - 60))
-    argv = _cli("predict", model, str(inbox), "--out", str(out), "--watch", "--settle", "0.5",
-                "--workers", "1")
-    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    argv = [sys.executable, "-m", "leakhunter", "predict", model, str(inbox), "--out",
+            str(out), "--watch", "--settle", "0.5", "--workers", "1"]
+    watching = _Watching(argv)
     try:
-        _wait_for(lambda: out.exists() and len(_rows(out)) == 1)
+        _wait_for(lambda: watching.said("; 1 in "))  # "judged 1 new recording(s); 1 in ..."
         # a slow upload: half the file, a pause shorter than --settle, the rest
         data = sources[1].read_bytes()
         with (inbox / "slow.wav").open("wb") as fh:
@@ -154,24 +180,24 @@ def test_watch_judges_each_upload_once_when_complete(recordings: Path, trained_r
         # an upload renamed into place
         (inbox / "fast.wav.part").write_bytes(sources[2].read_bytes())
         (inbox / "fast.wav.part").rename(inbox / "fast.wav")
-        _wait_for(lambda: len(_rows(out)) == 3)
-        time.sleep(1.5)  # nothing more comes: each judged once
+        _wait_for(lambda: watching.said("; 3 in "))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+        stdout = watching.stop()
+    assert watching.proc.returncode == 0, "".join(watching.lines)
     assert "stopped watching: 3 recording(s) judged in this run" in stdout
     rows = {Path(r["path"]).name: r for r in _rows(out)}
     assert sorted(rows) == ["fast.wav", "old.wav", "slow.wav"] and len(_rows(out)) == 3
-    full = sf.info(str(sources[1])).duration
+    full = sf.info(str(sources[1])).duration  # judged whole, not half-written
     assert float(rows["slow.wav"]["duration_s"]) == pytest.approx(full, abs=1e-3)
     assert all(r["status"] == "ok" and r["decision"] for r in rows.values())
 
-    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # restarted: resumes, judges nothing again
-    time.sleep(6)  # start-up, the scan of the folder, and more than --settle
-    proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
+    # restarted: it resumes, and its start-up scan finds nothing to judge or wait for
+    watching = _Watching(argv)
+    try:
+        _wait_for(lambda: watching.said("3 recording(s) already judged, 0 waiting to be "
+                                        "judged, 0 still changing"))
+    finally:
+        stdout = watching.stop()
     assert "stopped watching: 0 recording(s) judged in this run, 3 in" in stdout
     assert len(_rows(out)) == 3
     shutil.rmtree(inbox)

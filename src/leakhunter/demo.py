@@ -32,6 +32,7 @@ from .model.export import export_onnx
 from .recordings.synth.synth import synthesize
 from .report import build_report
 from .runtime import devices
+from .runtime.device_policy import AUTO
 from .training.train import train
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     ``keep``, the steps whose output is already there are skipped.
     """
     out = Path(out)
-    for command in devices.AUTO:  # a device this machine lacks fails now, not after minutes
+    for command in AUTO:  # a device this machine lacks fails now, not after minutes
         devices.resolve(device, command)
-    _prepare(out, keep)
+    prepare_folder(out, keep)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -116,7 +117,10 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     return summary
 
 
-def _prepare(out: Path, keep: bool) -> None:
+def prepare_folder(out: Path, keep: bool) -> None:
+    """Make ``out`` ready for a demo: created when missing; an earlier demo's folder is
+    emptied (unless ``keep``); any other non-empty folder is refused with
+    :class:`InputError`, never deleted. Marks the folder as the demo's."""
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()):

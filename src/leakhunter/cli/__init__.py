@@ -1,11 +1,13 @@
 """The ``leakhunter`` command line: parse, call the library, print.
 
-The parser of each command lives with its kind (:mod:`.data`, :mod:`.model`, :mod:`.use`),
-built from the blocks in :mod:`.flags`; the bodies of the commands are in
-:mod:`leakhunter.commands`. Settings come from the stage's config dataclass defaults, then
-``--config FILE.toml``, then flags. Errors a user can fix (:class:`LeakhunterError`) print
-one line and exit 1; Ctrl-C and SIGTERM exit 130 and 143 after the library has removed its
-partial files.
+One module per group of commands, each command's parser beside the function it calls:
+:mod:`.data` (synth, build, info), :mod:`.training` (train, learn, tune), :mod:`.decisions`
+(evaluate, calibrate, predict) and :mod:`.deliver` (export, report, demo). Their parsers are
+built from the blocks in :mod:`.flags`, which also turns flags into settings: the stage's
+config dataclass defaults, then ``--config FILE.toml``, then flags. Library imports happen
+inside the commands, so ``leakhunter --help`` stays fast. Errors a user can fix
+(:class:`LeakhunterError`) print one line and exit 1; Ctrl-C and SIGTERM exit 130 and 143
+after the library has removed its partial files.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .. import __version__
 from ..errors import LeakhunterError
 from ..runtime import signals
 from ..runtime.log import setup_logging
-from . import data, model, use
+from . import data, decisions, deliver, training
 from .flags import log_flags
 
 log = logging.getLogger("leakhunter.cli")
@@ -29,6 +31,7 @@ log = logging.getLogger("leakhunter.cli")
 # --- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole parser; each command's ``func`` default is the function that runs it."""
     parser = argparse.ArgumentParser(
         prog="leakhunter", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Recordings of water pipes in, leak decisions out.",
@@ -36,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"leakhunter {__version__}")
     log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (data.add_synth, data.add_build, data.add_info, model.add_train,
-                model.add_evaluate, model.add_calibrate, use.add_predict, use.add_export,
-                use.add_report, model.add_learn, model.add_tune, use.add_demo):
+    # the order of --help; tune copies train's flags, so train comes first
+    for add in (data.add_synth, data.add_build, data.add_info, training.add_train,
+                decisions.add_evaluate, decisions.add_calibrate, decisions.add_predict,
+                deliver.add_export, deliver.add_report, training.add_learn,
+                training.add_tune, deliver.add_demo):
         add(sub)
     return parser
 

@@ -1,14 +1,27 @@
-"""The parsers of the data commands: ``synth``, ``build``, ``info``."""
+"""The data commands: ``synth`` (synthetic recordings), ``build`` (recordings to HDF5
+splits), ``info`` (a dataset's summary and integrity check). Each ``add_*`` builds the
+command's parser and sets the ``run_*`` after it as its ``func``; library imports happen
+inside the ``run_*`` so ``leakhunter --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from ..config import MULTICLASS_LABELS, BuildConfig, SynthConfig
-from . import commands
-from .flags import common, device_help, floats, log_flags, names, option, optional_float
+from .flags import (
+    common,
+    device_flag,
+    floats,
+    log_flags,
+    names,
+    option,
+    optional_float,
+    settings,
+)
 
+# --- synth ----------------------------------------------------------------------------------
 
 def add_synth(sub: Any) -> None:
     p = sub.add_parser("synth", help="write synthetic labelled recordings (demos, tests)",
@@ -36,8 +49,25 @@ def add_synth(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the label folders of an existing OUT_DIR (default: refuse)")
     common(p)
-    p.set_defaults(func=commands.cmd_synth)
+    p.set_defaults(func=run_synth)
 
+
+def run_synth(args: argparse.Namespace) -> int:
+    from ..recordings.synth.synth import synthesize
+
+    base = {"labels": list(MULTICLASS_LABELS)} if args.multiclass else None
+    cfg = settings(SynthConfig, args, base)
+    summary = synthesize(args.out_dir, cfg, overwrite=args.overwrite)
+    print(f"wrote {summary.files} recordings ({summary.total_seconds / 60:.1f} min of audio) "
+          f"to {summary.out_dir}")
+    for label, n in summary.per_label.items():
+        print(f"  {label:<14} {n:>6} recordings, {len(summary.sensors[label])} sensors")
+    print(f"  {summary.out_of_water} out of water (gain 1 dB), "
+          f"{summary.with_interference} with interference bursts")
+    return 0
+
+
+# --- build ----------------------------------------------------------------------------------
 
 def add_build(sub: Any) -> None:
     p = sub.add_parser(
@@ -47,14 +77,13 @@ def add_build(sub: Any) -> None:
                     "manifest (path,label[,split][,group]).")
     p.add_argument("input", metavar="INPUT", help="folder of recordings or CSV manifest")
     p.add_argument("--out", required=True, metavar="DATASET_DIR",
-                   help="folder to write the datasets into (required)")
+                   help="folder to write the datasets into (default: none, required)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in DATASET_DIR (default: refuse)")
     d = BuildConfig()
     option(p, ["--workers"], "workers", d, "worker processes; 0 = one per CPU core, "
                                            "1 = no worker processes")
-    option(p, ["--device"], "device", d, "where features are computed: "
-           + device_help("build"))
+    device_flag(p, "build", what="where features are computed", config=d)
     option(p, ["--strict"], "strict", d, "fail when any recording has to be skipped",
            action="store_true")
     option(p, ["--files-per-task"], "files_per_task", d, "recordings per worker task")
@@ -92,8 +121,30 @@ def add_build(sub: Any) -> None:
            "keep each sensor's recordings in one split, or split per recording",
            choices=["sensor", "recording"])
     common(p)
-    p.set_defaults(func=commands.cmd_build)
+    p.set_defaults(func=run_build)
 
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..dataset.build import build_dataset
+
+    cfg = settings(BuildConfig, args)
+    report = build_dataset(args.input, args.out, cfg, overwrite=args.overwrite)
+    _print_splits(report["splits"], report["labels"])
+    t = report["timings"]
+    print(f"{len(report['skipped'])} skipped, {len(report['excluded_out_of_water'])} out of "
+          f"water, {report['padded']} padded to one segment, {len(report['duplicates'])} "
+          f"duplicate sets; "
+          f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
+          f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
+    for item in report["skipped"][:10]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    if len(report["skipped"]) > 10:
+        print(f"  ... and {len(report['skipped']) - 10} more (see build_report.json)")
+    print(f"dataset written to {args.out}")
+    return 0
+
+
+# --- info -----------------------------------------------------------------------------------
 
 def add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="summarise a dataset folder and check its integrity",
@@ -105,4 +156,43 @@ def add_info(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table "
                                                        "(default: table)")
     log_flags(p, argparse.SUPPRESS)  # info has no settings, so no --config
-    p.set_defaults(func=commands.cmd_info)
+    p.set_defaults(func=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Prints the summary; exit 1 when the integrity check found problems."""
+    from ..dataset.info import inspect_dataset
+
+    info = inspect_dataset(args.dataset, check=not args.no_check)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"dataset {info['path']}")
+        print(f"labels: {', '.join(info['labels'])}; input shape "
+              f"{' x '.join(map(str, info['input_shape']))} (mels x frames)")
+        fc = info["feature_config"]
+        if fc:
+            print("features: " + ", ".join(f"{k}={v}" for k, v in fc.items()))
+        _print_splits(info["splits"], info["labels"])
+        if info["problems"]:
+            print(f"integrity: {len(info['problems'])} problem(s)")
+            for problem in info["problems"]:
+                print(f"  - {problem}")
+        else:
+            print("integrity: OK" if args.no_check is False else "integrity: not checked "
+                  "(--no-check)")
+        for note in info.get("notes", []):
+            print(f"  note: {note}")
+    return 1 if info["problems"] else 0
+
+
+def _print_splits(splits: dict[str, Any], labels: list[str]) -> None:
+    """build and info: one row per split, recordings per class last."""
+    head = (f"{'split':<11}{'recordings':>11}{'segments':>10}{'sensors':>8}{'padded':>8}  "
+            f"per class (recordings)")
+    print(head)
+    for name, sp in splits.items():
+        sensors = sp["sensors"] if isinstance(sp["sensors"], int) else len(sp["sensors"])
+        per = "  ".join(f"{lab}={sp['recordings_per_class'].get(lab, 0)}" for lab in labels)
+        print(f"{name:<11}{sp['recordings']:>11}{sp['segments']:>10}{sensors:>8}"
+              f"{sp.get('padded', 0):>8}  {per}")

@@ -1,6 +1,12 @@
-"""Building blocks of the command line: flags that override config fields (their help shows
-the dataclass default), the log flags, ``--device`` and ``--config``, shared by every
-command's parser."""
+"""Building blocks of the command line, shared by every command's parser: flags that override
+config fields (their help shows the dataclass default), the log flags, ``--device`` and
+``--config``, and :func:`settings`, which turns a command's parsed flags into its config.
+
+A flag that overrides config field ``a.b`` stores under dest ``CFG + "a.b"`` with default
+``argparse.SUPPRESS``, so the namespace holds only the overrides the user actually gave:
+:func:`settings` layers them over the ``--config`` file, and ``train --resume`` checks them
+against the run it continues.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,45 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..runtime.devices import auto_help
-from .commands import CFG
+from ..config import from_dict, load_toml
+from ..runtime.device_policy import auto_help
+
+CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
+TRAIN = "train:"  # tune: prefix of the dests of train settings fixed on the command line
+
+
+def settings(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """Dataclass ``cls`` from defaults, then ``base``, then ``--config`` TOML, then explicit
+    flags (the ``CFG`` dests present in ``args``)."""
+    data: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        data.update(load_toml(args.config))
+    for dest, value in vars(args).items():
+        if dest.startswith(CFG):
+            node = data
+            *parents, leaf = dest[len(CFG):].split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return from_dict(cls, data)
 
 
 def default(obj: Any, path: str) -> Any:
+    """The value of dotted field ``path`` of dataclass instance ``obj``."""
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
 
 
 def show(value: Any) -> str:
+    """A default as help text shows it: tuples comma-separated, ``None`` as "none"."""
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return "none" if value is None else str(value)
 
 
 def option(parser: argparse.ArgumentParser, flags: Sequence[str], path: str, defaults: Any,
-            help: str, **kwargs: Any) -> None:
+           help: str, **kwargs: Any) -> None:
     """A flag overriding config field ``path``; its help shows the dataclass default."""
     kwargs.setdefault("type", type(default(defaults, path)))
     if kwargs.get("action") in ("store_true", "store_false"):
@@ -37,6 +64,7 @@ def option(parser: argparse.ArgumentParser, flags: Sequence[str], path: str, def
 
 
 def floats(text: str) -> tuple[float, ...]:
+    """argparse type: "0.7,0.15,0.15" -> (0.7, 0.15, 0.15)."""
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
@@ -44,10 +72,12 @@ def floats(text: str) -> tuple[float, ...]:
 
 
 def names(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated names, blanks dropped."""
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 def optional_float(text: str) -> float | None:
+    """argparse type: a number, or "none"/"off" for ``None``."""
     return None if text.lower() in ("none", "off") else float(text)
 
 
@@ -62,41 +92,26 @@ def log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="warnings and errors only, no progress bars (default: off)")
 
 
-def device_help(command: str) -> str:
-    return f"auto, cpu, cuda or cuda:N; {auto_help(command)}"
+def device_flag(parser: argparse.ArgumentParser, command: str | None, *, what: str = "",
+                config: Any = None) -> None:
+    """``--device``, the one way every command declares it. Its help says what ``auto``
+    means for ``command`` (:func:`~leakhunter.runtime.device_policy.auto_help`; ``None``: the
+    demo, where each step makes its own choice), after ``what`` runs there when given.
 
-
-def device_flag(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--device", default="auto",
-                        help=f"{device_help(command)} (default: auto)")
+    With ``config`` (the command's config dataclass, which has a ``device`` field) the flag
+    overrides that field like any :func:`option`: dest ``CFG + "device"``, absent unless
+    given, so ``--config`` can set it. Without, it is a plain ``args.device``, default
+    "auto"."""
+    help = (f"{what}: " if what else "") + f"auto, cpu, cuda or cuda:N; {auto_help(command)}"
+    if config is not None:
+        option(parser, ["--device"], "device", config, help)
+    else:
+        parser.add_argument("--device", default="auto", help=f"{help} (default: auto)")
 
 
 def common(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and the log flags, for a command whose settings are a config."""
     parser.add_argument("--config", metavar="FILE.toml",
                         help="TOML file of settings for this command; flags override it "
                              "(default: none)")
     log_flags(parser, argparse.SUPPRESS)
-
-
-def decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str) -> None:
-    """--aggregate, --vote-fraction, --threshold | --target-specificity (evaluate,
-    calibrate); ``otherwise`` says what "none" means."""
-    option(p, ["--aggregate"], "aggregate", d, "how segments decide a recording: vote "
-                                               f"(a share of segments), mean or max; none = "
-                                               f"{otherwise}",
-           choices=["vote", "mean", "max"], type=str)
-    option(p, ["--vote-fraction"], "vote_fraction", d, "share of segments that makes a "
-                                                       f"recording a leak; none = {otherwise}",
-           type=optional_float)
-    g = p.add_mutually_exclusive_group()
-    option(g, ["--threshold"], "threshold", d, f"fixed segment threshold; none = {otherwise}"
-                                               " (re-chosen F1-best on VALIDATION when the "
-                                               "aggregation changes)", type=optional_float)
-    option(g, ["--target-specificity"], "target_specificity", d,
-           "choose the most sensitive threshold with this specificity on VALIDATION",
-           type=optional_float)
-    option(p, ["--class-aggregate"], "class_aggregate", d, "multi-class: a recording's "
-                                                           "class by segment vote or mean "
-                                                           f"class probability; none = "
-                                                           f"{otherwise}",
-           choices=["vote", "mean"], type=str)

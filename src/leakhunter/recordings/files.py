@@ -58,7 +58,8 @@ def find_recordings(inputs: Iterable[str | Path]) -> list[Path]:
 
     A named file is taken whatever its extension; folders contribute the recordings under
     them (:func:`recordings_under`) sorted by path; a pattern contributes the recordings
-    among its matches (``*`` does not match a leading dot, as in a shell). Raises
+    among its matches, and those under the folders it matches (``*`` does not match a
+    leading dot, as in a shell). Raises
     :class:`InputError` for a path that does not exist or a pattern that matches nothing,
     and when no recording is found at all.
     """

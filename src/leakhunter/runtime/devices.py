@@ -3,9 +3,10 @@
 Every command takes ``--device auto|cpu|cuda|cuda:N``; :func:`resolve` turns that into an
 *indexed* ``torch.device`` (``cuda`` becomes ``cuda:0``, the current device: some PyTorch
 releases refuse ``torch.cuda.set_device(torch.device("cuda"))``), checks it exists, and says
-why ``auto`` chose what it chose. ``auto`` is decided per command (:data:`AUTO`, the one
-place the policy is written; the CLI's help text is made from it), from measurements rather
-than from "a GPU is always faster":
+why ``auto`` chose what it chose. ``auto`` is decided per command
+(:data:`leakhunter.runtime.device_policy.AUTO`, the one place the policy is written; the
+CLI's help text is made from it too), from measurements rather than from "a GPU is always
+faster":
 
 * ``build``: the CPU. Decoding and resampling dominate a build, and they run on CPU cores
   whatever the device; on one H200 with 16 cores the GPU build was 7x slower than the CPU
@@ -30,20 +31,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
+from .device_policy import AUTO
 
 log = logging.getLogger(__name__)
-
-AUTO = {  # what --device auto picks per command, and why
-    "build": ("cpu", "decoding and resampling dominate a build and run on CPU cores; the "
-                     "GPU build measured slower"),
-    "train": ("cuda", "the CNN trains fastest on a GPU"),
-    "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
-    "calibrate": ("cuda", "the CNN scores fastest on a GPU"),
-    "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
-    "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
-    "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
-}
-
 
 class DeviceError(InputError):
     """A ``--device`` that is not a device name, or names a device this machine lacks."""
@@ -97,17 +87,6 @@ def resolve(requested: str, command: str, local_rank: int | None = None) -> Choi
     if device.type == "cuda":
         device = _indexed_cuda(device, requested, local_rank)
     return Choice(device, reason)
-
-
-def auto_help(command: str | None = None) -> str:
-    """What ``--device auto`` means for ``command``, for help text; ``None``: for a run of
-    every step (the demo), each step's own choice."""
-    if command is not None:
-        preferred, why = AUTO[command]
-        return f"auto = {'CUDA when present' if preferred == 'cuda' else 'the CPU'} ({why})"
-    on = {kind: [c for c, (p, _) in AUTO.items() if p == kind] for kind in ("cpu", "cuda")}
-    return (f"auto = each step's own choice ({', '.join(on['cpu'])} on the CPU, "
-            f"{', '.join(on['cuda'])} on CUDA when present)")
 
 
 def _indexed_cuda(device: torch.device, requested: str, local_rank: int | None) -> torch.device:

@@ -1,7 +1,8 @@
 """`leakhunter tune`: hyperparameter search with Optuna over real `train` runs.
 
-:mod:`.space` declares what is searched, :mod:`.study` runs the study, :mod:`.cost`
-measures inference cost, :mod:`.outputs` and :mod:`.plots` write what it leaves behind.
-Only :mod:`.study`, :mod:`.outputs` and :mod:`.plots` import optuna, so every other
-command (and ``leakhunter tune --help``) works without it.
+:mod:`.space` declares what is searched, :mod:`.study` sets up the study and its storage,
+:mod:`.trials` runs its trials one at a time, :mod:`.cost` measures inference cost,
+:mod:`.outputs` and :mod:`.plots` write what it leaves behind. Only :mod:`.study`,
+:mod:`.trials`, :mod:`.outputs` and :mod:`.plots` import optuna, so every other command
+(and ``leakhunter tune --help``) works without it.
 """

@@ -1,18 +1,20 @@
-"""The parsers of the commands that make and judge models: ``train``, ``evaluate``,
-``calibrate``, ``learn``, ``tune``."""
+"""The commands that make models: ``train`` (a model from a dataset), ``learn`` (the next
+version of a model from a new site's recordings), ``tune`` (a hyperparameter study of train
+runs). Each ``add_*`` builds the command's parser and sets the ``run_*`` after it as its
+``func``; library imports happen inside the ``run_*`` so ``leakhunter --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 from typing import Any
 
-from ..config import CalibrateConfig, EvalConfig, LearnConfig, TrainConfig, TuneConfig
-from ..dataset.sources import SPLIT_ALIASES
-from . import commands
-from .commands import CFG, TRAIN
-from .flags import common, decision_options, device_flag, device_help, names, option, optional_float
+from ..config import LearnConfig, TrainConfig, TuneConfig, load_toml, to_dict
+from ..errors import LeakhunterError
+from .flags import CFG, TRAIN, common, device_flag, names, option, optional_float, settings
 
+# --- train ----------------------------------------------------------------------------------
 
 def add_train(sub: Any) -> None:
     p = sub.add_parser(
@@ -61,7 +63,7 @@ def add_train(sub: Any) -> None:
     option(p, ["--positive"], "positive", d, "comma-separated classes that count as a leak",
            type=names)
     option(p, ["--seed"], "seed", d, "random seed (weights, batch order, augmentation)")
-    option(p, ["--device"], "device", d, device_help("train"))
+    device_flag(p, "train", config=d)
     option(p, ["--amp"], "amp", d, "mixed precision: auto = bf16 where the GPU or CPU has "
                                    "native bf16, fp16 on older GPUs, else off",
            choices=["auto", "off", "bf16", "fp16"])
@@ -80,55 +82,32 @@ def add_train(sub: Any) -> None:
     option(g, ["--aux-weight"], "model.aux_weight", d,
            "multi-class: weight of the auxiliary leak-vs-rest loss")
     common(p)
-    p.set_defaults(func=commands.cmd_train)
+    p.set_defaults(func=run_train)
 
 
-def add_evaluate(sub: Any) -> None:
-    p = sub.add_parser(
-        "evaluate", help="per-segment and per-recording metrics, report, plots",
-        description="Score a model on a split with the decision rule the model carries. "
-                    "--threshold, --target-specificity, --aggregate and --vote-fraction are "
-                    "what-if analyses (a new threshold is chosen on VALIDATION), reported in "
-                    "report.json and never written into the model; `leakhunter calibrate` "
-                    "makes a new model file with a new rule. Writes RUN_DIR/eval-<split>/.")
-    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate "
-                                                  "(only read)")
-    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
-    d = EvalConfig()
-    option(p, ["--split"], "split", d, "split to evaluate",
-           type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
-    decision_options(p, d, "the model's")
-    option(p, ["--segments"], "segments", d, "also write segments.csv", action="store_true")
-    option(p, ["--svg"], "svg", d, "also write the plots as SVG", action="store_true")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: "
-                                                "MODEL's folder/eval-<split>)")
-    device_flag(p, "evaluate")
-    common(p)
-    p.set_defaults(func=commands.cmd_evaluate)
+def run_train(args: argparse.Namespace) -> int:
+    from ..training.train import train
+
+    if args.resume and (args.dataset or args.out):
+        raise LeakhunterError("--resume RUN_DIR takes no DATASET_DIR or --out: the run's "
+                              "checkpoint says what it trains on")
+    if not args.resume and not (args.dataset and args.out):
+        raise LeakhunterError("train needs DATASET_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    overrides = {dest[len(CFG):]: value for dest, value in vars(args).items()
+                 if dest.startswith(CFG)}
+    cfg = settings(TrainConfig, args)
+    summary = train(args.dataset, args.resume or args.out, cfg, resume=bool(args.resume),
+                    overwrite=args.overwrite, overrides=overrides)
+    best = summary["best"]
+    print(f"trained {summary['epochs']} epoch(s), stopped by {summary['stopped']}; best "
+          f"validation file-level leak F1 {best['file_f1']:.4f} at epoch {best['epoch']}")
+    if best.get("threshold") is not None:
+        print(f"threshold {best['threshold']:.4f} ({best['threshold_method']}), in best.pt")
+    print(f"model: {summary['run_dir']}/best.pt")
+    return 0
 
 
-def add_calibrate(sub: Any) -> None:
-    p = sub.add_parser(
-        "calibrate", help="a new model file with a new decision rule (the source is kept)",
-        description="Choose a decision rule for MODEL on a split of DATASET_DIR (default "
-                    "VALIDATION) and write it, with the weights, into a NEW model file that "
-                    "records its parent (SHA-256), the dataset, the split and the method. "
-                    "MODEL is only read.")
-    p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate")
-    p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
-    p.add_argument("--out", required=True, metavar="NEW_MODEL",
-                   help="model file to write (required; never MODEL itself)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing NEW_MODEL (default: refuse)")
-    d = CalibrateConfig()
-    option(p, ["--split"], "split", d, "split the threshold is chosen on",
-           type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
-    decision_options(p, d, "the parent model's")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N "
-                                                    "(default: auto)")
-    common(p)
-    p.set_defaults(func=commands.cmd_calibrate)
-
+# --- learn ----------------------------------------------------------------------------------
 
 def add_learn(sub: Any) -> None:
     p = sub.add_parser(
@@ -176,29 +155,49 @@ def add_learn(sub: Any) -> None:
     option(p, ["--batch-size"], "batch_size", d, "segments per batch; 0 = automatic")
     option(p, ["--seed"], "seed", d, "random seed (replay sample, fine-tuning)")
     option(p, ["--workers"], "workers", d, "processes reading NEW_INPUT; 0 = one per core")
-    option(p, ["--device"], "device", d, device_help("learn"))
+    device_flag(p, "learn", config=d)
     common(p)
-    p.set_defaults(func=commands.cmd_learn)
+    p.set_defaults(func=run_learn)
 
 
-def _copy_train_flags(train: argparse.ArgumentParser, group: Any) -> None:
-    """Add train's setting flags to tune, so any train setting can be fixed for a study.
-    Their dests start with ``TRAIN``; the per-trial budgets, the seed and the target
-    specificity (tune's objective, which the trials' thresholds follow) are tune's own."""
-    from ..tune.space import SPACE
+def run_learn(args: argparse.Namespace) -> int:
+    from ..learn.rounds import learn
 
-    searched = {p.path for p in SPACE}
-    own = ("epochs", "time_budget_s", "seed", "target_specificity")
-    for action in train._actions:
-        path = action.dest[len(CFG):]
-        if not action.dest.startswith(CFG) or path in own:
-            continue
-        flag = copy.copy(action)
-        flag.dest = TRAIN + path
-        if path in searched:
-            flag.help = action.help.rsplit(" (default:", 1)[0] + " (default: searched)"
-        group._add_action(flag)
+    if args.resume and (args.model or args.new_input or args.out):
+        raise LeakhunterError("--resume RUN_DIR takes no MODEL, NEW_INPUT or --out: the run "
+                              "says what it learns from")
+    if not args.resume and not (args.model and args.new_input and args.out):
+        raise LeakhunterError("learn needs MODEL NEW_INPUT --out RUN_DIR (or --resume "
+                              "RUN_DIR)")
+    cfg = settings(LearnConfig, args)
+    report = learn(args.model, args.new_input, args.resume or args.out, cfg,
+                   unlabelled=args.unlabelled, replay=args.replay, truth=args.truth,
+                   resume=bool(args.resume), overwrite=args.overwrite,
+                   device=getattr(args, CFG + "device", None),
+                   more_rounds=getattr(args, CFG + "rounds", None))
+    print(f"{'round':<7}{'selected':>9}{'false al.':>10}{'misses':>8}{'replay':>8}"
+          f"{'new F1':>9}{'new spec':>9}{'new sens':>9}{'old F1':>9}{'old spec':>9}")
+    rows = [{"round": 0, "selection": {}, "replay_segments": None, **report["parent"]},
+            *report["rounds"]]
+    for row in rows:
+        c = row["selection"]
+        cells = [c.get("segments_selected"), c.get("segments_from_false_alarms"),
+                 c.get("segments_from_misses"), row["replay_segments"]]
+        figures = [(row.get(k) or {}).get(m) for k in ("new_test", "old_test")
+                   for m in (("f1", "specificity", "sensitivity") if k == "new_test"
+                             else ("f1", "specificity"))]
+        print(f"{row['round']:<7}" + "".join(f"{'-' if v is None else v:>{w}}" for v, w in
+                                              zip(cells, (9, 10, 8, 8)))
+              + "".join(f"{'-':>9}" if v is None else f"{v:>9.4f}" for v in figures))
+    print(f"round 0 is the parent {report['parent']['model']} (sha256 "
+          f"{report['parent']['sha256'][:12]}..., unchanged); figures per recording on "
+          f"TESTING")
+    print(f"model: {report['best']}; report {Path(report['best']).parent}/learn_report.json, "
+          f"plot {report['plot']}")
+    return 0
 
+
+# --- tune -----------------------------------------------------------------------------------
 
 def add_tune(sub: Any) -> None:
     p = sub.add_parser(
@@ -211,7 +210,7 @@ def add_tune(sub: Any) -> None:
     p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
     p.add_argument("--out", required=True, metavar="STUDY_DIR",
                    help="study folder: trials.csv, best_config.toml, plots, the best run "
-                        "(required)")
+                        "(default: none, required)")
     p.add_argument("--space", metavar="FILE.toml",
                    help="narrow or widen the search space (default: the built-in space)")
     p.add_argument("--restart", action="store_true",
@@ -252,4 +251,68 @@ def add_tune(sub: Any) -> None:
                              "--config, is fixed and not searched)")
     _copy_train_flags(sub.choices["train"], g)
     common(p)
-    p.set_defaults(func=commands.cmd_tune)
+    p.set_defaults(func=run_tune)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from ..tune.space import set_path
+    try:
+        from ..tune.study import run_study
+    except ImportError as exc:  # optuna is a dependency, but may be missing from a venv
+        raise LeakhunterError(f"leakhunter tune needs optuna ({exc}); pip install optuna") \
+            from None
+
+    raw = load_toml(args.config) if args.config else {}
+    table = raw.pop("train", {})
+    if not isinstance(table, dict):
+        raise LeakhunterError(f"{args.config}: [train] must be a table of train settings")
+    cfg = settings(TuneConfig, argparse.Namespace(**{**vars(args), "config": None}), raw)
+    # trials train with the tune budgets unless [train] or a flag fixes them
+    tree = {**to_dict(TrainConfig()), "epochs": cfg.epochs, "time_budget_s": cfg.time_budget_s}
+    fixed = set()
+    for path, value in [*_flatten(table), *((dest[len(TRAIN):], value) for dest, value
+                                            in vars(args).items() if dest.startswith(TRAIN))]:
+        set_path(tree, path, list(value) if isinstance(value, tuple) else value)
+        fixed.add(path)
+    summary = run_study(args.dataset, args.out, cfg, tree, fixed, space_file=args.space,
+                        restart=args.restart)
+    print(f"study {summary['study']!r}: {summary['trials']} trial(s), {summary['complete']} "
+          f"complete, {summary['pruned']} pruned, {summary['failed']} failed")
+    for item in summary["pareto_front"] or summary["best"]:
+        print(f"  trial {item['number']}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in item["values"].items()) + f"  ({item['run_dir']})")
+    if summary["files"]["best_config"]:
+        print(f"best settings: {summary['files']['best_config']} (leakhunter train "
+              f"--config accepts it)")
+    print(f"trials: {summary['files']['trials']}; plots in {Path(args.out) / 'plots'}")
+    return 0
+
+
+def _copy_train_flags(train_parser: argparse.ArgumentParser, group: Any) -> None:
+    """Add train's setting flags to tune, so any train setting can be fixed for a study.
+    Their dests start with ``TRAIN``; the per-trial budgets, the seed and the target
+    specificity (tune's objective, which the trials' thresholds follow) are tune's own."""
+    from ..tune.space import SPACE
+
+    searched = {p.path for p in SPACE}
+    own = ("epochs", "time_budget_s", "seed", "target_specificity")
+    for action in train_parser._actions:
+        path = action.dest[len(CFG):]
+        if not action.dest.startswith(CFG) or path in own:
+            continue
+        flag = copy.copy(action)
+        flag.dest = TRAIN + path
+        if path in searched:
+            flag.help = action.help.rsplit(" (default:", 1)[0] + " (default: searched)"
+        group._add_action(flag)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"model": {"width": 8}}`` -> ``[("model.width", 8)]``."""
+    out: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out

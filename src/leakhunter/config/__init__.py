@@ -1,0 +1,45 @@
+"""Configuration: one frozen dataclass per stage, and the only place defaults live.
+
+Every artifact (dataset attributes, ``config.json``, later checkpoints and reports) carries
+the configuration that made it, serialised with :func:`to_dict` and read back with
+:func:`from_dict`. CLI flags and ``--config FILE.toml`` only ever override these defaults.
+
+What lives where:
+
+- :mod:`.stages`: the dataclasses (``FeatureConfig`` ... ``ReportConfig``), their defaults and
+  checks, and the fixed names :data:`SPLITS`, :data:`BINARY_LABELS`,
+  :data:`MULTICLASS_LABELS`;
+- :mod:`.serial`: :func:`to_dict`, :func:`to_json`, :func:`from_dict` and :func:`load_toml`.
+
+Import from here (``from ..config import TrainConfig, from_dict``), not from the submodules.
+"""
+
+from __future__ import annotations
+
+from .serial import from_dict, load_toml, to_dict, to_json
+from .stages import (
+    BINARY_LABELS,
+    MULTICLASS_LABELS,
+    SPLITS,
+    AudioConfig,
+    BuildConfig,
+    CalibrateConfig,
+    DemoConfig,
+    EvalConfig,
+    FeatureConfig,
+    LearnConfig,
+    ModelConfig,
+    ReportConfig,
+    SplitConfig,
+    SynthConfig,
+    TrainConfig,
+    TuneConfig,
+)
+
+__all__ = [
+    "BINARY_LABELS", "MULTICLASS_LABELS", "SPLITS",
+    "AudioConfig", "BuildConfig", "CalibrateConfig", "DemoConfig", "EvalConfig",
+    "FeatureConfig", "LearnConfig", "ModelConfig", "ReportConfig", "SplitConfig",
+    "SynthConfig", "TrainConfig", "TuneConfig",
+    "from_dict", "load_toml", "to_dict", "to_json",
+]

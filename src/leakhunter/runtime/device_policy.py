@@ -1,0 +1,28 @@
+"""What ``--device auto`` picks for each command, and why: the one place the policy is
+written. :func:`leakhunter.runtime.devices.resolve` applies it; the command line's help
+text is made from it. No torch here, so ``leakhunter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+AUTO = {  # what --device auto picks per command, and why
+    "build": ("cpu", "decoding and resampling dominate a build and run on CPU cores; the "
+                     "GPU build measured slower"),
+    "train": ("cuda", "the CNN trains fastest on a GPU"),
+    "evaluate": ("cuda", "the CNN scores fastest on a GPU"),
+    "calibrate": ("cuda", "the CNN scores fastest on a GPU"),
+    "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
+    "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
+    "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
+}
+
+
+def auto_help(command: str | None = None) -> str:
+    """What ``--device auto`` means for ``command``, for help text; ``None``: for a run of
+    every step (the demo), each step's own choice."""
+    if command is not None:
+        preferred, why = AUTO[command]
+        return f"auto = {'CUDA when present' if preferred == 'cuda' else 'the CPU'} ({why})"
+    on = {kind: [c for c, (p, _) in AUTO.items() if p == kind] for kind in ("cpu", "cuda")}
+    return (f"auto = each command's own choice ({', '.join(on['cpu'])} on the CPU; "
+            f"{', '.join(on['cuda'])} on CUDA when present)")
