@@ -11,9 +11,8 @@ from leakhunter.config import BuildConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
 from leakhunter.recordings.synth.synth import synthesize
 
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real-hydrophone"
-
-TINY = SynthConfig(count=12, duration_s=2.0, sensors_per_label=4, out_of_water=1, seed=7)
+from .helpers.cuda import fake_cuda  # noqa: F401 (fixture)
+from .helpers.samples import TINY
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +38,6 @@ def recordings_copy(recordings: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "recordings"
     shutil.copytree(recordings, dst)
     return dst
-
-
-def real_files() -> list[Path]:
-    return sorted(REAL_DIR.glob("*.wav")) if REAL_DIR.is_dir() else []
-
-
-needs_real = pytest.mark.skipif(not real_files(), reason="shared/real-hydrophone not present")
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from leakhunter.model.checkpoint import CheckpointError
 from leakhunter.model.export import OnnxScorer, export_onnx
 from leakhunter.report import build_report
 
-from .report_fixtures import page_data
+from ..helpers.survey import page_data
 
 OLD = {"class_names": ["LEAK", "NOLEAK"], "positive": ["LEAK"],
        "feature_config": to_dict(FeatureConfig())}

@@ -31,7 +31,7 @@ from leakhunter.report.media import (
 )
 from leakhunter.report.sensors import night_of, parse_timestamp
 
-from .report_fixtures import Survey, page_data, read_csv, survey  # noqa: F401 (fixture)
+from ..helpers.survey import Survey, page_data, read_csv, survey  # noqa: F401 (fixture)
 
 # --- the page ------------------------------------------------------------------------------
 

@@ -18,13 +18,10 @@ from leakhunter.recordings.audio import (
     resample,
 )
 
+from ..helpers.samples import EXPECTED_KIND, EXPECTED_REASON, bad_files, tone
+
 FEATURE = FeatureConfig()
 AUDIO = AudioConfig()
-
-
-def _tone(seconds: float = 1.0, sr: int = 4096) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    return (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
 
 
 def test_parse_name_follows_convention() -> None:
@@ -58,7 +55,7 @@ def test_gain_threshold_is_inclusive() -> None:
 ])
 def test_formats_decode_to_the_same_waveform(tmp_path: Path, fmt: str, subtype: str,
                                              ext: str) -> None:
-    x = _tone()
+    x = tone()
     path = tmp_path / f"s~r~t~10.{ext}"
     sf.write(path, x, 4096, format=fmt, subtype=subtype)
     rec = load_recording(path, FEATURE, AUDIO)
@@ -70,7 +67,7 @@ def test_formats_decode_to_the_same_waveform(tmp_path: Path, fmt: str, subtype: 
 
 
 def test_stereo_is_mixed_to_mono(tmp_path: Path) -> None:
-    x = _tone()
+    x = tone()
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([x, 0.5 * x], axis=1), 4096, subtype="FLOAT")
     rec = load_recording(path, FeatureConfig(sample_rate=4096), AUDIO)
@@ -78,7 +75,7 @@ def test_stereo_is_mixed_to_mono(tmp_path: Path) -> None:
 
 
 def test_same_audio_in_other_container_has_same_hash(tmp_path: Path) -> None:
-    x = (_tone() * 32767).astype(np.int16)  # integers: both writers store them exactly
+    x = (tone() * 32767).astype(np.int16)  # integers: both writers store them exactly
     sf.write(tmp_path / "a.wav", x, 4096, subtype="PCM_16")
     sf.write(tmp_path / "b.flac", x, 4096, subtype="PCM_16")
     sf.write(tmp_path / "c.wav", x // 2, 4096, subtype="PCM_16")
@@ -98,57 +95,15 @@ def test_remove_trend_removes_offset_and_drift() -> None:
 
 def test_detrend_can_be_turned_off(tmp_path: Path) -> None:
     path = tmp_path / "dc.wav"
-    sf.write(path, _tone() + 0.2, 4096, subtype="FLOAT")
+    sf.write(path, tone() + 0.2, 4096, subtype="FLOAT")
     cfg = FeatureConfig(sample_rate=4096)
     assert abs(load_recording(path, cfg, AUDIO).waveform.mean()) < 1e-3
     assert load_recording(path, cfg, AudioConfig(detrend=False)).waveform.mean() == \
         pytest.approx(0.2, abs=1e-3)
 
 
-def _bad_files(tmp: Path) -> dict[str, Path]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    files = {}
-    files["empty file"] = tmp / "empty.wav"
-    files["empty file"].write_bytes(b"")
-    files["text"] = tmp / "text.wav"
-    files["text"].write_text("this is not audio\n" * 50)
-    good = tmp / "good.wav"
-    sf.write(good, _tone(), 4096, subtype="PCM_16")
-    files["truncated header"] = tmp / "truncated.wav"
-    files["truncated header"].write_bytes(good.read_bytes()[:30])
-    files["no samples"] = tmp / "nosamples.wav"
-    sf.write(files["no samples"], np.zeros(0, np.float32), 4096)
-    files["nan"] = tmp / "nan.wav"
-    x = _tone()
-    x[100] = np.nan
-    sf.write(files["nan"], x, 4096, subtype="FLOAT")
-    files["inf"] = tmp / "inf.wav"
-    x = _tone()
-    x[5] = np.inf
-    sf.write(files["inf"], x, 4096, subtype="FLOAT")
-    files["silence"] = tmp / "silence.wav"
-    sf.write(files["silence"], np.zeros(8192, np.float32), 4096, subtype="PCM_16")
-    files["short"] = tmp / "short.wav"
-    sf.write(files["short"], _tone(0.02), 4096, subtype="PCM_16")  # under --min-duration
-    files["missing"] = tmp / "missing.wav"
-    return files
-
-
-EXPECTED_REASON = {
-    "empty file": "unreadable", "text": "unreadable", "truncated header": "unreadable",
-    "no samples": "empty", "nan": "NaN", "inf": "NaN or infinite", "silence": "silence",
-    "short": "too short", "missing": "unreadable",
-}
-EXPECTED_KIND = {
-    "empty file": "unreadable", "text": "unreadable", "truncated header": "unreadable",
-    "no samples": "empty", "nan": "invalid samples", "inf": "invalid samples",
-    "silence": "silence", "short": "too short", "missing": "unreadable",
-}
-"""The kind each bad file raises: set where the error is raised, not read from its text."""
-
-
 def test_bad_files_raise_audio_error_with_kind_and_reason(tmp_path: Path) -> None:
-    for kind, path in _bad_files(tmp_path).items():
+    for kind, path in bad_files(tmp_path).items():
         with pytest.raises(AudioError) as info:
             load_recording(path, FEATURE, AUDIO)
         assert info.value.kind == EXPECTED_KIND[kind], (kind, info.value.kind)

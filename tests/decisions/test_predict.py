@@ -22,8 +22,7 @@ from leakhunter.errors import AudioError
 from leakhunter.recordings.features import LogMel, extract
 from leakhunter.recordings.stream import SegmentAssembler, waveform_pieces
 
-from .conftest import needs_real, real_files
-from .test_audio import EXPECTED_KIND, _bad_files
+from ..helpers.samples import EXPECTED_KIND, bad_files, needs_real, real_files
 
 
 @pytest.fixture
@@ -90,7 +89,7 @@ def test_long_recordings_are_read_in_blocks_with_the_same_result(run: Path, tmp_
 def test_statuses_come_from_the_error_kind_not_its_wording(run: Path, tmp_path: Path,
                                                           monkeypatch) -> None:
     """Every AudioError message reworded: each unusable recording keeps its status."""
-    bad = _bad_files(tmp_path / "bad")
+    bad = bad_files(tmp_path / "bad")
     expected = {path.name: EXPECTED_KIND[kind] for kind, path in bad.items()
                 if path.exists()}
     real_init = AudioError.__init__
@@ -109,7 +108,7 @@ def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    _bad_files(tmp_path / "bad")
+    bad_files(tmp_path / "bad")
     for path in (tmp_path / "bad").iterdir():  # the bad files and one good one
         shutil.copy(path, folder / path.name)
     sf.write(folder / "S9~R9~T~1.wav", np.random.default_rng(0).standard_normal(8192) * 0.1,

@@ -14,8 +14,8 @@ from leakhunter.config import ReportConfig
 from leakhunter.dataset.sources import discover
 from leakhunter.report import build_report
 
-from .browser import browser, load, text, wait_for  # noqa: F401 (fixture)
-from .report_fixtures import Survey, read_csv, survey, ten_thousand  # noqa: F401
+from ..helpers.browser import browser, load, text, wait_for  # noqa: F401 (fixture)
+from ..helpers.survey import Survey, read_csv, survey, ten_thousand  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

@@ -25,7 +25,7 @@ from leakhunter.model.card import Rule, load_model
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime import signals
 
-from .conftest import TINY
+from ..helpers.samples import TINY
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--workers", "1", "--device", "cpu"]
 

@@ -22,8 +22,7 @@ from leakhunter.dataset.store import SPLIT_FILES, read_split_info
 from leakhunter.recordings.audio import load_recording
 from leakhunter.recordings.features import LogMel, extract
 
-from .conftest import needs_real, real_files
-from .test_audio import EXPECTED_REASON, _bad_files
+from ..helpers.samples import EXPECTED_REASON, bad_files, needs_real, real_files
 
 OUTPUTS = [*SPLIT_FILES.values(), "labels.json", "config.json", "build_report.json"]
 
@@ -151,7 +150,7 @@ def test_manifest_with_and_without_splits(recordings: Path, tmp_path: Path) -> N
 
 
 def test_bad_recordings_are_skipped_with_reasons(recordings_copy: Path, tmp_path: Path) -> None:
-    bad = _bad_files(tmp_path / "bad")
+    bad = bad_files(tmp_path / "bad")
     for kind, path in bad.items():
         if path.exists() and kind != "missing":
             shutil.copy(path, recordings_copy / "LEAK" / f"bad-{path.name}")

@@ -11,7 +11,7 @@ from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.recordings.audio import load_recording
 from leakhunter.recordings.features import LogMel, extract, mel_filterbank, segment_starts
 
-from .conftest import needs_real, real_files
+from ..helpers.samples import needs_real, real_files
 
 # Documented tolerance: log-mel within 0.01 dB of librosa (float32 arithmetic, worst in the
 # quietest bands; the stored float16 values add up to 0.03 dB of rounding on top).
