@@ -24,30 +24,29 @@ import torch
 
 from leakhunter.dataset.segments import SplitData, load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.decisions.evaluate import predict_segments
 from leakhunter.learn.adapt import adapted_copy
-from leakhunter.learn.selection import Rule, decide
-from leakhunter.model.cnn import LeakCNN, load_model
+from leakhunter.learn.selection import decide
+from leakhunter.model.card import ModelCard, load_model
+from leakhunter.model.cnn import LeakCNN
 from leakhunter.model.metrics import binary_scores, recording_scores
+from leakhunter.model.scoring import predict_segments
 
 
-def site(model: LeakCNN, meta: dict, data: SplitData) -> str:
-    positive = [meta["class_names"].index(p) for p in meta["positive"]]
+def site(model: LeakCNN, card: ModelCard, data: SplitData) -> str:
+    rule = card.rule
     prob, _ = predict_segments(model, data, torch.device("cpu"))
-    scores = recording_scores(data.file_index, prob, data.recordings,
-                              meta.get("aggregate") or "vote", meta.get("vote_fraction") or 0.5)
-    r = binary_scores(np.isin(data.file_label, positive), scores >= meta["threshold"])
+    scores = recording_scores(data.file_index, prob, data.recordings, rule.aggregate,
+                              rule.vote_fraction)
+    r = binary_scores(np.isin(data.file_label, card.positive_indices), scores >= rule.threshold)
     return f"F1 {r['f1']:.3f} (spec {r['specificity']:.3f}, sens {r['sensitivity']:.3f})"
 
 
-def pseudo_labels(model: LeakCNN, meta: dict, pool: SplitData, confidence: float) -> str:
-    positive = tuple(meta["class_names"].index(p) for p in meta["positive"])
-    rule = Rule(meta["threshold"], meta.get("vote_fraction") or 0.5,
-                meta.get("aggregate") or "vote", "vote", positive, len(meta["class_names"]) > 2)
+def pseudo_labels(model: LeakCNN, card: ModelCard, pool: SplitData, confidence: float) -> str:
     prob, logits = predict_segments(model, pool, torch.device("cpu"))
     class_prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    leak, _, conf = decide(prob, class_prob, pool.file_index, pool.recordings, rule)
-    truth = np.array([f"{Path(p).parent.name}".upper() in meta["positive"] for p in pool.paths])
+    leak, _, conf = decide(prob, class_prob, pool.file_index, pool.recordings, card.rule,
+                           tuple(card.positive_indices))
+    truth = np.array([f"{Path(p).parent.name}".upper() in card.positive for p in pool.paths])
     used = conf >= confidence
     return (f"{used.sum()} of {used.size} confident, {int((used & leak).sum())} called leaks, "
             f"{int((used & (leak != truth)).sum())} wrong "
@@ -63,15 +62,15 @@ def main() -> None:
     parser.add_argument("--confidence", type=float, default=0.8,
                         help="learn's --confidence (default: 0.8)")
     args = parser.parse_args()
-    model, meta = load_model(args.model)
+    model, card = load_model(args.model)
     pool = load_split(args.pool / SPLIT_FILES["TRAINING"], "yes")
     new = load_split(args.new_test / SPLIT_FILES["TESTING"], "yes")
     old = load_split(args.old / SPLIT_FILES["TESTING"], "yes") if args.old else None
     for name, judge in (("as it is", model),
                         ("adapted", adapted_copy(model, pool, torch.device("cpu")))):
-        print(f"{name:10s} new site {site(judge, meta, new)}"
-              + (f"; old site {site(judge, meta, old)}" if old else ""))
-        print(f"{'':10s} pool: {pseudo_labels(judge, meta, pool, args.confidence)}")
+        print(f"{name:10s} new site {site(judge, card, new)}"
+              + (f"; old site {site(judge, card, old)}" if old else ""))
+        print(f"{'':10s} pool: {pseudo_labels(judge, card, pool, args.confidence)}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ flagged), and recordings of other sites (should be flagged). Candidates, all per
 
 Prints, per score: the share of VALIDATION / each folder's recordings flagged, and the
 ROC-AUC of telling the first folder (familiar) from the others. Then the cost: `predict`'s
-model call (:func:`leakhunter.predict._model_scores`) on the familiar folder's segments with
+model call (:func:`leakhunter.model.scoring.score_mels`) on the familiar folder's segments with
 the stored statistics against the same call without them, medians of 5 runs.
 
     python benchmarks/familiarity.py MODEL DATASET_DIR FAMILIAR_DIR OTHER_DIR [OTHER_DIR...]
@@ -32,15 +32,16 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from leakhunter.config import AudioConfig, FeatureConfig, from_dict
+from leakhunter.config import AudioConfig, FeatureConfig
 from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.decisions.predict import find_recordings
 from leakhunter.errors import AudioError
 from leakhunter.model import familiarity
-from leakhunter.model.cnn import load_model
+from leakhunter.model.card import load_model
+from leakhunter.model.scoring import score_mels
 from leakhunter.recordings.audio import gain_too_low, load_recording, pad_to_segment, parse_name
 from leakhunter.recordings.features import LogMel, extract
+from leakhunter.recordings.files import find_recordings
 
 
 @torch.no_grad()
@@ -93,9 +94,8 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", help="the familiar folder first, then others")
     args = ap.parse_args()
     torch.manual_seed(0)
-    model, meta = load_model(args.model)
-    feature = from_dict(FeatureConfig, meta["feature_config"])
-    audio = from_dict(AudioConfig, meta.get("audio_config") or {})
+    model, card = load_model(args.model)
+    feature, audio = card.feature, card.audio
     train = load_split(Path(args.dataset) / SPLIT_FILES["TRAINING"])
     val = load_split(Path(args.dataset) / SPLIT_FILES["VALIDATION"])
     pick = np.sort(np.random.default_rng([0, 7]).choice(
@@ -133,15 +133,13 @@ def main() -> None:
         print(f"{method:<24}" + "".join(
             f"{int(flagged[n].sum()):>7}/{len(flagged[n]):<4}{flagged[n].mean():>5.0%}"
             for n in names) + f"{auc:>10.3f}")
-    if meta.get("familiarity") is not None:
-        _speed(model, meta["familiarity"], _folder(args.folders[0], feature, audio)[0])
+    if card.familiarity is not None:
+        _speed(model, card.familiarity, _folder(args.folders[0], feature, audio)[0])
 
 
 def _speed(model, stats: dict, mel: torch.Tensor) -> None:
     import statistics
     import time
-
-    from leakhunter.decisions.predict import _model_scores
 
     mels = [mel.half().numpy()]
     cpu = torch.device("cpu")
@@ -150,7 +148,7 @@ def _speed(model, stats: dict, mel: torch.Tensor) -> None:
         runs = []
         for _ in range(5):
             t0 = time.perf_counter()
-            _model_scores(model, mels, cpu, stats if with_stats else None)
+            score_mels(model, mels, cpu, stats if with_stats else None)
             runs.append(time.perf_counter() - t0)
         return statistics.median(runs)
 

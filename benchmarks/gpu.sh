@@ -34,8 +34,8 @@ if not torch.cuda.is_available():
 print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
 PY
 start=$(date +%s)
-if ! python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_devices.py \
-        tests/test_build.py tests/test_learn.py 2>&1 | tee "$out/cuda_tests.txt"; then
+if ! python3 -m pytest -q -p no:cacheprovider -m cuda tests/cli/test_cli.py \
+        tests/dataset/test_build.py tests/learn/test_learn.py 2>&1 | tee "$out/cuda_tests.txt"; then
     echo "gpu.sh: a cuda test FAILED (see $out/cuda_tests.txt); measuring anyway"
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/leakhunter-gpu.XXXXXX")

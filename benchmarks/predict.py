@@ -35,17 +35,14 @@ import torch.nn.functional as F
 from memory import peak_memory  # benchmarks/memory.py
 
 from leakhunter.config import (
-    AudioConfig,
-    FeatureConfig,
     ModelConfig,
     SynthConfig,
     TrainConfig,
-    from_dict,
 )
 from leakhunter.dataset.build import build_dataset
 from leakhunter.decisions import predict as predict_module
 from leakhunter.decisions.predict import Predictor
-from leakhunter.model.cnn import load_model
+from leakhunter.model.card import load_model
 from leakhunter.model.export import (
     OnnxFrontEnd,
     OnnxScorer,
@@ -73,9 +70,8 @@ def onnx_cpu_time(model: Path, graphs: dict[str, Path], folder: Path, repeats: i
                   ) -> dict[str, float]:
     """Median CPU seconds to score every recording in ``folder`` with each graph: one
     single-threaded session in this process, decoding included, graphs interleaved."""
-    _, meta = load_model(model)
-    feature = from_dict(FeatureConfig, meta["feature_config"])
-    audio = from_dict(AudioConfig, meta["audio_config"])
+    _, card = load_model(model)
+    feature, audio = card.feature, card.audio
     paths = [str(p) for p in sorted(folder.rglob("*.wav"))]
     chunks = [paths[i:i + 8] for i in range(0, len(paths), 8)]  # as predict hands them out
     times: dict[str, list[float]] = {name: [] for name in graphs}
@@ -132,8 +128,8 @@ def main() -> None:
         t = statistics.median(times)
         print(f"predict with {name:<12} {t:6.2f} s  {audio_s / t:7.0f}x real time "
               f"(target >= 1000x)")
-    model_obj, meta = load_model(model)
-    wrapper = OnnxWrapper(model_obj.float(), from_dict(FeatureConfig, meta["feature_config"]))
+    model_obj, card = load_model(model)
+    wrapper = OnnxWrapper(model_obj.float(), card.feature)
     wrapper.front_end.__class__ = ConvFrontEnd
     conv = work / "conv-front-end" / "model.onnx"
     conv.parent.mkdir(exist_ok=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from leakhunter.config import ReportConfig
 from leakhunter.report import build_report
-from tests.browser import load, open_browser
-from tests.report_fixtures import ten_thousand
+from tests.helpers.browser import load, open_browser
+from tests.helpers.survey import ten_thousand
 
 # Set the filters, let the page redraw, force layout; the elapsed milliseconds.
 FILTER = """

@@ -1,18 +1,23 @@
-"""Shared fixtures: tiny synthetic recordings and a dataset built from them (per session)."""
+"""Shared fixtures, built once per session and read-only: tiny synthetic recordings, a
+dataset built from them, a run trained on it, a five-class run, and an input that fixes
+its own splits with recordings shorter than one segment (``presplit``); and writable
+copies of the recordings and of the run (per test)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
-from leakhunter.config import BuildConfig, SynthConfig
+from leakhunter.config import SPLITS, BuildConfig, SynthConfig
 from leakhunter.dataset.build import build_dataset
 from leakhunter.recordings.synth.synth import synthesize
 
 from .helpers.cuda import fake_cuda  # noqa: F401 (fixture)
-from .helpers.samples import TINY
+from .helpers.samples import SHORT_FILE, TINY, TINY_FILE
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +46,25 @@ def recordings_copy(recordings: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def presplit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TRAINING/VALIDATION/TESTING folders of LEAK/NOLEAK recordings, with the same sensors
+    in every split, plus a 0.1 s and a 0.02 s leak recording in TESTING and a 0.1 s one in
+    TRAINING (``SHORT_FILE`` and ``TINY_FILE`` of tests/helpers/samples.py): an input that
+    fixes its own splits and shares sensors between them, with recordings shorter than one
+    segment. Read-only."""
+    root = tmp_path_factory.mktemp("presplit") / "in"
+    for i, split in enumerate(SPLITS):
+        synthesize(root / split, SynthConfig(count=4, duration_s=1.0, sensors_per_label=2,
+                                             out_of_water=0, seed=10 + i))
+    rng = np.random.default_rng(0)
+    for split, name, seconds in (("TESTING", SHORT_FILE, 0.1), ("TESTING", TINY_FILE, 0.02),
+                                 ("TRAINING", "S0903~R000003~20240101T000000~20.wav", 0.1)):
+        wave = (0.1 * rng.standard_normal(int(seconds * 4096))).astype(np.float32)
+        sf.write(root / split / "LEAK" / name, wave, 4096)
+    return root
+
+
+@pytest.fixture(scope="session")
 def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with a small model trained for two epochs on :func:`dataset`.
     Read-only: copy it before changing anything (train wrote the threshold into best.pt)."""
@@ -50,6 +74,14 @@ def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     run = tmp_path_factory.mktemp("run")
     train(dataset, run, TrainConfig(epochs=2, batch_size=32,
                                     model=ModelConfig(width=8, dense=32)), overwrite=True)
+    return run
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of :func:`trained_run`."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
     return run
 
 

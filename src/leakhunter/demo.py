@@ -46,7 +46,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     """Run every stage into ``out``; returns the summary (also what the CLI prints).
 
     ``device`` goes to every step (``auto``: each step's own choice, see
-    :mod:`leakhunter.devices`).
+    :mod:`leakhunter.runtime.devices`).
 
     Without ``keep`` the folder is rebuilt from nothing; it must be empty, absent, or a
     folder an earlier demo made (anything else is refused rather than deleted). With

@@ -1,9 +1,13 @@
-"""The command line end to end: help, version, synth -> build -> info, signals."""
+"""The command line end to end: help, version, synth -> build -> info, signals, errors in one
+line (an unexpected OS error; --device cuda where there is none), and the whole pipeline on
+a real GPU."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,13 +15,17 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from leakhunter import __version__
 from leakhunter.cli import build_parser, main
 from leakhunter.cli.flags import CFG, TRAIN
 from leakhunter.config import SynthConfig
+from leakhunter.dataset import build as build_module
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime.device_policy import auto_help
+
+from ..helpers.faults import one_line
 
 COMMANDS = {"synth", "build", "info", "train", "evaluate", "calibrate", "predict", "export",
             "report", "learn", "tune", "demo"}
@@ -177,3 +185,59 @@ def test_log_lines_carry_elapsed_time_and_respect_levels(recordings: Path, tmp_p
     monkeypatch.setenv("LEAKHUNTER_LOG_LEVEL", "DEBUG")
     assert main(["build", str(recordings), "--out", str(tmp_path / "c"), "--workers", "1"]) == 0
     assert "found 24 recordings" in capsys.readouterr().err
+
+
+def test_unexpected_os_error_is_still_one_line(tmp_path: Path, capsys,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "x"))
+
+    monkeypatch.setattr(build_module, "discover", broken)
+    assert main(["build", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    one_line(capsys.readouterr().err, str(tmp_path / "x"), "Permission denied [EACCES]")
+
+
+def test_every_command_refuses_cuda_in_one_line(
+        recordings: Path, dataset: Path, trained_run: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model = str(trained_run / "best.pt")
+    for argv in (["build", str(recordings), "--out", str(tmp_path / "b")],
+                 ["train", str(dataset), "--out", str(tmp_path / "t"), "--epochs", "1"],
+                 ["evaluate", model, str(dataset), "--out", str(tmp_path / "e")],
+                 ["predict", model, str(recordings), "--out", str(tmp_path / "p.csv")],
+                 ["export", model, "--out", str(tmp_path / "m.onnx")],
+                 ["demo", "--out", str(tmp_path / "d")]):
+        assert main([*argv, "--device", "cuda"]) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--device cuda: CUDA is not available" in err, err
+
+
+# --- on a real GPU --------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_whole_pipeline_on_cuda(recordings: Path, tmp_path: Path) -> None:
+    import csv
+
+    ds, run, model = tmp_path / "ds", tmp_path / "run", str(tmp_path / "run" / "best.pt")
+    assert main(["-q", "build", str(recordings), "--out", str(ds), "--device", "cuda"]) == 0
+    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--device",
+                 "cuda", "--width", "8", "--dense", "32"]) == 0
+    with (run / "metrics.csv").open() as fh:
+        assert float(next(csv.DictReader(fh))["gpu_memory_peak_gib"]) > 0
+    assert main(["-q", "evaluate", model, str(ds), "--device", "cuda"]) == 0
+    rows = {}
+    for device in ("cuda", "cpu"):
+        out = tmp_path / f"{device}.csv"
+        assert main(["-q", "predict", model, str(recordings), "--out", str(out),
+                     "--device", device]) == 0
+        with out.open() as fh:
+            rows[device] = list(csv.DictReader(fh))
+    for gpu, cpu in zip(rows["cuda"], rows["cpu"]):
+        assert gpu["path"] == cpu["path"] and gpu["status"] == cpu["status"]
+        if cpu["leak_probability"]:  # bf16 on the GPU, float32 or bf16 on the CPU
+            assert float(gpu["leak_probability"]) == pytest.approx(
+                float(cpu["leak_probability"]), abs=0.02)
+    assert main(["-q", "export", model, "--out", str(tmp_path / "m.onnx"),
+                 "--device", "cuda"]) == 0

@@ -1,8 +1,12 @@
-"""`leakhunter build`: the three input layouts, the HDF5 schema, bad input, interruption."""
+"""`leakhunter build`: the three input layouts, the HDF5 schema, bad input, interruption, the
+--min-duration floor, the CUDA path (features computed in the main process), and its faults:
+SIGKILL mid-build, full and failing disks at every write site, two builds on one folder,
+input that vanishes or shrinks between the scan and the read (tests/helpers/faults.py)."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import shutil
 from collections import defaultdict
@@ -16,12 +20,24 @@ import torch
 
 from leakhunter.cli import main
 from leakhunter.config import SPLITS, AudioConfig, BuildConfig, FeatureConfig
+from leakhunter.dataset import build as build_module
+from leakhunter.dataset import extract as extract_module
 from leakhunter.dataset import store
 from leakhunter.dataset.build import build_dataset
+from leakhunter.dataset.segments import load_split
 from leakhunter.dataset.store import SPLIT_FILES, read_split_info
 from leakhunter.recordings.audio import load_recording
 from leakhunter.recordings.features import LogMel, extract
+from leakhunter.runtime import locks, safe_write
 
+from ..helpers.faults import (
+    REASON,
+    fail_writes,
+    kill_and_check_orphans,
+    one_line,
+    start_held,
+    temps,
+)
 from ..helpers.samples import EXPECTED_REASON, bad_files, needs_real, real_files
 
 OUTPUTS = [*SPLIT_FILES.values(), "labels.json", "config.json", "build_report.json"]
@@ -354,3 +370,162 @@ def test_unavailable_device_is_one_line(recordings: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["build", str(recordings), "--out", str(tmp_path / "o"), "--device", "tpu"])
     assert code == 1 and "--device tpu" in capsys.readouterr().err
+
+
+def test_build_min_duration_floor(presplit: Path, tmp_path: Path) -> None:
+    assert main(["-q", "build", str(presplit), "--out", str(tmp_path / "ds"), "--workers",
+                 "1", "--min-duration", "0.5"]) == 0
+    report = json.loads((tmp_path / "ds" / "build_report.json").read_text())
+    assert report["padded"] == 0 and len(report["skipped"]) == 3
+    assert all("minimum duration is 0.5 s" in s["reason"] for s in report["skipped"])
+
+
+def test_build_with_features_in_the_main_process_matches(
+        recordings: Path, dataset: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA build path (workers decode, one process computes features in flat batches
+    of many recordings) gives the same dataset as the CPU path."""
+    monkeypatch.setattr(extract_module, "features_in_main", lambda device: True)
+    monkeypatch.setattr(extract_module, "MAIN_BATCH_SAMPLES", 50_000)  # several batches
+    build_dataset(recordings, tmp_path, BuildConfig(workers=2))
+    for split in SPLIT_FILES.values():
+        a, b = load_split(dataset / split, "yes"), load_split(tmp_path / split, "yes")
+        assert torch.equal(a.mel, b.mel)
+        np.testing.assert_array_equal(a.file_index, b.file_index)
+
+
+# --- no orphans -----------------------------------------------------------------------------
+
+def _same_dataset(a: Path, b: Path) -> None:
+    for name in SPLIT_FILES.values():
+        with h5py.File(a / name, "r") as fa, h5py.File(b / name, "r") as fb:
+            np.testing.assert_array_equal(fa["mel"][()], fb["mel"][()])
+            np.testing.assert_array_equal(fa["files/path"][()], fb["files/path"][()])
+            np.testing.assert_array_equal(fa["label"][()], fb["label"][()])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,workers_expected", [("spool", 2), ("splits", 0)])
+def test_build_killed_leaves_no_worker_and_reruns_to_the_same_dataset(
+        recordings: Path, dataset: Path, tmp_path: Path, point: str,
+        workers_expected: int) -> None:
+    out = tmp_path / "out"
+    proc, _ = start_held(tmp_path, point, "build", str(recordings), "--out", str(out),
+                         "--workers", "2", "--files-per-task", "1")
+    assert kill_and_check_orphans(proc) >= workers_expected
+    assert main(["info", str(out)]) == 1  # not a finished dataset, and info says so
+    assert not (out / "build_report.json").exists()
+    # the dead process's lock went with it; the rerun clears its partial files
+    assert main(["-q", "build", str(recordings), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["-q", "info", str(out)]) == 0 and temps(out) == []
+    _same_dataset(dataset, out)
+
+
+# --- full disk and I/O errors at every write site -------------------------------------------
+
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EIO])
+@pytest.mark.parametrize("pattern,what", [
+    ("features.spool.partial", "writing the features spool"),
+    ("labels.json.partial", "writing labels.json"),
+    ("build_report.json.partial", "writing build_report.json"),
+])
+def test_build_write_failures_are_one_line(recordings: Path, tmp_path: Path, capsys,
+                                           monkeypatch: pytest.MonkeyPatch, pattern: str,
+                                           what: str, number: int) -> None:
+    out = tmp_path / "out"
+    fail_writes(monkeypatch, pattern, number)
+    assert main(["-q", "build", str(recordings), "--out", str(out), "--workers", "1"]) == 1
+    one_line(capsys.readouterr().err, pattern.replace(".partial", ""), what, REASON[number])
+    assert temps(out) == [] and not (out / "build_report.json").exists()
+    monkeypatch.undo()
+    assert main(["info", str(out)]) == 1  # no build_report.json: unfinished, and said so
+    assert main(["-q", "build", str(recordings), "--out", str(out), "--workers", "1",
+                 "--overwrite"]) == 0
+
+
+def test_spool_failure_reports_the_space_needed(recordings: Path, tmp_path: Path, capsys,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fail_writes(monkeypatch, "features.spool.partial", errno.ENOSPC, after=50_000)
+    assert main(["-q", "build", str(recordings), "--out", str(tmp_path / "o"),
+                 "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    one_line(err, "[ENOSPC]", "(needed more than ", " kB, ", " free)")
+
+
+def test_hdf5_write_failure_is_one_line_and_the_old_dataset_survives(
+        dataset: Path, recordings: Path, tmp_path: Path, capsys,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(dataset, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def fail(self, *args, **kwargs):  # what h5py raises when HDF5's write() fails
+        raise RuntimeError("Can't write data (file write failed: time = now, filename = "
+                           "'x', file descriptor = 6, errno = 5, error message = "
+                           "'Input/output error', buf = 0x1, total write size = 4096)")
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", fail)
+    assert main(["-q", "build", str(recordings), "--out", str(out), "--overwrite",
+                 "--workers", "1"]) == 1
+    one_line(capsys.readouterr().err, str(out), "writing the split files",
+             "Input/output error [EIO]")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_too_little_space_for_the_split_files_is_refused_before_writing(
+        recordings: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.disk_usage
+    monkeypatch.setattr(safe_write.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=100_000))
+    out = tmp_path / "out"
+    assert main(["-q", "build", str(recordings), "--out", str(out), "--workers", "1"]) == 1
+    one_line(capsys.readouterr().err, "writing the split files", "[ENOSPC]",
+             "needed about", "100 kB free")
+    assert list(out.iterdir()) == []
+
+
+# --- one writer per folder ------------------------------------------------------------------
+
+def test_second_build_into_one_folder_is_refused_and_the_first_finishes(
+        recordings: Path, dataset: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    proc, marker = start_held(tmp_path, "splits", "build", str(recordings), "--out",
+                              str(out), "--workers", "1")
+    try:
+        assert main(["build", str(recordings), "--out", str(out), "--overwrite",
+                     "--workers", "1"]) == 1
+        one_line(capsys.readouterr().err, str(out), f"in use by PID {proc.pid}", "build",
+                 "wait for it to finish")
+        holder = json.loads((out / locks.LOCK_FILE).read_text())
+        assert holder["pid"] == proc.pid and "--out" in holder["command"]
+    finally:
+        marker.with_suffix(".go").touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    _same_dataset(dataset, out)
+    assert not (out / locks.LOCK_FILE).exists()  # released and removed
+
+
+# --- input that changes under the build -----------------------------------------------------
+
+def test_input_deleted_or_truncated_after_the_scan_is_skipped(
+        recordings_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wavs = sorted((recordings_copy / "LEAK").glob("*.wav"))
+    gone, cut = wavs[1], wavs[2]
+    real = build_module.discover
+
+    def discover_then_damage(*args, **kwargs):
+        found = real(*args, **kwargs)  # both files are listed ...
+        gone.unlink()  # ... then one disappears and one is cut short mid-write
+        with cut.open("r+b") as fh:
+            fh.truncate(30)
+        return found
+
+    monkeypatch.setattr(build_module, "discover", discover_then_damage)
+    out = tmp_path / "out"
+    assert main(["-q", "build", str(recordings_copy), "--out", str(out), "--workers", "2"]) == 0
+    report = json.loads((out / "build_report.json").read_text())
+    skipped = {item["path"]: item["reason"] for item in report["skipped"]}
+    assert set(skipped) == {str(gone), str(cut)}
+    assert all(reason for reason in skipped.values())
+    assert main(["-q", "info", str(out)]) == 0

@@ -1,4 +1,5 @@
-"""`leakhunter info`: summary and integrity check, and each way a dataset can be damaged."""
+"""`leakhunter info`: summary and integrity check, each way a dataset can be damaged, and
+sensors shared between splits that the input itself fixed (a note, not a problem)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,25 @@ def test_sensor_in_two_splits_is_a_problem(damaged: Path) -> None:
 def test_missing_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(tmp_path / "nope")]) == 1
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_info_reports_sensors_shared_by_the_inputs_split_as_a_note(
+        presplit: Path, tmp_path: Path, capsys) -> None:
+    ds = tmp_path / "ds"
+    assert main(["-q", "build", str(presplit), "--out", str(ds), "--workers", "1"]) == 0
+    assert json.loads((ds / "build_report.json").read_text())["splits_from"] == "input"
+    capsys.readouterr()
+    assert main(["info", str(ds)]) == 0
+    out = capsys.readouterr().out
+    assert "integrity: OK" in out
+    assert "note:" in out and "as the input's own split put them" in out
+    assert main(["info", str(ds), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["problems"] == [] and len(info["notes"]) == 1
+    assert info["splits"]["TESTING"]["padded"] == 1
+    # the same overlap in a dataset whose splits build chose is still a problem
+    report = json.loads((ds / "build_report.json").read_text())
+    report["splits_from"] = "build"
+    (ds / "build_report.json").write_text(json.dumps(report))
+    assert main(["info", str(ds)]) == 1
+    assert "sensor(s) appear in more than one split" in capsys.readouterr().out

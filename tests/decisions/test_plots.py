@@ -1,17 +1,17 @@
-"""Evaluation and training plots: files written whole, valid, and no crash on odd input."""
+"""Evaluation plots (leakhunter.decisions.plots): files written whole, valid, and no crash on
+odd input. (The training curves: tests/training/test_run_folder.py.)"""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from leakhunter.decisions.plots import write_evaluation_plots
-from leakhunter.training.run_folder import METRICS, write_training_curves
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from ..helpers.png import assert_png
+
 NAMES = ("roc", "pr", "confusion", "threshold_sweep", "vote_fractions")
 
 
@@ -42,18 +42,12 @@ def _inputs(seed: int = 0, single_class: bool = False) -> dict:
             "confusion": confusion, "confusion_labels": ["LEAK", "NO LEAK"]}
 
 
-def _assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE, path
-    assert len(data) > 5_000, f"{path} is suspiciously small ({len(data)} bytes)"
-
-
 def test_evaluation_plots_png(tmp_path: Path) -> None:
     out = tmp_path / "plots"  # not created yet: the function creates it
     written = write_evaluation_plots(out, split="testing", **_inputs())
     assert written == [out / f"{name}.png" for name in NAMES]
     for path in written:
-        _assert_png(path)
+        assert_png(path)
     # nothing temporary left behind
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in NAMES)
 
@@ -63,7 +57,7 @@ def test_evaluation_plots_svg_when_asked(tmp_path: Path) -> None:
                                      **_inputs(seed=1))
     assert len(written) == 2 * len(NAMES)
     for name in NAMES:
-        _assert_png(tmp_path / f"{name}.png")
+        assert_png(tmp_path / f"{name}.png")
         svg = (tmp_path / f"{name}.svg").read_text()
         assert "<svg" in svg and svg.rstrip().endswith("</svg>")
 
@@ -99,7 +93,7 @@ def test_degenerate_inputs_do_not_raise(tmp_path: Path) -> None:
         "roc", "pr", "confusion", "threshold_sweep", "vote_fractions"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
     for path in written:
-        _assert_png(path)
+        assert_png(path)
 
 
 def test_bad_format_writes_nothing(tmp_path: Path) -> None:
@@ -107,30 +101,3 @@ def test_bad_format_writes_nothing(tmp_path: Path) -> None:
         write_evaluation_plots(tmp_path / "x", split="testing", formats=("png", "bogus"),
                                **_inputs())
     assert not (tmp_path / "x").exists()
-
-
-def test_training_curves(tmp_path: Path) -> None:
-    csv_path = tmp_path / "metrics.csv"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRICS)
-        writer.writeheader()
-        for epoch in range(1, 6):
-            writer.writerow({
-                "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
-                "val_loss": "" if epoch == 3 else 1.2 / epoch,  # an empty cell
-                "val_segment_accuracy": 0.5 + 0.08 * epoch,
-                "val_segment_f1": 0.5 + 0.07 * epoch,
-                "val_file_accuracy": 0.5 + 0.09 * epoch,
-                "val_file_f1": [0.5, 0.7, 0.9, 0.8, 0.85][epoch - 1],
-                "lr": 1e-3, "epoch_s": 2.5, "segments_per_s": 400.0})
-    out = tmp_path / "sub" / "training_curves.png"
-    assert write_training_curves(csv_path, out) == out
-    _assert_png(out)
-    assert [p.name for p in out.parent.iterdir()] == ["training_curves.png"]
-
-
-def test_training_curves_header_only(tmp_path: Path) -> None:
-    csv_path = tmp_path / "metrics.csv"
-    csv_path.write_text(",".join(METRICS) + "\n")
-    out = write_training_curves(csv_path, tmp_path / "curves.png")
-    assert out.read_bytes()[:8] == PNG_SIGNATURE

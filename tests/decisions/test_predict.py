@@ -1,8 +1,11 @@
-"""`leakhunter predict`: same features and decisions as build/evaluate, any length, bad input."""
+"""`leakhunter predict`: same features and decisions as build/evaluate, any length, bad input,
+a recording shorter than one segment from build to predict, the CUDA path (the model run in
+the main process), ONNX scoring refusing a GPU, and write failures (tests/helpers/faults.py)."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +25,15 @@ from leakhunter.errors import AudioError
 from leakhunter.recordings.features import LogMel, extract
 from leakhunter.recordings.stream import SegmentAssembler, waveform_pieces
 
-from ..helpers.samples import EXPECTED_KIND, bad_files, needs_real, real_files
+from ..helpers.faults import REASON, fail_writes, one_line, temps
+from ..helpers.samples import (
+    EXPECTED_KIND,
+    SHORT_FILE,
+    TINY_FILE,
+    bad_files,
+    needs_real,
+    real_files,
+)
 
 
 @pytest.fixture
@@ -238,3 +249,84 @@ def test_task_chunks_cover_every_path_in_order_and_shrink_at_the_end(n: int,
     assert sizes == sorted(sizes, reverse=True)  # never a long task after short ones
     if n >= 8 * FILES_PER_TASK * workers:
         assert sizes[0] == FILES_PER_TASK and sizes[-1] == 1
+
+
+def test_short_recording_through_build_train_evaluate_predict(presplit: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    assert main(["build", str(presplit), "--out", str(ds), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 padded to one segment" in printed and "1 skipped" in printed
+    report = json.loads((ds / "build_report.json").read_text())
+    assert report["padded"] == 2 and report["splits"]["TESTING"]["padded"] == 1
+    assert report["splits"]["TRAINING"]["padded"] == 1 and report["min_duration_s"] == 0.05
+    assert [Path(s["path"]).name for s in report["skipped"]] == [TINY_FILE]
+    assert "too short" in report["skipped"][0]["reason"]
+    with h5py.File(ds / SPLIT_FILES["TESTING"], "r") as h5:
+        names = [Path(p).name for p in h5["files/path"].asstr()[()]]
+        padded = h5["files/padded"][()]
+        counts = h5["files/segment_count"][()]
+    i = names.index(SHORT_FILE)
+    assert padded[i] == 1 and counts[i] == 1 and padded.sum() == 1
+
+    assert main(["-q", "train", str(ds), "--out", str(run), "--epochs", "1", "--width", "8",
+                 "--dense", "32", "--batch-size", "32"]) == 0
+    assert main(["evaluate", str(run / "best.pt"), str(ds), "--out", str(tmp_path / "ev")]) == 0
+    assert "1 recording(s) shorter than one segment" in capsys.readouterr().out
+    ev = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert ev["dataset"]["padded"] == 1
+    rows = {Path(r["path"]).name: r for r in
+            csv.DictReader((tmp_path / "ev" / "predictions.csv").open())}
+    assert SHORT_FILE in rows and TINY_FILE not in rows
+
+    out = tmp_path / "p.csv"
+    leak = presplit / "TESTING" / "LEAK"
+    assert main(["-q", "predict", str(run / "best.pt"), str(leak / SHORT_FILE),
+                 str(leak / TINY_FILE), "--out", str(out), "--workers", "1"]) == 0
+    predicted = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    assert predicted[SHORT_FILE]["status"] == "padded" and predicted[SHORT_FILE]["segments"] == "1"
+    assert predicted[SHORT_FILE]["decision"] == rows[SHORT_FILE]["decision"]
+    assert float(predicted[SHORT_FILE]["leak_probability"]) == pytest.approx(
+        float(rows[SHORT_FILE]["leak_probability"]), abs=0.02)
+    assert predicted[TINY_FILE]["status"] == "too short" and predicted[TINY_FILE]["decision"] == ""
+    # the floor travels with the model: a lower one given to predict judges the tiny file
+    assert main(["-q", "predict", str(run / "best.pt"), str(leak / TINY_FILE), "--out", str(out),
+                 "--workers", "1", "--min-duration", "0.01"]) == 0
+    assert next(csv.DictReader(out.open()))["status"] == "padded"
+
+
+def test_predict_with_the_model_in_the_main_process_matches(
+        recordings: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA predict path (workers compute features, this process runs the model on
+    many recordings at once) gives the CPU path's decisions."""
+    reference = list(Predictor(trained_run / "best.pt", workers=2).predict([recordings]))
+    monkeypatch.setattr(predict_module, "_score_in_main", lambda device: True)
+    monkeypatch.setattr(predict_module, "MAIN_SEGMENTS", 40)  # several model calls
+    predictor = Predictor(trained_run / "best.pt", workers=2)
+    assert predictor.model is not None
+    got = list(predictor.predict([recordings]))
+    assert [r["path"] for r in got] == [r["path"] for r in reference]
+    for a, b in zip(got, reference):
+        assert (a["status"], a["decision"], a["segments"]) == \
+            (b["status"], b["decision"], b["segments"])
+        if b["leak_probability"] is not None:
+            assert a["leak_probability"] == pytest.approx(b["leak_probability"], abs=1e-5)
+
+
+def test_onnx_scoring_refuses_a_gpu(trained_run: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["predict", str(trained_run / "best.pt"), str(tmp_path), "--onnx",
+                 str(tmp_path / "m.onnx"), "--device", "cuda:0"])
+    assert code == 1 and "runs in onnxruntime on the CPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pattern", ["decisions.csv.tmp", "decisions_segments.csv.tmp"])
+def test_predict_write_failures_are_one_line(run_copy: Path, recordings: Path, tmp_path: Path,
+                                             capsys, monkeypatch: pytest.MonkeyPatch,
+                                             pattern: str) -> None:
+    out = tmp_path / "pred" / "decisions.csv"
+    fail_writes(monkeypatch, pattern, errno.ENOSPC)
+    assert main(["-q", "predict", str(run_copy / "best.pt"), str(recordings / "LEAK"),
+                 "--out", str(out), "--segments", "--workers", "1"]) == 1
+    one_line(capsys.readouterr().err, pattern.replace(".tmp", ""), REASON[errno.ENOSPC])
+    assert temps(tmp_path / "pred") == []

@@ -16,6 +16,12 @@ REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "real-hydrophone"
 TINY = SynthConfig(count=12, duration_s=2.0, sensors_per_label=4, out_of_water=1, seed=7)
 """The shared ``recordings`` fixture's settings (tests/conftest.py)."""
 
+SHORT_FILE = "S0901~R000001~20240101T000000~20.wav"
+"""A 0.1 s recording in the ``presplit`` fixture's TESTING/LEAK (tests/conftest.py):
+shorter than one segment, so padded."""
+TINY_FILE = "S0902~R000002~20240101T000000~20.wav"
+"""A 0.02 s recording beside :data:`SHORT_FILE`: under --min-duration (0.05 s)."""
+
 
 def real_files() -> list[Path]:
     return sorted(REAL_DIR.glob("*.wav")) if REAL_DIR.is_dir() else []

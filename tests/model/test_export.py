@@ -1,8 +1,11 @@
-"""ONNX export: parity with the PyTorch path, the model card, dynamic batch, int8, failures."""
+"""ONNX export: parity with the PyTorch path, the model card, dynamic batch, int8, failures,
+and write failures that leave nothing (tests/helpers/faults.py)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ import onnx
 import pytest
 import torch
 
+from leakhunter.cli import main
 from leakhunter.config import FeatureConfig, ModelConfig, to_dict
 from leakhunter.errors import InputError
 from leakhunter.model import checkpoint, export
@@ -17,6 +21,8 @@ from leakhunter.model.checkpoint import CheckpointError
 from leakhunter.model.cnn import LeakCNN
 from leakhunter.model.export import ExportError, OnnxScorer, export_onnx
 from leakhunter.recordings.features import LogMel
+
+from ..helpers.faults import REASON, fail_writes, one_line, temps
 
 CFG = FeatureConfig()
 MODEL_CFG = ModelConfig(width=8, dense=32)
@@ -271,3 +277,23 @@ def test_scorer_refuses_missing_card_and_mismatched_graph(binary, tmp_path: Path
         OnnxScorer(lonely)
     with pytest.raises(ExportError, match="not found"):
         OnnxScorer(tmp_path / "missing.onnx")
+
+
+def test_export_write_failures_leave_nothing(run_copy: Path, tmp_path: Path, capsys,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "onnx" / "leak.onnx"
+
+    def full_disk(wrapper, segment_samples, path):  # the exporter writes from C++
+        Path(path).write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(export, "_export_graph", full_disk)
+    assert main(["-q", "export", str(run_copy / "best.pt"), "--out", str(out)]) == 1
+    one_line(capsys.readouterr().err, str(out), "writing the ONNX model",
+             REASON[errno.ENOSPC])
+    assert list(out.parent.iterdir()) == []
+    monkeypatch.undo()
+    fail_writes(monkeypatch, "model_card.json.tmp", errno.ENOSPC)
+    assert main(["-q", "export", str(run_copy / "best.pt"), "--out", str(out)]) == 1
+    one_line(capsys.readouterr().err, "model_card.json", REASON[errno.ENOSPC])
+    assert temps(out.parent) == []

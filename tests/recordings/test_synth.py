@@ -1,8 +1,14 @@
-"""Tests of the synthetic data generator (tiny configs: each test takes well under a second)."""
+"""Tests of the synthetic data generator, leakhunter.recordings.synth (tiny configs: each test
+takes well under a second): layout, names, levels, labels, and its sites (`synth --site`:
+site A is the world as before; site B is shifted where it should be); a full disk is one
+line."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
+import os
 import re
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -12,10 +18,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from leakhunter.cli import main
 from leakhunter.config import MULTICLASS_LABELS, SynthConfig
 from leakhunter.errors import ConfigError, InputError
 from leakhunter.recordings.synth import sounds, synth
 from leakhunter.recordings.synth.synth import SynthSummary, recipe_for, synthesize
+
+from ..helpers.faults import REASON, one_line, temps
 
 NAME = re.compile(r"^(S\d{4,})~(R\d{6,})~(\d{8}T\d{6})~(\d+)\.wav$")
 TINY = SynthConfig(count=6, duration_s=2.0, sensors_per_label=2, out_of_water=1)
@@ -238,3 +247,69 @@ def test_no_clipping_even_with_loud_interference(tmp_path):
         x, _ = sf.read(path, dtype="int16")
         peak = np.abs(x.astype(np.int32)).max()
         assert 0.28 * 32767 < peak < 0.82 * 32767, path.name
+
+
+# --- sites -------------------------------------------------------------------------------
+
+SMALL = SynthConfig(count=4, duration_s=1.0, sensors_per_label=2, seed=3)
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.wav")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def test_site_a_is_the_world_as_before(tmp_path: Path) -> None:
+    synthesize(tmp_path / "a", SMALL)
+    # the bytes synth wrote for this config before sites existed
+    assert _digest(tmp_path / "a") == \
+        "3a1c1af129752bb2b9b82283c49f8ada8ea65c198420ba6c6e9819039b728a5f"
+
+
+def _centroid(files: list[Path]) -> float:
+    out = []
+    for f in files:
+        x, sr = sf.read(f)
+        spec = np.abs(np.fft.rfft(x)) ** 2
+        freq = np.fft.rfftfreq(x.size, 1 / sr)
+        out.append(float((spec * freq).sum() / spec.sum()))
+    return float(np.median(out))
+
+
+def test_site_b_is_shifted(tmp_path: Path) -> None:
+    cfg = SynthConfig(count=12, duration_s=2.0, sensors_per_label=4, seed=3,
+                      interference=0.0, out_of_water=0)
+    synthesize(tmp_path / "a", cfg)
+    synthesize(tmp_path / "b", SynthConfig(**{**cfg.__dict__, "site": "b"}))
+    b_files = sorted((tmp_path / "b").rglob("*.wav"))
+    assert all(f.name.startswith("S5") and "~R5" in f.name for f in b_files)
+    a_names = {f.name.split("~")[0] for f in (tmp_path / "a").rglob("*.wav")}
+    assert not a_names & {f.name.split("~")[0] for f in b_files}  # no shared sensor
+    # leak noise in plastic pipes lives lower
+    leak_a = _centroid(sorted((tmp_path / "a" / "LEAK").glob("*.wav")))
+    leak_b = _centroid(sorted((tmp_path / "b" / "LEAK").glob("*.wav")))
+    assert leak_b < 0.7 * leak_a
+
+
+def test_unknown_site_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["synth", str(tmp_path / "x"), "--site", "Z", "--count", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown site 'Z'; known sites: A, B" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+# --- a full disk ---------------------------------------------------------------------------
+
+def test_synth_write_failure_is_one_line(tmp_path: Path, capsys,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(path, *args, **kwargs):  # libsndfile writes from C
+        Path(path).write_bytes(b"RIFF half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(synth.sf, "write", full_disk)
+    assert main(["synth", str(tmp_path / "rec"), "--count", "2", "--duration", "1"]) == 1
+    one_line(capsys.readouterr().err, "writing a recording", REASON[errno.ENOSPC])
+    assert temps(tmp_path / "rec") == []

@@ -1,9 +1,14 @@
-"""`leakhunter train`: one-epoch runs, exact resume, interruption, DDP, bad input."""
+"""`leakhunter train`: one-epoch runs, exact resume, interruption, DDP, bad input, the
+start-up log, and its faults: SIGKILL mid-epoch or mid-checkpoint and a resume to the
+uninterrupted result, full and failing disks at every write site, a failing log file, a
+second trainer on one run (tests/helpers/faults.py)."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -15,14 +20,26 @@ import pytest
 import torch
 
 from leakhunter.cli import main
-from leakhunter.config import FeatureConfig, ModelConfig, SynthConfig, to_dict
+from leakhunter.config import FeatureConfig, ModelConfig, SynthConfig, TrainConfig, to_dict
 from leakhunter.dataset.store import SPLIT_FILES, SplitWriter
 from leakhunter.model import checkpoint
 from leakhunter.model.cnn import LeakCNN
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime import signals
 
+from ..helpers.faults import (
+    REASON,
+    fail_writes,
+    kill_and_check_orphans,
+    one_line,
+    start_held,
+    temps,
+)
+
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--log-every", "2"]
+# read from disk by two DataLoader workers, so that a kill mid-epoch has workers to orphan
+TRAIN = [*SMALL, "--epochs", "2", "--patience", "50", "--preload", "no",
+         "--loader-workers", "2"]
 
 
 def _train(dataset: Path, run: Path, *extra: str) -> int:
@@ -101,17 +118,6 @@ def test_resume_refuses_changed_settings_and_allows_more_epochs(dataset: Path, t
     assert "refused: lr" in capsys.readouterr().err
     assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0
     assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
-
-
-def test_pickle_carrying_checkpoint_is_refused(tmp_path: Path, capsys) -> None:
-    path = tmp_path / "evil.pt"
-    torch.save({"kind": "model", "format_version": 1, "payload": Path("/etc/passwd")}, path)
-    with pytest.raises(checkpoint.CheckpointError, match="refused"):
-        checkpoint.load(path, "model")
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    shutil.copy(path, tmp_path / "run" / "checkpoints" / "last.pt")
-    assert main(["train", "--resume", str(tmp_path / "run")]) == 1
-    assert "refused" in capsys.readouterr().err
 
 
 def test_multiclass_with_auxiliary_head(tmp_path: Path) -> None:
@@ -257,3 +263,132 @@ def test_sigterm_saves_the_state_and_exits_143(dataset: Path, tmp_path: Path) ->
     state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
     assert 1 <= state["epoch"] < 500
     assert main(["-q", "train", "--resume", str(run), "--epochs", str(state["epoch"] + 1)]) == 0
+
+
+def test_start_up_log_names_the_device(dataset: Path, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    from leakhunter.training.train import train
+
+    with caplog.at_level(logging.INFO, logger="leakhunter"):
+        train(dataset, tmp_path / "run", TrainConfig(epochs=1, device="cpu"))
+    text = caplog.text
+    assert "device: cpu (CPU, " in text and "threads" in text
+    assert "automatic settings on cpu: batch size 256" in text
+    assert "in host memory" in text
+
+
+# --- killed, and resumed --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def straight_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs without interruption, as the killed runs are configured."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    assert main(["-q", "train", str(dataset), "--out", str(run), *TRAIN]) == 0
+    return run
+
+
+def _same_model(a: Path, b: Path) -> None:
+    sa = checkpoint.load(a / "checkpoints" / "last.pt", "train-state")
+    sb = checkpoint.load(b / "checkpoints" / "last.pt", "train-state")
+    assert sa["epoch"] == sb["epoch"] and sa["step"] == sb["step"]
+    for name, tensor in sa["model"].items():
+        torch.testing.assert_close(sb["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,workers_expected", [
+    ("mid-epoch", 2),  # before the checkpoint write: DataLoader workers are running
+    ("checkpoint-write", 0),  # half of last.pt.tmp written
+    ("after-checkpoint", 0),  # last.pt replaced, nothing else yet
+])
+def test_train_killed_resumes_to_the_uninterrupted_result(
+        dataset: Path, straight_run: Path, tmp_path: Path, point: str,
+        workers_expected: int) -> None:
+    run = tmp_path / "run"
+    proc, _ = start_held(tmp_path, point, "train", str(dataset), "--out", str(run), *TRAIN)
+    assert kill_and_check_orphans(proc) >= workers_expected
+    state = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
+    assert state["epoch"] == 1 and state["batch"] == 0  # the last complete checkpoint
+    assert main(["-q", "train", "--resume", str(run)]) == 0
+    _same_model(straight_run, run)
+    assert temps(run) == []
+
+
+# --- full disk and I/O errors at every write site -------------------------------------------
+
+@pytest.fixture(scope="module")
+def one_epoch(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("one") / "run"
+    assert main(["-q", "train", str(dataset), "--out", str(run), *SMALL, "--epochs", "1"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EIO])
+def test_failed_checkpoint_write_keeps_the_previous_and_resume_continues(
+        one_epoch: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        number: int) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    last = run / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    fail_writes(monkeypatch, "last.pt.tmp", number)
+    assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 1
+    one_line(capsys.readouterr().err, str(last), "writing the checkpoint", REASON[number],
+             "needed ")
+    assert last.read_bytes() == before and temps(run) == []
+    monkeypatch.undo()
+    assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert checkpoint.load(last, "train-state")["epoch"] == 2
+
+
+@pytest.mark.parametrize("pattern", ["config.json.tmp", "best.pt.tmp", "model_meta.json.tmp",
+                                     "metrics.csv.tmp", ".curves.png.tmp"])
+def test_train_write_failures_are_one_line(dataset: Path, tmp_path: Path, capsys,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           pattern: str) -> None:
+    run = tmp_path / "run"
+    fail_writes(monkeypatch, pattern, errno.ENOSPC)
+    assert main(["-q", "train", str(dataset), "--out", str(run), *SMALL, "--epochs", "1"]) == 1
+    one_line(capsys.readouterr().err, pattern.strip(".").replace(".tmp", ""),
+             REASON[errno.ENOSPC])
+    assert temps(run) == []
+
+
+def test_failing_log_file_warns_once_and_training_goes_on(
+        dataset: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leakhunter.runtime import log
+
+    def flush(self):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(log._LogFileHandler, "flush", flush)
+    assert main(["train", str(dataset), "--out", str(tmp_path / "run"), *SMALL,
+                 "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("writing the log failed (No space left on device)") == 1
+    assert "Logging error" not in err and "Traceback" not in err
+
+
+# --- one writer per folder ------------------------------------------------------------------
+
+def test_second_trainer_on_a_run_is_refused_and_readers_go_on(
+        one_epoch: Path, dataset: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from leakhunter.runtime import locks\n"
+         f"with locks.folder_lock({str(run)!r}, 'leakhunter train ds --out run'):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for argv in (["train", "--resume", str(run)],
+                     ["train", str(dataset), "--out", str(run), "--overwrite"]):
+            assert main(argv) == 1
+            one_line(capsys.readouterr().err, f"in use by PID {holder.pid}",
+                     "'leakhunter train ds --out run'")
+        # readers take no lock: the model still loads while the run is held
+        assert checkpoint.load(run / "best.pt", "model")["kind"] == "model"
+    finally:
+        holder.communicate("", timeout=30)
+    assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0

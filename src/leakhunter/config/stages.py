@@ -144,7 +144,7 @@ class SynthConfig:
     sensors_per_label: int = 20
     out_of_water: int = 2  # recordings per label written at gain 1 dB
     interference: float = 0.35  # probability that a recording carries interference bursts
-    site: str = "A"  # acoustic site (leakhunter.sites): A = the default world, B = plastic
+    site: str = "A"  # acoustic site (leakhunter.recordings.synth.sites): A = the default world, B = plastic
 
     def __post_init__(self) -> None:
         _check(self.count >= 1, "count must be at least 1")

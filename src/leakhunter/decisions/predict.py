@@ -1,16 +1,20 @@
 """`leakhunter predict`: decisions on new recordings of any length.
 
-Recordings are decoded and scored in worker processes, several recordings per task so the
+Recordings (:func:`leakhunter.recordings.files.find_recordings`: the files ``build``
+would take) are decoded and scored in worker processes, several recordings per task so the
 model sees batches of segments from many recordings; long ones are read in blocks
-(:mod:`.audio_stream`), so an hour-long file never needs its whole waveform or spectrogram
-in memory. Features come from the same :mod:`.audio` and :mod:`.features` code as
-``build``, with the feature config stored in the model, and are rounded to float16 exactly
-as datasets store them, so ``predict`` reproduces ``evaluate``'s decisions. With an ONNX
-model (``export``), onnxruntime scores raw segments instead of torch.
+(:mod:`leakhunter.recordings.stream`), so an hour-long file never needs its whole waveform
+or spectrogram in memory. Features come from the same :mod:`leakhunter.recordings.audio`
+and :mod:`leakhunter.recordings.features` code as ``build``, with the feature config stored
+in the model, and are rounded to float16 exactly as datasets store them, so ``predict``
+reproduces ``evaluate``'s decisions; a recording is decided by the model's rule
+(:class:`leakhunter.model.card.Rule`). With an ONNX model (``export``), onnxruntime scores
+raw segments instead of torch.
 
-A recording that cannot be judged (unreadable, empty, NaN/inf samples, silence, gain at or
-below the minimum) gets a status and no decision; one shorter than a segment is padded to
-one segment and flagged.
+A recording that cannot be judged gets a status and no decision: the kind of its
+:class:`~leakhunter.errors.AudioError` (unreadable, empty, invalid samples, silence, too
+short), or ``out of water`` (gain at or below the minimum); one shorter than a segment is
+padded to one segment and flagged ``padded``.
 """
 
 from __future__ import annotations

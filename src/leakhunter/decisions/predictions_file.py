@@ -2,7 +2,7 @@
 info file beside it (``<stem>.info.json``) that says which model and rule made the rows.
 
 ``report`` reads these files, and ``predict --resume`` appends rows that share the info
-file's identity (:mod:`leakhunter.results_log`).
+file's identity (:mod:`leakhunter.decisions.results_log`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ a crash) leaves only whole rows, plus at most one torn last line, which the next
 off before it appends. A recording is done when its row is in the file; the next run judges
 only the others.
 
-The file's sidecar (``results.info.json``, :func:`leakhunter.predictions_file.predictions_info`)
+The file's sidecar (``results.info.json``, :func:`leakhunter.decisions.predictions_file.predictions_info`)
 records what made the rows; its ``identity`` (the model file's SHA-256, the ONNX file's
 when one scored, the decision rule, the classes and the columns) must match for rows to be
 added. A run whose model or rule differs is refused rather than mixed into the same file.
@@ -46,7 +46,7 @@ def _digest(path: str) -> int:
 class ResultsLog:
     """Rows already in ``path`` and an append handle for new ones.
 
-    ``info``: the sidecar a new file gets (:func:`leakhunter.predictions_file.predictions_info`);
+    ``info``: the sidecar a new file gets (:func:`leakhunter.decisions.predictions_file.predictions_info`);
     its ``identity`` (model hash, rule, classes, ``columns``) must match an existing file's.
     Raises :class:`InputError` when ``path`` exists and was written with another identity,
     has no sidecar, or does not start with the expected header.

@@ -1,7 +1,7 @@
 """Daily operations: judge only what is new (`predict --resume`), and watch upload folders
 (`predict --watch`).
 
-Both append to a :class:`~leakhunter.results_log.ResultsLog`: the recordings whose rows are
+Both append to a :class:`~leakhunter.decisions.results_log.ResultsLog`: the recordings whose rows are
 already in the results file are skipped; each new row is written whole as soon as its
 recording is judged.
 

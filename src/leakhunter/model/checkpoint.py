@@ -29,7 +29,7 @@ class CheckpointError(LeakhunterError):
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
     """Serialise ``state`` once, in memory, then replace ``path`` atomically with it
-    (:func:`leakhunter.safe_write.write_bytes`: ``<path>.tmp``, fsync, rename).
+    (:func:`leakhunter.runtime.safe_write.write_bytes`: ``<path>.tmp``, fsync, rename).
 
     Raises :class:`~leakhunter.errors.StorageError` (disk full, I/O error) naming the size
     needed; then ``path`` is the previous checkpoint, whole, and no ``.tmp`` is left. In

@@ -58,7 +58,7 @@ class LeakCNN(nn.Module):
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
         """The penultimate representation ``[B, dense]`` (after the dense layer's ReLU):
-        what familiarity statistics describe (:mod:`leakhunter.learn.familiarity`)."""
+        what familiarity statistics describe (:mod:`leakhunter.model.familiarity`)."""
         x = (mel - self.norm_mean[:, None]) / self.norm_std[:, None]
         x = x.unsqueeze(1)
         if x.is_cuda:

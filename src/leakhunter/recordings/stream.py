@@ -1,7 +1,7 @@
 """Long recordings read in blocks, with memory bounded by the block size.
 
 :func:`waveform_pieces` yields a recording as consecutive pieces of the waveform that
-:func:`leakhunter.audio.load_recording` would return whole. A recording up to ``block_s``
+:func:`leakhunter.recordings.audio.load_recording` would return whole. A recording up to ``block_s``
 seconds is read whole by ``load_recording`` itself (identical numbers). A longer one is
 read twice in blocks: the first pass measures what detrending and the checks need (sums
 for the least-squares line, NaN/inf, RMS), the second removes the trend and resamples the

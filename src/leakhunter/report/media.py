@@ -6,7 +6,7 @@ frequency within 60 dB of the spectrum's peak (content 60 dB down is inaudible b
 peak), peak-normalised so quiet loggers can be heard, and encoded as Ogg/Vorbis (FLAC, then
 16-bit WAV, where the installed libsndfile lacks Vorbis).
 
-The spectrogram is the model's own front-end (:class:`leakhunter.features.LogMel`) run over
+The spectrogram is the model's own front-end (:class:`leakhunter.recordings.features.LogMel`) run over
 the same clip: log-mel power in dB, ``n_mels`` rows (lowest band at the bottom) by STFT
 frames, coloured with a ``top_db`` range below its peak.
 """

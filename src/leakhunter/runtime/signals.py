@@ -2,7 +2,7 @@
 
 The CLI calls :func:`install`. The handler only records the signal; long loops raise it as
 :class:`Interrupted` (a ``KeyboardInterrupt``) at their next safe point by calling
-:func:`check` -- every :func:`leakhunter.log.progress_bar` step does -- so the library's
+:func:`check` -- every :func:`leakhunter.runtime.log.progress_bar` step does -- so the library's
 clean-up runs and no partial file is left. (Raising from the handler itself is unreliable:
 Python drops an exception raised while a finaliser or weakref callback runs, and prints a
 traceback.) A second signal before the first was acted on raises at once.

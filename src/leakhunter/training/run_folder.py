@@ -38,7 +38,7 @@ def prepare(run: Path, overwrite: bool, main: bool) -> None:
 
 
 def folder_to_lock(args: dict[str, Any]) -> Path | None:
-    """The folder :func:`leakhunter.train.train` locks, from its bound arguments: the run
+    """The folder :func:`leakhunter.training.train.train` locks, from its bound arguments: the run
     directory, except under ``torchrun`` on ranks other than 0 (rank 0 alone writes and
     locks) and for ``--resume`` of a folder that does not exist (nothing to protect; the
     missing checkpoint is reported)."""

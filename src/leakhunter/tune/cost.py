@@ -29,7 +29,7 @@ REPEATS = 9
 def inference_cost(model_path: str | Path) -> dict[str, Any]:
     """``{"parameters": int, "latency_us": float}`` of ``best.pt`` at ``model_path``:
     microseconds per segment (median over :data:`REPEATS` batches). Raises
-    :class:`~leakhunter.checkpoint.CheckpointError` for an unreadable model."""
+    :class:`~leakhunter.model.checkpoint.CheckpointError` for an unreadable model."""
     model, card = load_model(model_path, "cpu")
     n_mels = model.norm_mean.shape[0]
     frames = card.feature.frames_per_segment

@@ -1,4 +1,4 @@
-"""Acoustic sites for :mod:`leakhunter.synth` (``synth --site NAME``).
+"""Acoustic sites for :mod:`leakhunter.recordings.synth.synth` (``synth --site NAME``).
 
 A site is the part of the synthetic world a utility cannot choose: the pipe material and
 its pass band and resonances (where leak noise lives), the background's colour and the

@@ -1,4 +1,4 @@
-"""Sound ingredients for :mod:`leakhunter.synth`: shaped noise, tones, and the
+"""Sound ingredients for :mod:`leakhunter.recordings.synth.synth`: shaped noise, tones, and the
 non-stationary interference bursts (speech, knocks, traffic, frog chirps).
 
 Only numpy: noise is shaped in the frequency domain, tones are sines. Nothing here knows
