@@ -18,7 +18,8 @@ from leakhunter.cli import main
 from leakhunter.config import BuildConfig, SynthConfig, TrainConfig, from_dict, to_dict
 from leakhunter.dataset.build import build_dataset
 from leakhunter.errors import ConfigError
-from leakhunter.model.cnn import count_parameters, load_model
+from leakhunter.model.card import load_model
+from leakhunter.model.cnn import count_parameters
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime import signals
 from leakhunter.training import batches

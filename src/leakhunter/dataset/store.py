@@ -275,9 +275,10 @@ def read_split_info(path: str | Path) -> SplitInfo:
 def replace_into_place(temp_paths: list[Path]) -> None:
     """Flush finished ``.partial`` files to the disk, then rename them to their final
     names (a power cut after the rename must not leave a named file without its data)."""
-    from ..runtime.safe_write import fsync_file
+    from ..runtime import safe_write
 
+    for temp in temp_paths:  # every file whole on the disk before any takes its name
+        safe_write.fsync_file(temp)
     for temp in temp_paths:
-        fsync_file(temp)
-    for temp in temp_paths:
-        os.replace(temp, temp.with_name(temp.name[: -len(PARTIAL_SUFFIX)]))
+        final = temp.with_name(temp.name[: -len(PARTIAL_SUFFIX)])
+        safe_write.replace(temp, final, f"renaming {final.name} into place")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..runtime import locks
+from ..runtime import locks, safe_write
 from ..runtime.safe_write import write_json
 from .predictions_file import info_path
 
@@ -135,12 +135,8 @@ class ResultsLog:
                     self.existing += 1
 
     def _create(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(info_path(self.path), self.info)
-        with self.path.open("w", newline="", encoding="utf-8") as fh:
-            fh.write(_header(self.columns))
-            fh.flush()
-            os.fsync(fh.fileno())
+        safe_write.write_text(self.path, _header(self.columns), "writing the results header")
 
     # --- use --------------------------------------------------------------------------------
 

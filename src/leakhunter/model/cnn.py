@@ -9,14 +9,10 @@ index is LEAK.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import torch
 from torch import nn
 
-from ..config import FeatureConfig, ModelConfig, from_dict
-from . import checkpoint
+from ..config import ModelConfig
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -89,17 +85,3 @@ class LeakCNN(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu"
-               ) -> tuple[LeakCNN, dict[str, Any]]:
-    """The model in ``best.pt`` (eval mode, on ``device``) and its metadata (the
-    checkpoint without the weights). Raises :class:`checkpoint.CheckpointError`."""
-    state = checkpoint.load(path, "model")
-    feature = from_dict(FeatureConfig, state["feature_config"])
-    classes = state["class_names"]
-    model = LeakCNN(feature.n_mels, feature.frames_per_segment, len(classes),
-                    [classes.index(p) for p in state["positive"]],
-                    from_dict(ModelConfig, state["model_config"]))
-    model.load_state_dict(state.pop("model"))
-    return model.to(device).eval(), state

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,9 +164,9 @@ def export_onnx(model_path: str | Path, out_path: str | Path, *, int8: bool = Fa
                 f"class probabilities {parity['max_abs_diff_class_probabilities']:.3g}; "
                 f"tolerance {TOLERANCE:g}); nothing written")
         int8_info = _quantise(tmp, tmp8, segments, ref) if int8 else None
-        os.replace(tmp, out_path)
+        safe_write.replace(tmp, out_path, "writing the ONNX model")
         if int8_info is not None:
-            os.replace(tmp8, int8_path)
+            safe_write.replace(tmp8, int8_path, "writing the int8 ONNX model")
             int8_info["file"] = int8_path.name
         else:  # an int8 file from an earlier export would not match this graph and card
             int8_path.unlink(missing_ok=True)

@@ -209,9 +209,13 @@ def write_text(path: str | Path, text: str, operation: str,
 
 
 def replace(temp: str | Path, path: str | Path, operation: str) -> None:
-    """Rename finished ``temp`` over ``path`` (atomic); on failure ``temp`` is removed."""
+    """Rename ``temp``, a finished file another library wrote (HDF5, libsndfile, the ONNX
+    exporter), over ``path``: its bytes are flushed to the disk first, the rename is atomic
+    and flushed too. On failure ``temp`` is removed and ``path`` is as it was."""
     with guard(path, operation, cleanup=[temp]):
+        fsync_file(temp)
         os.replace(temp, path)
+        _fsync_folder(Path(path).parent)
 
 
 def write_json(path: str | Path, data: Any, operation: str | None = None) -> Path:

@@ -16,7 +16,6 @@ Everything depends only on the config: each recording draws from its own generat
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import zlib
 from dataclasses import dataclass
@@ -366,4 +365,4 @@ def _write(path: Path, x: np.ndarray, gain_db: int, sample_rate: int) -> None:
     tmp = path.with_name(f".{path.name}.part")
     with safe_write.guard(path, "writing a recording", cleanup=[tmp]):
         sf.write(tmp, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
+        safe_write.replace(tmp, path, "writing a recording")
