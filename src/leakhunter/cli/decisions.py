@@ -250,10 +250,10 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     sensor decisions (``--sensors``) follow every batch, the report comes at the end."""
     from collections import Counter
 
-    from ..decisions.predict import find_recordings
     from ..decisions.predictions_file import predictions_info
     from ..decisions.results_log import ResultsLog
     from ..decisions.watch import judge_new, watch
+    from ..recordings.files import find_recordings
 
     info = predictions_info(out, predictor)
     columns = info["identity"]["columns"]

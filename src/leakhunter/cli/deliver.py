@@ -119,10 +119,10 @@ def add_demo(sub: Any) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from .. import demo
 
-    summary = run_demo(args.out, settings(DemoConfig, args), keep=args.keep,
-                       device=args.device)
+    summary = demo.run_demo(args.out, settings(DemoConfig, args), keep=args.keep,
+                            device=args.device)
     t, d, f = summary["test"], summary["decision"], summary["fresh"]
     print(f"\nleakhunter demo finished in {summary['total_s']:.0f} s "
           f"({', '.join(f'{k} {v:g} s' for k, v in summary['timings_s'].items())})")
