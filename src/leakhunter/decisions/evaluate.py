@@ -113,9 +113,9 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     log.info("%s: %d recordings, %d segments, %s; model on %s", cfg.split, data.recordings,
              data.segments, data.place(dev), choice.describe())
     if card.stored_threshold is None and cfg.threshold is None:
-        log.warning("%s carries no threshold (predict would use 0.5); choosing one on "
+        log.warning("%s carries no threshold (predict would use %g); choosing one on "
                     "VALIDATION for this report only: `leakhunter calibrate` writes a "
-                    "model with it", model_path)
+                    "model with it", model_path, card.rule.threshold)
     rule = decision_rule(model, card, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
                          vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,

@@ -1,6 +1,16 @@
 """What ``--device auto`` picks for each command, and why: the one place the policy is
 written. :func:`leakhunter.runtime.devices.resolve` applies it; the command line's help
 text is made from it. No torch here, so ``leakhunter --help`` stays fast.
+
+Decided from measurements rather than from "a GPU is always faster":
+
+* ``build``: the CPU. Decoding and resampling dominate a build, and they run on CPU cores
+  whatever the device; on one H200 with 16 cores the GPU build was slower than the CPU
+  build (0.58x). ``--device cuda`` still works and batches many recordings per GPU call.
+* ``train``, ``evaluate``, ``calibrate``, ``predict``, ``learn``: CUDA when present (the
+  CNN's work is what a GPU is for; decoding in ``predict`` stays on CPU workers either way).
+* ``export``: the CPU: the exported graph runs in onnxruntime on the CPU, and its parity
+  reference is computed in float32 there.
 """
 
 from __future__ import annotations

@@ -3,18 +3,8 @@
 Every command takes ``--device auto|cpu|cuda|cuda:N``; :func:`resolve` turns that into an
 *indexed* ``torch.device`` (``cuda`` becomes ``cuda:0``, the current device: some PyTorch
 releases refuse ``torch.cuda.set_device(torch.device("cuda"))``), checks it exists, and says
-why ``auto`` chose what it chose. ``auto`` is decided per command
-(:data:`leakhunter.runtime.device_policy.AUTO`, the one place the policy is written; the
-CLI's help text is made from it too), from measurements rather than from "a GPU is always
-faster":
-
-* ``build``: the CPU. Decoding and resampling dominate a build, and they run on CPU cores
-  whatever the device; on one H200 with 16 cores the GPU build was 7x slower than the CPU
-  build. ``--device cuda`` still works and batches many recordings per GPU call.
-* ``train``, ``evaluate``, ``calibrate``, ``predict``, ``learn``: CUDA when present (the
-  CNN's work is what a GPU is for; decoding in ``predict`` stays on CPU workers either way).
-* ``export``: the CPU: the exported graph runs in onnxruntime on the CPU, and its parity
-  reference is computed in float32 there.
+why ``auto`` chose what it chose. What ``auto`` picks per command, and the measurements
+behind it, are :mod:`.device_policy`'s.
 
 Only calls that exist in every PyTorch the project allows (``torch>=2.4``) are used, and each
 CUDA-only call sits behind a function here so tests reach it with CUDA simulated.
