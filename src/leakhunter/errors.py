@@ -44,6 +44,7 @@ class AudioError(LeakhunterError):
 
 AUDIO_ERROR_KINDS = (
     "unreadable",  # not audio, damaged beyond decoding, or cannot be opened
+    "truncated",  # holds less than its header declares (an upload cut off, a card full)
     "empty",  # no samples
     "invalid samples",  # NaN or infinite samples
     "silence",  # RMS at or below the silence floor

@@ -49,6 +49,23 @@ def test_the_walk_finds_every_command() -> None:
     assert set(subparsers()) == COMMANDS
 
 
+def test_switches_say_their_default_in_words() -> None:
+    """``--no-X`` flags say what happens without them ("default: X"), not "default: True",
+    which reads as "no X by default"; other switches say on or off."""
+    seen = set()
+    for command, sub in subparsers().items():
+        for action in options(sub):
+            if not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                continue
+            said = action.help.rsplit("(default: ", 1)[-1].rstrip(")")
+            assert said not in ("True", "False"), (command, action.option_strings)
+            flag = action.option_strings[0]
+            if flag.startswith("--no-") and not action.dest.startswith(TRAIN):  # train's
+                assert flag.removeprefix("--no-").replace("-", " ") in said, (command, flag)
+                seen.add(flag)
+    assert {"--no-adapt", "--no-detrend", "--no-class-weights", "--no-baseline"} <= seen
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_flag_has_help_and_a_default(command: str, capsys: pytest.CaptureFixture[str]
                                            ) -> None:

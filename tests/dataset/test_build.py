@@ -529,3 +529,28 @@ def test_input_deleted_or_truncated_after_the_scan_is_skipped(
     assert set(skipped) == {str(gone), str(cut)}
     assert all(reason for reason in skipped.values())
     assert main(["-q", "info", str(out)]) == 0
+
+
+def test_truncated_recordings_are_skipped_and_listed_or_kept_when_allowed(
+        recordings_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = sorted((recordings_copy / "LEAK").glob("*~[2-9]*.wav"))[0]  # not out of water
+    cut = recordings_copy / "LEAK" / "S0999~R999999~20240101T000000~20.wav"
+    cut.write_bytes(source.read_bytes()[:44 + 1000])  # header: 2 s; file: 500 frames
+    reason = "truncated: header declares 2.00 s, file holds 0.12 s"
+    report = build_dataset(recordings_copy, tmp_path / "skip", BuildConfig(workers=1))
+    assert {Path(s["path"]).name: s["reason"] for s in report["skipped"]} == {cut.name: reason}
+    assert report["truncated"] == []
+    assert main(["-q", "build", str(recordings_copy), "--out", str(tmp_path / "strict"),
+                 "--workers", "1", "--strict"]) == 1
+    assert reason in capsys.readouterr().err
+    assert main(["-q", "build", str(recordings_copy), "--out", str(tmp_path / "kept"),
+                 "--workers", "1", "--allow-truncated"]) == 0
+    assert "1 truncated recording(s) kept" in capsys.readouterr().out
+    kept = json.loads((tmp_path / "kept" / "build_report.json").read_text())
+    assert kept["skipped"] == [] and kept["truncated"] == [{"path": str(cut),
+                                                            "reason": reason}]
+    rows = {split: read_split_info(tmp_path / "kept" / SPLIT_FILES[split]).files
+            for split in SPLITS}
+    found = [(f["duration_s"][i], f["padded"][i]) for f in rows.values()
+             for i, p in enumerate(f["path"]) if p == str(cut)]
+    assert len(found) == 1 and found[0][0] == pytest.approx(500 / 4096) and found[0][1]

@@ -53,8 +53,8 @@ def test_predict_and_build_compute_identical_features(dataset: Path) -> None:
     front = LogMel(info.feature)
     with h5py.File(info.path, "r") as h5:
         for row in range(info.recordings):
-            _, _, pieces = waveform_pieces(info.files["path"][row], info.feature,
-                                           AudioConfig())
+            pieces = waveform_pieces(info.files["path"][row], info.feature,
+                                     AudioConfig()).pieces
             asm = SegmentAssembler(info.feature)
             waves = [w for w in (asm.push(p) for p in pieces) if w.size]
             (mel,) = extract(waves, front)
@@ -111,8 +111,25 @@ def test_statuses_come_from_the_error_kind_not_its_wording(run: Path, tmp_path: 
     monkeypatch.setattr(AudioError, "__init__", reworded)
     records = predict(run / "best.pt", [bad[k] for k in bad if bad[k].exists()], workers=1)
     assert {Path(r["path"]).name: r["status"] for r in records} == expected
-    assert {"unreadable", "empty", "invalid samples", "silence", "too short"} == set(
+    assert {"unreadable", "truncated", "empty", "invalid samples", "silence",
+            "too short"} == set(
         expected.values())
+
+
+def test_truncated_recordings_are_named_or_judged_when_allowed(run: Path, recordings: Path,
+                                                             tmp_path: Path) -> None:
+    source = sorted((recordings / "LEAK").glob("*~[2-9]*.wav"))[0]  # not out of water
+    cut = tmp_path / "S0999~R999999~20240101T000000~20.wav"
+    cut.write_bytes(source.read_bytes()[:44 + 1000])  # header: 2 s; file: 500 frames
+    (record,) = predict(run / "best.pt", [cut], workers=1)
+    assert record["status"] == "truncated" and record["decision"] is None
+    (kept,) = predict(run / "best.pt", [cut], workers=1, allow_truncated=True)
+    assert kept["status"] == "truncated" and kept["decision"] in ("LEAK", "NO LEAK")
+    assert kept["duration_s"] == pytest.approx(500 / 4096) and kept["segments"] == 1
+    # a results file of runs without --allow-truncated keeps its identity; with it, another
+    assert "allow_truncated" not in Predictor(run / "best.pt", workers=1).identity()
+    assert Predictor(run / "best.pt", workers=1,
+                     allow_truncated=True).identity()["allow_truncated"] is True
 
 
 def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,

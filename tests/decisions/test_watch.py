@@ -4,6 +4,7 @@ refused, and `predict --watch` judging each upload once, only when it is complet
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import signal
@@ -13,12 +14,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
-from leakhunter.decisions.watch import FolderWatcher
+from leakhunter.decisions.watch import FolderWatcher, judge_new
 from leakhunter.recordings.synth.synth import synthesize
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -219,3 +221,116 @@ def test_a_second_writer_of_the_results_is_refused(recordings: Path, trained_run
         assert proc.stderr.count("\n") == 1
     with ResultsLog(out, info) as again:  # released with the first
         assert again.existing == 0
+
+
+def _wav_bytes(seconds: float, seed: int = 0) -> bytes:
+    """A whole 16-bit WAV file of noise at 4096 Hz, header first."""
+    buffer = io.BytesIO()
+    x = 0.1 * np.random.default_rng(seed).standard_normal(int(seconds * 4096))
+    sf.write(buffer, x.astype(np.float32), 4096, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_a_slow_upload_is_released_only_when_whole(tmp_path: Path) -> None:
+    """Chunks with pauses longer than --settle: the header says more is coming, so the file
+    waits; the last chunk makes it whole and it is released once."""
+    data, path = _wav_bytes(2.0), tmp_path / "slow.wav"
+    chunks = [data[i:i + len(data) // 4] for i in range(0, len(data), len(data) // 4)]
+    with FolderWatcher([tmp_path], settle_s=0.1, max_wait_s=60) as watcher:
+        with path.open("wb") as fh:
+            for chunk in chunks[:-1]:
+                fh.write(chunk)
+                fh.flush()
+                watcher.nominate(path)
+                settled = time.monotonic() + 0.3  # three times --settle without a change
+                while time.monotonic() < settled:
+                    assert watcher.ready() == [], "released before it was whole"
+                    time.sleep(0.02)
+            fh.write(b"".join(chunks[-1:]))
+        watcher.nominate(path)
+        released: list[Path] = []
+        _wait_for(lambda: released.extend(watcher.ready()) or released, timeout=30)
+        assert released == [path] and watcher.ready() == []
+
+
+def test_a_cut_upload_is_released_after_max_wait(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "cut.wav"
+    path.write_bytes(_wav_bytes(2.0)[:3000])
+    with FolderWatcher([tmp_path], settle_s=0.05, max_wait_s=0.5) as watcher:
+        watcher.nominate(path)
+        start = time.monotonic()
+        released: list[Path] = []
+        _wait_for(lambda: released.extend(watcher.ready()) or released, timeout=30)
+        assert released == [path] and time.monotonic() - start >= 0.5
+    assert "has not changed for 0.5 s (--max-wait); judged as it is" in caplog.text
+
+
+def test_a_rejudged_recording_keeps_its_newer_row_only(trained_run: Path, tmp_path: Path
+                                                       ) -> None:
+    from leakhunter.decisions.predict import Predictor
+    from leakhunter.decisions.predictions_file import predictions_info
+    from leakhunter.decisions.results_log import ResultsLog
+
+    out, inbox = tmp_path / "results.csv", tmp_path / "in"
+    inbox.mkdir()
+    for name, seconds in (("a.wav", 1.0), ("b.wav", 1.0)):
+        (inbox / name).write_bytes(_wav_bytes(seconds))
+    predictor = Predictor(trained_run / "best.pt", workers=1)
+    info = predictions_info(out, predictor)
+    columns = info["identity"]["columns"]
+    with ResultsLog(out, info) as results:
+        assert judge_new(predictor, sorted(inbox.iterdir()), results, columns) == 2
+        (inbox / "a.wav").write_bytes(_wav_bytes(3.0, seed=1))  # rewritten after judging
+        assert judge_new(predictor, [inbox / "a.wav"], results, columns) == 0  # done
+        assert judge_new(predictor, [inbox / "a.wav"], results, columns,
+                         again=[inbox / "a.wav"]) == 1
+        assert results.rows == 2 and results.dropped == 1
+    rows = {Path(r["path"]).name: r for r in _rows(out)}
+    assert len(_rows(out)) == 2 and float(rows["a.wav"]["duration_s"]) == pytest.approx(3.0)
+    # a run stopped between appending a re-judged row and compacting: the next open keeps
+    # the newer row
+    with out.open("a", newline="") as fh:
+        csv.writer(fh).writerow([rows["b.wav"][c] if c != "duration_s" else "9.0"
+                                 for c in columns])
+    with ResultsLog(out, info) as results:
+        assert results.existing == 2 and results.rows == 2
+    assert float({Path(r["path"]).name: r for r in _rows(out)}["b.wav"]["duration_s"]) == 9.0
+
+
+def test_watch_waits_for_slow_uploads_and_judges_changed_files_again(
+        trained_run: Path, tmp_path: Path) -> None:
+    """--watch on an empty folder: a recording arriving in chunks with pauses longer than
+    --settle is judged once, whole; one cut off is judged truncated after --max-wait, and
+    judged again, whole, once the rest arrives; the results keep one row per recording."""
+    model, inbox, out = str(trained_run / "best.pt"), tmp_path / "inbox", tmp_path / "w.csv"
+    inbox.mkdir()
+    argv = [sys.executable, "-m", "leakhunter", "predict", model, str(inbox), "--out",
+            str(out), "--watch", "--settle", "0.2", "--max-wait", "1.5", "--workers", "1"]
+    watching = _Watching(argv)
+    slow, cut = _wav_bytes(4.0), _wav_bytes(3.0, seed=2)
+    try:
+        _wait_for(lambda: watching.said("watching"))
+        with (inbox / "slow.wav").open("wb") as fh:  # four chunks, 0.6 s apart
+            for i in range(4):
+                fh.write(slow[i * len(slow) // 4:(i + 1) * len(slow) // 4])
+                fh.flush()
+                time.sleep(0.6 if i < 3 else 0)
+        (inbox / "cut.wav").write_bytes(cut[:len(cut) // 3])  # the link drops
+        _wait_for(lambda: watching.said("; 2 in "))
+        rows = {Path(r["path"]).name: r for r in _rows(out)}
+        assert float(rows["slow.wav"]["duration_s"]) == pytest.approx(4.0)
+        # white noise is judged, and may well be called unlike the training data
+        assert rows["slow.wav"]["status"] in ("ok", "unfamiliar") and rows["slow.wav"]["decision"]
+        assert rows["cut.wav"]["status"] == "truncated" and not rows["cut.wav"]["decision"]
+        assert watching.said("(--max-wait); judged as it is")
+        (inbox / "cut.wav").write_bytes(cut)  # the rest, sent again
+        _wait_for(lambda: watching.said("1 again: changed since judged"))
+    finally:
+        stdout = watching.stop()
+    assert watching.proc.returncode == 0, "".join(watching.lines)
+    rows = _rows(out)
+    assert sorted(Path(r["path"]).name for r in rows) == ["cut.wav", "slow.wav"]
+    whole = {Path(r["path"]).name: r for r in rows}["cut.wav"]
+    assert whole["status"] in ("ok", "unfamiliar") and whole["decision"]
+    assert float(whole["duration_s"]) == pytest.approx(3.0)
+    assert "stopped watching: 3 recording(s) judged in this run, 2 in" in stdout

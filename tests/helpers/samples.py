@@ -62,6 +62,13 @@ def bad_files(tmp: Path) -> dict[str, Path]:
     sf.write(files["silence"], np.zeros(8192, np.float32), 4096, subtype="PCM_16")
     files["short"] = tmp / "short.wav"
     sf.write(files["short"], tone(0.02), 4096, subtype="PCM_16")  # under --min-duration
+    files["cut wav"] = tmp / "cut.wav"  # header: 1 s; file: 500 frames (0.12 s)
+    files["cut wav"].write_bytes(good.read_bytes()[:44 + 1000])
+    files["cut flac"] = tmp / "cut.flac"  # STREAMINFO: 4 s; decoding stops part-way
+    sf.write(tmp / "whole.flac", tone(4.0) + 0.01 * np.random.default_rng(0).standard_normal(
+        4 * 4096).astype(np.float32), 4096)
+    files["cut flac"].write_bytes((tmp / "whole.flac").read_bytes()[:6000])
+    (tmp / "whole.flac").unlink()
     files["missing"] = tmp / "missing.wav"
     return files
 
@@ -69,11 +76,14 @@ def bad_files(tmp: Path) -> dict[str, Path]:
 EXPECTED_REASON = {
     "empty file": "unreadable", "text": "unreadable", "truncated header": "unreadable",
     "no samples": "empty", "nan": "NaN", "inf": "NaN or infinite", "silence": "silence",
-    "short": "too short", "missing": "unreadable",
+    "short": "too short", "missing": "cannot open",
+    "cut wav": "truncated: header declares 1.00 s, file holds 0.12 s",
+    "cut flac": "truncated: header declares 4.00 s, file holds",
 }
 EXPECTED_KIND = {
     "empty file": "unreadable", "text": "unreadable", "truncated header": "unreadable",
     "no samples": "empty", "nan": "invalid samples", "inf": "invalid samples",
     "silence": "silence", "short": "too short", "missing": "unreadable",
+    "cut wav": "truncated", "cut flac": "truncated",
 }
 """The kind each bad file raises: set where the error is raised, not read from its text."""

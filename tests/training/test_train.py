@@ -229,7 +229,8 @@ def test_ddp_ranks_stop_together_when_their_clocks_disagree(dataset: Path,
     env["GLOO_SOCKET_IFNAME"] = "lo"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(Path(__file__).parents[1] / "helpers" / "ddp_skewed_clock.py"), "-q", "train", str(dataset),
+         str(Path(__file__).parents[1] / "helpers" / "ddp_skewed_clock.py"), "-q", "train",
+         str(dataset),
          "--out", str(run), "--epochs", "2", "--time-budget", "120", "--device", "cpu",
          *SMALL], capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

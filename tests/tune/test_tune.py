@@ -1,14 +1,19 @@
 """`leakhunter tune`: tiny studies through the real CLI and train, resume, pruning,
-failures, two processes on one SQLite file, Ctrl-C, multi-objective, bad input."""
+failures, two processes on one SQLite file, Ctrl-C, a killed process (heartbeats),
+multi-objective, bad input."""
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -23,9 +28,14 @@ from leakhunter.model.cnn import count_parameters
 from leakhunter.recordings.synth.synth import synthesize
 from leakhunter.runtime import signals
 from leakhunter.training import batches
+from leakhunter.tune import heartbeat
 from leakhunter.tune.cost import inference_cost
-from leakhunter.tune.outputs import to_toml
+from leakhunter.tune.outputs import to_toml, write_progress
 from leakhunter.tune.space import SPACE, load_space
+from leakhunter.tune.study import open_storage
+
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
+COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 
 # tiny models and one or two epochs: a trial takes about a second
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32", "--blocks", "2",
@@ -207,6 +217,149 @@ def test_ctrl_c_fails_the_running_trial_and_queues_it_again(
     retried = _study(out).trials[2]
     assert retried.state == optuna.trial.TrialState.COMPLETE
     assert retried.params == interrupted.params
+    rows = _rows(out)  # read like a dead process's trial and its retry
+    assert rows[1]["note"] == "interrupted (SIGINT); retried as trial 2"
+    assert rows[2]["note"] == "retry of trial 1"
+
+
+def _age_heartbeats(db: Path, seconds: int) -> None:
+    """As if ``seconds`` had passed since each trial's last heartbeat in the study database
+    ``db`` (Optuna's ``trial_heartbeats`` table): a dead process's trial is then past any
+    grace period, without the test waiting for it."""
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)",
+                    (f"-{seconds} seconds",))
+    con.close()
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120.0) -> None:
+    """Poll until ``path`` exists; fail if ``proc`` ends first or the deadline passes."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"tune ended (exit {proc.returncode}) before {path}"
+        assert time.monotonic() < deadline, f"no {path} after {seconds:g} s"
+        time.sleep(0.05)
+
+
+def test_a_killed_trial_is_failed_retried_once_and_the_baseline_gets_its_value(
+        easy: Path, tmp_path: Path, lr_only: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "study"
+    # many epochs: the baseline trial is still training when it is killed
+    cmd = [sys.executable, "-m", "leakhunter", "-q", "tune", str(easy), "--out", str(out),
+           *SMALL, "--trials", "2", "--epochs", "50", "--space", str(lr_only)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        _wait_for(out / "trials" / "trial-0000" / "train.log", proc)
+    finally:
+        proc.kill()  # SIGKILL: the process tells the study nothing
+        proc.wait(timeout=60)
+    killed = _study(out).trials[0]
+    assert killed.state == RUNNING and killed.user_attrs["baseline"]
+
+    _age_heartbeats(out / "study.db", 3600)  # the default grace period (180 s) is over
+    capsys.readouterr()
+    assert main(["tune", str(easy), "--out", str(out), *SMALL, "--trials", "2", "--epochs",
+                 "1", "--space", str(lr_only)]) == 0
+    err = capsys.readouterr().err
+    trials = _study(out).trials
+    assert [t.state for t in trials] == [FAIL, COMPLETE, COMPLETE]  # none left running
+    retry = trials[1]
+    assert retry.user_attrs["retry_of"] == 0 and retry.params == killed.params
+    assert retry.user_attrs["baseline"] and not trials[2].user_attrs.get("baseline")
+    rows = _rows(out)
+    assert rows[0]["state"] == "failed"
+    assert rows[0]["note"] == ("process died (no heartbeat for over 180 s); retried as "
+                               "trial 1; baseline")
+    assert rows[1]["note"] == "retry of trial 0; baseline" and rows[1]["val_file_f1"]
+    assert "trial 0 failed: process died (no heartbeat for over 180 s)" in err
+    assert "3 trial(s): 2 complete, 0 pruned, 1 failed" in err
+    assert not (out / "trials" / "trial-0000").exists()  # the dead run's folder is gone
+
+    # continuing the study neither queues nor trains the baseline again
+    assert _tune(easy, out, "--trials", "1", "--epochs", "1", "--space", str(lr_only)) == 0
+    trials = _study(out).trials
+    assert len(trials) == 4 and all(t.state == COMPLETE for t in trials[1:])
+    assert [t.number for t in trials if t.user_attrs.get("baseline")] == [0, 1]
+
+
+def test_a_trial_whose_heartbeat_stops_is_failed_and_retried_once_not_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heartbeat, "GRACE_S", 1)  # read by open_storage
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.enqueue_trial({"lr": 1e-3}, user_attrs={"baseline": True})
+
+    def start() -> optuna.Trial:  # what the runner does before training
+        with heartbeat.quiet():
+            trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        return trial
+
+    def states() -> dict[int, optuna.trial.TrialState]:
+        return {t.number: t.state for t in study.trials}
+
+    dead, alive = start(), start()
+    with heartbeat.Beating(storage, study, dead.number):
+        pass  # one heartbeat, then its process "dies": no more, and no tell
+    # the live trial beats on for longer than the grace period and is not called dead
+    with heartbeat.Beating(storage, study, alive.number, interval_s=0.2):
+        deadline = time.monotonic() + 15
+        while states()[dead.number] == RUNNING:
+            assert time.monotonic() < deadline, "the dead trial was never failed"
+            heartbeat.fail_dead_trials(study)
+            time.sleep(0.1)
+        assert states()[alive.number] == RUNNING
+        alive.set_user_attr("train_config", {"lr": alive.params["lr"]})
+        study.tell(alive, 0.5)
+    heartbeat.fail_dead_trials(study)  # a second check (another process) changes nothing
+    assert states() == {0: FAIL, 1: COMPLETE, 2: WAITING}
+    assert study.trials[2].user_attrs == {"retry_of": 0, "baseline": True, "deaths": 1}
+
+    # the retry (asked before any new trial) has the same settings; its process dies too:
+    # failed, and not retried a second time
+    retry = start()
+    assert retry.number == 2 and retry.params == dead.params == {"lr": 1e-3}
+    with heartbeat.Beating(storage, study, 2):
+        pass
+    _age_heartbeats(tmp_path / "study.db", 3600)
+    heartbeat.fail_dead_trials(study)
+    assert states() == {0: FAIL, 1: COMPLETE, 2: FAIL}
+    write_progress(study, tmp_path, ["val_file_f1"], set())
+    notes = [r["note"] for r in _rows(tmp_path)]
+    assert notes == ["process died (no heartbeat for over 1 s); retried as trial 2; baseline",
+                     "", "process died (no heartbeat for over 1 s); not retried again (its "
+                     "settings were retried once already); retry of trial 0; baseline"]
+
+
+def test_heartbeats_beat_apart_from_the_work_and_stop_with_the_trial(
+        caplog: pytest.LogCaptureFixture) -> None:
+    beats: list[int] = []
+
+    class Storage:  # the RDB storage's heartbeat methods; the second beat fails
+        def get_study_id_from_name(self, name: str) -> int:
+            return 7
+
+        def get_trial_id_from_study_id_trial_number(self, study_id: int, number: int) -> int:
+            return 100 * study_id + number
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            beats.append(trial_id)
+            if len(beats) == 2:
+                raise OSError("database is locked")
+
+    caplog.set_level(logging.WARNING, logger="leakhunter.tune.heartbeat")
+    with pytest.raises(KeyboardInterrupt):  # however the trial ends, its thread ends
+        with heartbeat.Beating(Storage(), SimpleNamespace(study_name="s"), 3,
+                               interval_s=0.01) as beating:
+            assert beats == [703]  # the first beat before any work
+            deadline = time.monotonic() + 10
+            while len(beats) < 5:  # a failed beat is logged and the next one comes
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+    assert not beating.thread.is_alive()
+    assert "trial heartbeat not recorded (database is locked)" in caplog.text
 
 
 def test_multi_objective_reports_a_pareto_front(easy: Path, tmp_path: Path,
@@ -338,3 +491,32 @@ def test_hyperband_pruner_and_latency_objective_run(easy: Path, tmp_path: Path,
     for t in _study(out).trials:  # the cost is the measured time per segment
         assert t.values[1] == t.user_attrs["latency_us"] > 0
     assert "latency_us" in _rows(out)[0] and (out / "plots" / "pareto_front.png").exists()
+
+
+def test_a_trial_declared_dead_while_it_runs_is_dropped_and_the_run_goes_on(
+        easy: Path, tmp_path: Path, lr_only: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    import leakhunter.tune.trials as trials_module
+
+    real_train = trials_module.train
+    out = tmp_path / "study"
+
+    def declared_dead_in_the_first_trial(dataset, run, cfg, **kwargs):
+        if run.name == "trial-0000":  # another process finds its heartbeats lost meanwhile
+            storage = open_storage(f"sqlite:///{out / 'study.db'}")
+            study = optuna.load_study(study_name="leakhunter", storage=storage)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name("leakhunter"), 0)
+            storage.set_trial_state_values(trial_id, FAIL)
+            heartbeat.RetryDead(heartbeat.GRACE_S)(study, storage.get_trial(trial_id))
+        return real_train(dataset, run, cfg, **kwargs)
+
+    monkeypatch.setattr(trials_module, "train", declared_dead_in_the_first_trial)
+    assert main(["tune", str(easy), "--out", str(out), *SMALL, "--trials", "2", "--epochs",
+                 "1", "--space", str(lr_only)]) == 0
+    assert "trial 0 was declared dead by another process while it still ran" in \
+        capsys.readouterr().err
+    trials = _study(out).trials
+    assert [t.state for t in trials] == [FAIL, COMPLETE]  # its retry ran, once
+    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
+    assert not (out / "trials" / "trial-0000").exists()

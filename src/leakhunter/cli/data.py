@@ -113,6 +113,9 @@ def add_build(sub: Any) -> None:
     option(g, ["--min-duration"], "audio.min_duration_s", d,
            "skip recordings shorter than this (s); longer ones shorter than a segment are "
            "zero-padded to one (predict uses the model's value)")
+    option(g, ["--allow-truncated"], "audio.allow_truncated", d,
+           "keep the part that is there of a file holding less than its header declares "
+           "(an upload cut off), with a warning, instead of skipping it", action="store_true")
     g = p.add_argument_group("splitting (when the input does not fix the splits)")
     option(g, ["--split"], "split.fractions", d, "TRAINING,VALIDATION,TESTING fractions",
            type=floats)
@@ -136,6 +139,9 @@ def run_build(args: argparse.Namespace) -> int:
           f"duplicate sets; "
           f"{report['audio_s'] / 3600:.2f} h of audio in {t['total_s']:.1f} s "
           f"({report['speed_x_realtime']:.0f}x real time, {report['workers']} workers)")
+    if report["truncated"]:
+        print(f"  {len(report['truncated'])} truncated recording(s) kept as they are "
+              f"(--allow-truncated; listed in build_report.json)")
     for item in report["skipped"][:10]:
         print(f"  skipped {item['path']}: {item['reason']}")
     if len(report["skipped"]) > 10:

@@ -174,6 +174,10 @@ def add_predict(sub: Any) -> None:
                    help="skip recordings shorter than this (status 'too short'); shorter "
                         "than a segment but longer are padded (default: the model's, from "
                         "its dataset's build)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="judge the part that is there of a file holding less than its "
+                        "header declares (status 'truncated', with a warning) instead of "
+                        "leaving it unjudged (default: off)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any recording could not be judged (default: off)")
     device_flag(p, "predict")
@@ -190,13 +194,18 @@ def add_predict(sub: Any) -> None:
     g.add_argument("--watch", action="store_true",
                    help="keep running: judge what INPUT folders hold and every recording "
                         "that arrives once completely written, appending to --out as "
-                        "--resume does; Ctrl-C or SIGTERM stops (default: off)")
+                        "--resume does; one that changes after it was judged is judged "
+                        "again, its row replaced; Ctrl-C or SIGTERM stops (default: off)")
     g.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
                    help="--watch: a file is complete when its size and time have not "
                         "changed for this long, or once renamed into place (default: 2)")
     g.add_argument("--poll", type=float, default=None, metavar="SECONDS",
                    help="--watch: look for new files this often instead of waiting for "
                         "file-system events, for network shares (default: events)")
+    g.add_argument("--max-wait", type=float, default=600.0, metavar="SECONDS",
+                   help="--watch: a file whose header declares more sound than it holds "
+                        "is waited for while it grows and this long after its last change, "
+                        "then judged as it is (status truncated) (default: 600)")
     log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=run_predict)
 
@@ -216,6 +225,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise LeakhunterError("--resume and --watch append rows to a CSV file: give a .csv "
                               "--out, without --segments")
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
+                          allow_truncated=args.allow_truncated,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
                           workers=args.workers, min_duration=args.min_duration,
                           class_aggregate=args.class_aggregate, device=args.device)
@@ -270,7 +280,7 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
         try:
             if args.watch:
                 watch(predictor, args.inputs, results, columns, args.settle, args.poll,
-                      on_batch=sensors)
+                      on_batch=sensors, max_wait_s=args.max_wait)
             else:
                 judge_new(predictor, find_recordings(args.inputs), results, columns, count)
         except KeyboardInterrupt:
@@ -279,7 +289,7 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
             raise
     if args.watch:
         print(f"stopped watching: {results.appended} recording(s) judged in this run, "
-              f"{results.existing + results.appended} in {out}")
+              f"{results.rows} in {out}")
     else:
         print(f"{results.existing} recording(s) already in {out}, {results.appended} judged "
               f"now" + (": " + ", ".join(f"{n} {what}" for what, n in sorted(tally.items()))

@@ -53,14 +53,22 @@ def show(value: Any) -> str:
 
 def option(parser: argparse.ArgumentParser, flags: Sequence[str], path: str, defaults: Any,
            help: str, **kwargs: Any) -> None:
-    """A flag overriding config field ``path``; its help shows the dataclass default."""
-    kwargs.setdefault("type", type(default(defaults, path)))
+    """A flag overriding config field ``path``; its help shows the dataclass default. A
+    ``--no-X`` flag (``store_false``) says what happens without it ("default: X"), not
+    "default: True", which reads as "no X by default"; a ``store_true`` flag says on/off."""
+    value = default(defaults, path)
+    kwargs.setdefault("type", type(value))
+    shown = show(value)
     if kwargs.get("action") in ("store_true", "store_false"):
         kwargs.pop("type")
+        if kwargs["action"] == "store_false":
+            shown = flags[0].removeprefix("--no-").replace("-", " ")
+        else:
+            shown = "on" if value else "off"
     elif "choices" not in kwargs:
         kwargs.setdefault("metavar", flags[0].lstrip("-").upper().replace("-", "_"))
     parser.add_argument(*flags, dest=CFG + path, default=argparse.SUPPRESS,
-                        help=f"{help} (default: {show(default(defaults, path))})", **kwargs)
+                        help=f"{help} (default: {shown})", **kwargs)
 
 
 def floats(text: str) -> tuple[float, ...]:

@@ -95,6 +95,9 @@ class AudioConfig:
     # shorter recordings are skipped; longer ones shorter than a segment are zero-padded to
     # one segment (build and predict alike: the model keeps the dataset's value)
     min_duration_s: float = 0.05
+    # a file holding less than its header declares: skipped (status "truncated"), or, when
+    # allowed, the part there kept with a warning
+    allow_truncated: bool = False
 
     def __post_init__(self) -> None:
         _check(self.min_duration_s >= 0.0, "min_duration_s must be non-negative")
@@ -144,7 +147,7 @@ class SynthConfig:
     sensors_per_label: int = 20
     out_of_water: int = 2  # recordings per label written at gain 1 dB
     interference: float = 0.35  # probability that a recording carries interference bursts
-    site: str = "A"  # acoustic site (leakhunter.recordings.synth.sites): A = the default world, B = plastic
+    site: str = "A"  # acoustic site (recordings/synth/sites.py): A = the default world, B = plastic
 
     def __post_init__(self) -> None:
         _check(self.count >= 1, "count must be at least 1")

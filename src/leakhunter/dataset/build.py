@@ -101,6 +101,9 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     report = _report(found, stats, skipped, excluded, duplicates, config, workers, device,
                      {"extract_s": extract_s, "split_s": split_s, "write_s": write_s,
                       "total_s": time.perf_counter() - started})
+    # --allow-truncated: what was kept of files that hold less than their header declares
+    report["truncated"] = [{"path": s.source.path, "reason": s.truncated}
+                           for s, split in zip(usable, splits) if s.truncated and split]
     _write_json(out / "labels.json", {"labels": found.labels})
     _write_json(out / "config.json", {"input": str(input_path), "build": to_dict(config),
                                       "leakhunter_version": __version__})

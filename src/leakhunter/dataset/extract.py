@@ -44,6 +44,7 @@ class Scanned:
     problem: str = ""
     out_of_water: bool = False
     padded: bool = False  # shorter than one segment: zero-padded to one
+    truncated: str = ""  # kept although the file holds less than its header declares
 
 
 def features_in_main(device: torch.device) -> bool:
@@ -81,7 +82,7 @@ def _extract_chunk(sources: list[Source], feature: FeatureConfig, audio: AudioCo
                 wave, padded = pad_to_segment(rec.waveform, feature)
                 item = Scanned(src, meta, rec.content_hash, rec.duration_s,
                                rec.original_sample_rate, feature.n_segments(wave.size),
-                               padded=padded)
+                               padded=padded, truncated=rec.truncated)
             except AudioError as exc:
                 item = Scanned(src, meta, problem=exc.reason)
         scanned.append(item)

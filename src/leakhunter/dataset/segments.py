@@ -29,9 +29,9 @@ GPU_SHARE = 0.5  # a preloaded split moves to the GPU when it takes at most this
 @dataclass
 class SplitData:
     """One split: per-segment ``label`` and ``file_index`` (int64 ``[N]``), per-recording
-    ``file_label`` (``[R]``), ``paths`` and ``sensors``; ``mel`` is a float16 tensor ``[N, M, F]`` when
-    preloaded, else ``None`` (read with :meth:`batch`). ``file_padded`` (bool ``[R]``): the
-    recording was shorter than one segment and zero-padded to one."""
+    ``file_label`` (``[R]``), ``paths`` and ``sensors``; ``mel`` is a float16 tensor
+    ``[N, M, F]`` when preloaded, else ``None`` (read with :meth:`batch`). ``file_padded``
+    (bool ``[R]``): the recording was shorter than one segment and zero-padded to one."""
 
     path: Path
     split: str

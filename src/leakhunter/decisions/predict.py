@@ -12,9 +12,10 @@ reproduces ``evaluate``'s decisions; a recording is decided by the model's rule
 raw segments instead of torch.
 
 A recording that cannot be judged gets a status and no decision: the kind of its
-:class:`~leakhunter.errors.AudioError` (unreadable, empty, invalid samples, silence, too
-short), or ``out of water`` (gain at or below the minimum); one shorter than a segment is
-padded to one segment and flagged ``padded``.
+:class:`~leakhunter.errors.AudioError` (unreadable, truncated, empty, invalid samples,
+silence, too short), or ``out of water`` (gain at or below the minimum); one shorter than a
+segment is padded to one segment and flagged ``padded``. With ``allow_truncated`` a
+truncated file is judged on the part that is there, flagged ``truncated``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Predictor:
                  threshold: float | None = None, vote_fraction: float | None = None,
                  aggregate: str | None = None, workers: int = 0,
                  min_duration: float | None = None, class_aggregate: str | None = None,
-                 device: str = "auto"):
+                 device: str = "auto", allow_truncated: bool = False):
         self.model_path = Path(model)
         self.onnx = Path(onnx) if onnx else None
         if self.onnx and devices.parse(device) not in (None, torch.device("cpu")):
@@ -87,8 +88,10 @@ class Predictor:
         self.rule = card.rule.replace(threshold=threshold, vote_fraction=vote_fraction,
                                       aggregate=aggregate, class_aggregate=class_aggregate,
                                       min_duration_s=min_duration)
-        # recordings are read as the model's dataset was built, to the rule's minimum
-        self.audio = dataclasses.replace(card.audio, min_duration_s=self.rule.min_duration_s)
+        # recordings are read as the model's dataset was built, to the rule's minimum; a
+        # truncated file is judged only when this run allows it, whatever the build did
+        self.audio = dataclasses.replace(card.audio, min_duration_s=self.rule.min_duration_s,
+                                         allow_truncated=allow_truncated)
         if threshold is None and card.stored_threshold is None:
             log.warning("%s carries no threshold (written before train chose one); using "
                         "%g: `leakhunter calibrate` writes a copy with one chosen on "
@@ -107,11 +110,14 @@ class Predictor:
         the decision rule, the classes. Rows of two predictors with the same identity can
         share one results file (`predict --resume`)."""
         r = self.rule
-        return {"model_sha256": file_sha256(self.model_path),
-                "onnx_sha256": file_sha256(self.onnx) if self.onnx else None,
-                "threshold": r.threshold, "vote_fraction": r.vote_fraction,
-                "aggregate": r.aggregate, "class_aggregate": r.class_aggregate,
-                "min_duration_s": r.min_duration_s, "classes": self.classes}
+        identity = {"model_sha256": file_sha256(self.model_path),
+                    "onnx_sha256": file_sha256(self.onnx) if self.onnx else None,
+                    "threshold": r.threshold, "vote_fraction": r.vote_fraction,
+                    "aggregate": r.aggregate, "class_aggregate": r.class_aggregate,
+                    "min_duration_s": r.min_duration_s, "classes": self.classes}
+        if self.audio.allow_truncated:  # only then: results files of earlier runs still fit
+            identity["allow_truncated"] = True
+        return identity
 
     def predict(self, inputs: Iterable[str | Path], segments: bool = False
                 ) -> Iterator[dict[str, Any]]:
@@ -261,7 +267,8 @@ def _score_chunk(paths: list[str], model_path: str, onnx: str | None, feature: F
             results[path] = {"status": "out of water"}
             continue
         try:
-            duration, _, pieces = waveform_pieces(path, feature, audio, BLOCK_S)
+            read = waveform_pieces(path, feature, audio, BLOCK_S)
+            duration, pieces = read.duration_s, read.pieces
             first, second = next(pieces), next(pieces, None)
             assembler = SegmentAssembler(feature)
             if second is None:  # read whole: batched below with the other short ones
@@ -280,7 +287,9 @@ def _score_chunk(paths: list[str], model_path: str, onnx: str | None, feature: F
         except AudioError as exc:
             results[path] = {"status": exc.kind}
             continue
-        results[path]["status"] = "padded" if assembler.padded else "ok"
+        # a truncated file kept (--allow-truncated) says so whatever else is true of it
+        results[path]["status"] = ("truncated" if read.truncated else
+                                   "padded" if assembler.padded else "ok")
     if batch:
         for (path, _), scores in zip(batch, _score(scorer, [w for _, w in batch])):
             results[path].update(scores)

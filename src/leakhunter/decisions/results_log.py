@@ -5,12 +5,16 @@ Daily operation judges the recordings an archive gained since the last run. The 
 written as one complete line and flushed, so an interrupted run (Ctrl-C, SIGTERM, SIGKILL,
 a crash) leaves only whole rows, plus at most one torn last line, which the next run cuts
 off before it appends. A recording is done when its row is in the file; the next run judges
-only the others.
+only the others. A recording judged again (``predict --watch``: it changed after it was
+judged) gets its new row appended, then :meth:`ResultsLog.compact` rewrites the file
+(whole, through a temporary file) keeping each recording's last row; a run stopped between
+the two leaves both rows, and the next open keeps the last.
 
-The file's sidecar (``results.info.json``, :func:`leakhunter.decisions.predictions_file.predictions_info`)
-records what made the rows; its ``identity`` (the model file's SHA-256, the ONNX file's
-when one scored, the decision rule, the classes and the columns) must match for rows to be
-added. A run whose model or rule differs is refused rather than mixed into the same file.
+The file's sidecar (``results.info.json``,
+:func:`leakhunter.decisions.predictions_file.predictions_info`) records what made the rows;
+its ``identity`` (the model file's SHA-256, the ONNX file's when one scored, the decision
+rule, the classes and the columns) must match for rows to be added. A run whose model or
+rule differs is refused rather than mixed into the same file.
 
 Memory: the done set keeps an 8-byte digest per recording (about 100 bytes each in a Python
 set): 100 MB per million recordings, whatever the length of their paths.
@@ -46,8 +50,9 @@ def _digest(path: str) -> int:
 class ResultsLog:
     """Rows already in ``path`` and an append handle for new ones.
 
-    ``info``: the sidecar a new file gets (:func:`leakhunter.decisions.predictions_file.predictions_info`);
-    its ``identity`` (model hash, rule, classes, ``columns``) must match an existing file's.
+    ``info``: the sidecar a new file gets
+    (:func:`leakhunter.decisions.predictions_file.predictions_info`); its ``identity``
+    (model hash, rule, classes, ``columns``) must match an existing file's.
     Raises :class:`InputError` when ``path`` exists and was written with another identity,
     has no sidecar, or does not start with the expected header.
     """
@@ -60,6 +65,8 @@ class ResultsLog:
         self._done: set[int] = set()
         self.existing = 0  # rows found when opened
         self.appended = 0
+        self.dropped = 0  # older rows of re-judged recordings, removed by compact()
+        self._again = 0  # rows appended for recordings already in the file
         # one writer: a second `predict --resume/--watch` on this folder is refused
         self._held = ExitStack()
         self._held.enter_context(locks.folder_lock(
@@ -76,6 +83,12 @@ class ResultsLog:
             self._repair_and_read()
         else:
             self._create()
+        self._open_for_append()
+        if self._again:  # a run stopped between a re-judgement and its compaction
+            self.existing -= self.compact()
+            self.dropped = 0
+
+    def _open_for_append(self) -> None:
         self._fh = self.path.open("a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._fh, fieldnames=self.columns,
                                       extrasaction="ignore")
@@ -131,7 +144,9 @@ class ResultsLog:
                                  f"writes; write to another --out")
             for row in reader:
                 if row:
-                    self._done.add(_digest(row[0]))
+                    digest = _digest(row[0])
+                    self._again += digest in self._done
+                    self._done.add(digest)
                     self.existing += 1
 
     def _create(self) -> None:
@@ -140,18 +155,52 @@ class ResultsLog:
 
     # --- use --------------------------------------------------------------------------------
 
+    @property
+    def rows(self) -> int:
+        """Rows in the file now (one per recording once compacted)."""
+        return self.existing + self.appended - self.dropped
+
     def done(self, path: str | Path) -> bool:
         return _digest(str(path)) in self._done
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one recording's row as one line, flushed (an fsync every
-        :data:`FSYNC_EVERY` rows and on close)."""
+        :data:`FSYNC_EVERY` rows and on close). A recording already in the file gets a
+        second row until :meth:`compact`."""
+        digest = _digest(str(row["path"]))
+        self._again += digest in self._done
         self._writer.writerow(row)
         self._fh.flush()
-        self._done.add(_digest(str(row["path"])))
+        self._done.add(digest)
         self.appended += 1
         if self.appended % FSYNC_EVERY == 0:
             os.fsync(self._fh.fileno())
+
+    def compact(self) -> int:
+        """Rewrite the file with each recording's last row only, in the order of those
+        rows, when some recording has two; returns how many rows were dropped. Written
+        through a temporary file: a failure or a kill leaves the file as it was."""
+        if not self._again:
+            return 0
+        self._fh.flush()
+        self._fh.close()
+        try:
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                next(reader)
+                rows = [row for row in reader if row]
+            last = {row[0]: i for i, row in enumerate(rows)}
+            kept = [row for i, row in enumerate(rows) if last[row[0]] == i]
+            with safe_write.writing(self.path, "rewriting the results") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(self.columns)
+                writer.writerows(kept)
+        finally:
+            self._open_for_append()
+        dropped = len(rows) - len(kept)
+        self.dropped += dropped
+        self._again = 0
+        return dropped
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -193,10 +193,10 @@ def _reference(model: LeakCNN, cfg: FeatureConfig, segments: np.ndarray,
 def parity_segments(cfg: FeatureConfig, seed: int = 0) -> np.ndarray:
     """About 260 deterministic test segments, float32 ``[N, cfg.segment_samples]``.
 
-    Synthetic recordings of five kinds (``leakhunter.recordings.synth.synth``: pipe noise, hum, interference,
-    out-of-water hiss) peak-normalised from -60 to -1 dBFS, plus edge cases for the log and
-    the ``top_db`` floor: digital silence, near-silence, clipped full-scale noise, pure
-    tones, an impulse, a DC offset, an onset.
+    Synthetic recordings of five kinds (:mod:`leakhunter.recordings.synth`: pipe noise, hum,
+    interference, out-of-water hiss) peak-normalised from -60 to -1 dBFS, plus edge cases
+    for the log and the ``top_db`` floor: digital silence, near-silence, clipped full-scale
+    noise, pure tones, an impulse, a DC offset, an onset.
     """
     n, hop, sr = cfg.segment_samples, cfg.segment_hop, cfg.sample_rate
     rng = np.random.default_rng(seed)

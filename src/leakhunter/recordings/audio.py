@@ -10,6 +10,7 @@ is not an error, its metadata is simply left empty.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ import soxr
 
 from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError
+from .container import Layout, inspect, open_sound
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,26 +69,124 @@ class Recording:
     original_sample_rate: int
     duration_s: float
     content_hash: str
+    truncated: str = ""  # why the file holds less than its header declares (kept: allowed)
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode a file to float32 ``[frames, channels]`` in [-1, 1] and its sample rate.
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded file: float32 ``data`` ``[frames, channels]`` in [-1, 1] at ``rate`` Hz;
+    ``truncated``: for a file kept although it holds less than its header declares, the
+    reason (``""`` when the file is whole)."""
 
-    Raises :class:`AudioError` for unreadable, non-audio, truncated-to-nothing or empty files.
+    data: np.ndarray
+    rate: int
+    truncated: str = ""
+
+
+def read_audio(path: str | Path, allow_truncated: bool = False) -> Decoded:
+    """Decode a file whole, checking it holds what its header declares
+    (:mod:`.container`).
+
+    Raises :class:`AudioError`: ``unreadable`` (cannot be opened, not audio, damaged from
+    its start), ``truncated`` (the header declares more sound than the file holds, or
+    decoding stops part-way: "truncated: header declares 10.00 s, file holds 0.12 s"),
+    ``empty`` (no samples). With ``allow_truncated`` a truncated file's part that is there
+    is returned instead, its reason in :attr:`Decoded.truncated` and a warning logged.
     """
+    path = str(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        layout = inspect(path)
+        data, rate, stopped, info = _decode(path, layout)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
         # libsndfile's message repeats the path; its error_string is the reason alone
         why = getattr(exc, "error_string", "") or _first_line(exc)
-        raise AudioError(str(path), "unreadable",
+        raise AudioError(path, "unreadable",
                          f"unreadable or not audio ({why.rstrip('.')})") from None
     except OSError as exc:
-        raise AudioError(str(path), "unreadable",
-                         f"cannot open ({exc.strerror or exc})") from None
+        raise AudioError(path, "unreadable", f"cannot open ({exc.strerror or exc})") from None
+    if layout.placeholder:
+        _say_once(f"{path}: its header's sizes were never written (a recorder streaming "
+                  f"to the file); reading the {data.shape[0] / rate:.2f} s it holds (other "
+                  f"such files are read alike without a word)")
+    reason = shortfall(layout.declared, data.shape[0], rate, stopped, info)
+    if reason and not allow_truncated:
+        raise AudioError(path, "truncated", reason)
     if data.shape[0] == 0:
-        raise AudioError(str(path), "empty", "empty (no samples)")
-    return data, int(rate)
+        raise AudioError(path, "empty", "empty (no samples)")
+    if reason:
+        log.warning("%s: %s; keeping the part that is there (allow truncated)", path, reason)
+    return Decoded(data, int(rate), reason)
+
+
+def shortfall(declared: int | None, frames: int, rate: int, stopped: bool,
+              extra_info: str = "") -> str:
+    """Why a file that decoded to ``frames`` is truncated, or ``""`` when it is whole:
+    fewer frames than the header's ``declared``, decoding that ``stopped`` part-way, or an
+    Ogg stream that ends without its end marker (libsndfile's ``extra_info`` says so)."""
+    holds = f"file holds {frames / rate:.2f} s"
+    if declared is not None and frames < declared:
+        return f"truncated: header declares {declared / rate:.2f} s, {holds}"
+    if stopped:
+        return f"truncated: decoding stops part-way, {holds}"
+    if "lacks an end-of-stream" in extra_info or "ended unexpectedly" in extra_info:
+        return f"truncated: the stream ends without its end marker, {holds}"
+    return ""
+
+
+STEP_FRAMES = 1024  # frames per read while following a decoder that loses its way
+
+
+def read_steps(path: str | Path, layout: Layout, start: int, frames: int) -> list[np.ndarray]:
+    """Up to ``frames`` frames (-1: to the end) from frame ``start`` as float32
+    ``[n, channels]`` blocks of :data:`STEP_FRAMES`, ending at the first that fails to
+    decode: what is there of a file whose decoder loses its way part-way (a cut FLAC).
+    The file is opened afresh (a decoder that lost sync cannot seek). Raises
+    ``LibsndfileError`` when not even the first step decodes."""
+    parts, got = [], 0
+    with open_sound(path, layout) as sound:
+        if start:
+            sound.seek(start)
+        try:
+            while frames < 0 or got < frames:
+                want = STEP_FRAMES if frames < 0 else min(STEP_FRAMES, frames - got)
+                step = sound.read(want, dtype="float32", always_2d=True)
+                if not len(step):
+                    break
+                parts.append(step)
+                got += len(step)
+        except sf.LibsndfileError:
+            if not parts:
+                raise
+        return parts or [np.zeros((0, sound.channels), np.float32)]
+
+
+def _decode(path: str, layout: Layout) -> tuple[np.ndarray, int, bool, str]:
+    """``(data, rate, stopped part-way, libsndfile's extra_info)``: the whole file in one
+    read, or, where the decoder loses its way part-way, what decodes before it."""
+    with open_sound(path, layout) as sound:
+        rate, info, channels = sound.samplerate, sound.extra_info, sound.channels
+        try:
+            return sound.read(dtype="float32", always_2d=True), rate, False, info
+        except sf.LibsndfileError:
+            pass
+    try:
+        return np.concatenate(read_steps(path, layout, 0, -1)), rate, True, info
+    except sf.LibsndfileError:
+        if layout.declared is None:
+            raise
+        # a sound header that reads, then nothing that decodes: cut before its first frame
+        return np.zeros((0, channels), np.float32), rate, True, info
+
+
+_said: set[str] = set()  # what this process has said once already
+
+
+def _say_once(text: str) -> None:
+    """Log ``text`` (its kind: the words after the path) once per process."""
+    kind = text.split(": ", 1)[-1][:40]
+    if kind not in _said:
+        _said.add(kind)
+        log.info("%s", text)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -120,12 +222,14 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
     with soxr, detrended (unless ``audio.detrend`` is off).
 
     Raises :class:`AudioError` (with a short reason) for anything that makes the recording
-    unusable: unreadable, empty, NaN/inf samples, silence, or shorter than
-    ``audio.min_duration_s``. A recording above that floor but shorter than one long
-    segment is returned as it is: callers pad it with :func:`pad_to_segment`.
+    unusable: unreadable, truncated (unless ``audio.allow_truncated``), empty, NaN/inf
+    samples, silence, or shorter than ``audio.min_duration_s``. A recording above that floor
+    but shorter than one long segment is returned as it is: callers pad it with
+    :func:`pad_to_segment`.
     The gain check is not done here: it needs only the name (see :func:`gain_too_low`).
     """
-    data, rate = read_audio(path)
+    decoded = read_audio(path, audio.allow_truncated)
+    data, rate = decoded.data, decoded.rate
     if not np.isfinite(data).all():
         raise AudioError(str(path), "invalid samples", "contains NaN or infinite samples")
     duration = data.shape[0] / rate
@@ -143,7 +247,7 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
                          f"too short ({duration:.3f} s; the minimum duration is "
                          f"{audio.min_duration_s:g} s)")
     content_hash = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
-    return Recording(str(path), wave, rate, duration, content_hash)
+    return Recording(str(path), wave, rate, duration, content_hash, decoded.truncated)
 
 
 def pad_to_segment(wave: np.ndarray, feature: FeatureConfig) -> tuple[np.ndarray, bool]:

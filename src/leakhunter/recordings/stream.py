@@ -15,6 +15,7 @@ recording's own segment grid, so features never depend on where the blocks fell.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,48 +24,89 @@ import soxr
 
 from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError
-from .audio import load_recording, pad_to_segment, read_audio
+from .audio import load_recording, log, pad_to_segment, read_audio, read_steps, shortfall
+from .container import Layout, inspect, open_sound
+
+
+@dataclass
+class Pieces:
+    """A recording as consecutive float32 mono ``pieces`` at the feature rate, with its
+    ``duration_s`` and ``original_rate``; ``truncated``: the reason, for a file kept although
+    it holds less than its header declares (``""`` when whole)."""
+
+    duration_s: float
+    original_rate: int
+    pieces: Iterator[np.ndarray]
+    truncated: str = ""
 
 
 def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
-                    block_s: float = 600.0) -> tuple[float, int, Iterator[np.ndarray]]:
-    """``(duration_s, original_rate, pieces)``: float32 mono pieces at the feature rate.
+                    block_s: float = 600.0) -> Pieces:
+    """The recording at ``path`` in pieces (see the module docstring).
 
-    Raises :class:`AudioError` before the first piece for unreadable, empty, NaN/inf and
-    silent recordings, and ones shorter than ``audio.min_duration_s``. Recordings shorter
-    than one segment are not refused here (:class:`SegmentAssembler` pads them).
+    Raises :class:`AudioError` before the first piece for unreadable, truncated (unless
+    ``audio.allow_truncated``), empty, NaN/inf and silent recordings, and ones shorter than
+    ``audio.min_duration_s``. Recordings shorter than one segment are not refused here
+    (:class:`SegmentAssembler` pads them).
     """
     try:
-        info = sf.info(str(path))
+        layout = inspect(path)
+        with open_sound(path, layout) as sound:
+            frames, rate = sound.frames, sound.samplerate
     except Exception:
         read_audio(path)  # raises the AudioError (with its reason) that a whole read gives
         raise
-    if info.frames <= int(block_s * info.samplerate):
+    if frames <= int(block_s * rate):
         rec = load_recording(path, feature, audio)
-        return rec.duration_s, rec.original_sample_rate, iter([rec.waveform])
-    return _two_pass(path, info, feature, audio, block_s)
+        return Pieces(rec.duration_s, rec.original_sample_rate, iter([rec.waveform]),
+                      rec.truncated)
+    return _two_pass(path, layout, rate, feature, audio, block_s)
 
 
-def _blocks(path: str | Path, frames: int) -> Iterator[np.ndarray]:
-    with sf.SoundFile(str(path)) as fh:
+def _blocks(path: str | Path, layout: Layout, frames: int, whole: list[bool]
+            ) -> Iterator[np.ndarray]:
+    """Mono blocks of ``frames`` frames; where the decoder loses its way part-way (a cut
+    FLAC) the blocks end with what decodes before that point and ``whole[0]`` is set
+    False."""
+    start = 0
+    with open_sound(path, layout) as sound:
         while True:
-            block = fh.read(frames, dtype="float32", always_2d=True)
+            try:
+                block = sound.read(frames, dtype="float32", always_2d=True)
+            except sf.LibsndfileError:
+                break
             if block.shape[0] == 0:
                 return
-            yield block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            start += block.shape[0]
+            yield _mono(block)
+    whole[0] = False
+    for block in read_steps(path, layout, start, frames):
+        if block.shape[0]:
+            yield _mono(block)
 
 
-def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
-              audio: AudioConfig, block_s: float) -> tuple[float, int, Iterator[np.ndarray]]:
-    rate, frames = int(info.samplerate), int(block_s * info.samplerate)
+def _mono(block: np.ndarray) -> np.ndarray:
+    return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+
+
+def _two_pass(path: str | Path, layout: Layout, rate: int, feature: FeatureConfig,
+              audio: AudioConfig, block_s: float) -> Pieces:
+    frames = int(block_s * rate)
     n, s1, st, s2 = 0, 0.0, 0.0, 0.0  # count, sum x, sum t*x, sum x^2 (float64)
-    for block in _blocks(path, frames):
+    whole = [True]
+    for block in _blocks(path, layout, frames, whole):
         if not np.isfinite(block).all():
             raise AudioError(str(path), "invalid samples",
-                                 "contains NaN or infinite samples")
+                             "contains NaN or infinite samples")
         t = np.arange(n, n + block.size, dtype=np.float64)
         x = block.astype(np.float64)
         s1, st, s2, n = s1 + x.sum(), st + t @ x, s2 + x @ x, n + block.size
+    truncated = shortfall(layout.declared, n, rate, not whole[0])
+    if truncated and not audio.allow_truncated:
+        raise AudioError(str(path), "truncated", truncated)
+    if truncated:
+        log.warning("%s: %s; keeping the part that is there (allow truncated)", path,
+                    truncated)
     mean = s1 / n
     centre = (n - 1) / 2.0
     var_t = n * (n * n - 1) / 12.0  # sum of (t - centre)^2
@@ -78,7 +120,7 @@ def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
         stream = soxr.ResampleStream(rate, feature.sample_rate, 1, dtype="float32",
                                      quality="HQ")
         start = 0
-        for block in _blocks(path, frames):
+        for block in _blocks(path, layout, frames, [True]):
             if audio.detrend:
                 t = np.arange(start, start + block.size, dtype=np.float64) - centre
                 block = (block - (mean + slope * t)).astype(np.float32)
@@ -86,7 +128,7 @@ def _two_pass(path: str | Path, info: sf._SoundFileInfo, feature: FeatureConfig,
             yield stream.resample_chunk(block, last=False)
         yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
 
-    return n / rate, rate, pieces()
+    return Pieces(n / rate, rate, pieces(), truncated)
 
 
 class SegmentAssembler:

@@ -1,8 +1,9 @@
 """Reading what ``predict`` wrote: the decisions, their segment timeline, and the model.
 
-A predictions file is the CSV or JSON of :func:`leakhunter.decisions.predictions_file.write_predictions`;
-beside it, ``<stem>.info.json`` (:func:`leakhunter.decisions.predictions_file.write_predictions_info`) names
-the model and the decision rule, and ``<stem>_segments.csv`` holds the per-segment
+A predictions file is the CSV or JSON that
+:func:`leakhunter.decisions.predictions_file.write_predictions` writes; beside it,
+``<stem>.info.json`` (:func:`~leakhunter.decisions.predictions_file.write_predictions_info`)
+names the model and the decision rule, and ``<stem>_segments.csv`` holds the per-segment
 timeline when ``predict --segments`` wrote one. Files from before the info file existed
 still load: the model card is then read from ``--model`` or reported as unknown.
 """

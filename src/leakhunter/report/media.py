@@ -6,9 +6,10 @@ frequency within 60 dB of the spectrum's peak (content 60 dB down is inaudible b
 peak), peak-normalised so quiet loggers can be heard, and encoded as Ogg/Vorbis (FLAC, then
 16-bit WAV, where the installed libsndfile lacks Vorbis).
 
-The spectrogram is the model's own front-end (:class:`leakhunter.recordings.features.LogMel`) run over
-the same clip: log-mel power in dB, ``n_mels`` rows (lowest band at the bottom) by STFT
-frames, coloured with a ``top_db`` range below its peak.
+The spectrogram is the model's own front-end
+(:class:`leakhunter.recordings.features.LogMel`) run over the same clip: log-mel power in
+dB, ``n_mels`` rows (lowest band at the bottom) by STFT frames, coloured with a ``top_db``
+range below its peak.
 """
 
 from __future__ import annotations
@@ -114,9 +115,11 @@ def recording_media(path: str | None, want_audio: bool, want_spectrogram: bool,
     if not path or not Path(path).is_file():
         return {"missing": "the recording file is missing"}
     try:
-        data, rate = read_audio(path)
+        # what a truncated file holds is worth hearing: its row already says truncated
+        decoded = read_audio(path, allow_truncated=True)
     except AudioError as exc:
         return {"missing": exc.reason}
+    data, rate = decoded.data, decoded.rate
     if not np.isfinite(data).all():
         return {"missing": "contains NaN or infinite samples"}
     wave = to_mono(data)

@@ -141,8 +141,8 @@ class _Bar(tqdm):
 def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = None,
                  desc: str = "", unit: str = "it", safe_point: bool = True) -> tqdm:
     """A tqdm bar on stderr, shown only on a terminal and not under ``--quiet``. Each step
-    is a safe point for stopping (:func:`leakhunter.runtime.signals.check`) unless ``safe_point``
-    is false (for loops that stop at points of their own choosing)."""
-    return (_Bar if safe_point else tqdm)(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
-                leave=False, disable=not (_state["bars"] and sys.stderr.isatty()),
-                file=sys.stderr)
+    is a safe point for stopping (:func:`leakhunter.runtime.signals.check`) unless
+    ``safe_point`` is false (for loops that stop at points of their own choosing)."""
+    return (_Bar if safe_point else tqdm)(
+        iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False,
+        disable=not (_state["bars"] and sys.stderr.isatty()), file=sys.stderr)

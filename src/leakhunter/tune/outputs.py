@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..runtime import safe_write
+from .heartbeat import died_notes
 from .space import SPACE
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def write_progress(study: optuna.Study, study_dir: Path, objective: list[str],
                    keep: set[int]) -> None:
     """``trials.csv`` and the best configuration(s): after every trial."""
     trials = study.get_trials(deepcopy=False)
-    _write_trials(study_dir / "trials.csv", trials, objective, keep)
+    _write_trials(study_dir / "trials.csv", trials, objective, keep, died_notes(study))
     front = _front(study, objective)
     if front:
         _write_config(study_dir / "best_config.toml", front[0], study, objective)
@@ -82,8 +83,13 @@ def write_all(study: optuna.Study, study_dir: Path, objective: list[str],
         log.info("Pareto front (%d trial(s)):", len(front))
         for item in summary["pareto_front"]:
             log.info("  trial %4d  %s", item["number"], _values_text(item["values"]))
-    log.info("%d trial(s): %d complete, %d pruned, %d failed", len(trials),
-             counts["complete"], counts["pruned"], counts["failed"])
+    # trials still running (in other processes) or queued (retries, enqueued settings)
+    # are named too, so the counts add up to the total
+    others = ", ".join(f"{n} {name}" for name in ("running", "queued")
+                       if (n := sum(STATES.get(t.state) == name for t in trials)))
+    log.info("%d trial(s): %d complete, %d pruned, %d failed%s", len(trials),
+             counts["complete"], counts["pruned"], counts["failed"],
+             f", {others}" if others else "")
     return summary
 
 
@@ -106,8 +112,9 @@ def progress_line(study: optuna.Study, number: int, objective: list[str],
         best = "no complete trial yet"
     counts = ", ".join(f"{sum(STATES.get(x.state) == s for x in trials)} {s}"
                        for s in ("complete", "pruned", "failed"))
-    what = f"trial {number}" + (" (baseline: train defaults)" if t.user_attrs.get("baseline")
-                                else "")
+    tags = (["baseline: train defaults"] if t.user_attrs.get("baseline") else []) + \
+        ([f"retry of trial {t.user_attrs['retry_of']}"] if "retry_of" in t.user_attrs else [])
+    what = f"trial {number}" + (f" ({'; '.join(tags)})" if tags else "")
     return (f"{what} {state}: {result}; {t.user_attrs.get('epochs', 0)} epoch(s) in "
             f"{_seconds(t):.0f} s | {best} | {counts} | {elapsed / 60:.1f} min elapsed")
 
@@ -144,12 +151,35 @@ def _seconds(t: FrozenTrial) -> float:
         if t.datetime_complete else 0.0
 
 
+def note(t: FrozenTrial, died: dict[int, str], retried_as: dict[int, int]) -> str:
+    """The note column of trials.csv: why a trial failed or was pruned (``died``: the notes
+    of trials whose process died), which trial retries it (``retried_as``: {trial number:
+    its retry's number}), which trial it retries, and the baseline mark, e.g.
+    ``process died (no heartbeat for over 180 s); retried as trial 3; baseline`` and
+    ``retry of trial 0; baseline``. A Ctrl-C'd trial reads alike: ``interrupted (SIGINT);
+    retried as trial 3``."""
+    parts = []
+    if t.state == TrialState.FAIL:
+        parts.append(t.user_attrs.get("failure") or died.get(t.number) or "")
+    elif t.state == TrialState.PRUNED:
+        parts.append(t.user_attrs.get("pruned") or "")
+    if t.number in retried_as:
+        parts.append(f"retried as trial {retried_as[t.number]}")
+    if "retry_of" in t.user_attrs:
+        parts.append(f"retry of trial {t.user_attrs['retry_of']}")
+    if t.user_attrs.get("baseline"):
+        parts.append("baseline")
+    return "; ".join(p for p in parts if p)
+
+
 def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
-                  keep: set[int]) -> None:
+                  keep: set[int], died: dict[int, str]) -> None:
     seen = {name for t in trials for name in t.params}
     params = [p.name for p in SPACE if p.name in seen]
     head = ["number", "state", *objective, "epochs", "seconds", *params, "parameters",
             "latency_us", "run_kept", "note", "started"]
+    retried_as = {t.user_attrs["retry_of"]: t.number for t in trials
+                  if "retry_of" in t.user_attrs}
     with safe_write.writing(path, f"writing {path.name}", temp=_temp(path)) as fh:
         w = csv.writer(fh)
         w.writerow(head)
@@ -162,8 +192,7 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
                         f"{_seconds(t):.1f}", *[_cell(t.params.get(p)) for p in params],
                         t.user_attrs.get("parameters", ""),
                         _cell(t.user_attrs.get("latency_us")), t.number in keep,
-                        t.user_attrs.get("failure") or t.user_attrs.get("pruned")
-                        or ("baseline" if t.user_attrs.get("baseline") else ""),
+                        note(t, died, retried_as),
                         t.datetime_start.isoformat(timespec="seconds")
                         if t.datetime_start else ""])
 

@@ -7,7 +7,8 @@ may end it. The study lives in a database (``STUDY_DIR/study.db`` by default, an
 SQLAlchemy URL with ``--storage``): processes on several machines given the same URL and
 study name share one study, and re-running the command continues it. Trials are asked and
 told one at a time, so whatever ends a trial (completion, pruning, a failure, Ctrl-C) is
-recorded before the next starts and no trial is left "running".
+recorded before the next starts; a trial whose process was killed outright is failed and
+retried once when its heartbeat stops (:mod:`.heartbeat`), so none is left "running".
 
 This module sets the study up (storage, identity, ``--restart``, sampler, pruner, the lock
 around creating it) and writes its outputs; :mod:`.trials` runs its trials.
@@ -26,13 +27,14 @@ from typing import Any
 import optuna
 from filelock import FileLock
 from optuna.samplers import BaseSampler
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from ..config import TrainConfig, TuneConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
 from ..errors import InputError
-from . import outputs
+from . import heartbeat, outputs
 from .space import baseline_params, load_space
 from .trials import Runner, outputs_lock
 
@@ -68,12 +70,15 @@ def run_study(dataset_dir: str | Path, study_dir: str | Path, cfg: TuneConfig,
         storage = open_storage(url)
         if restart:
             _restart(storage, cfg.study_name, study_dir)
-        study = _open_study(storage, cfg, identity, base_cfg.epochs)
-        if cfg.baseline and not study.trials:
+        study, created = _open_study(storage, cfg, identity, base_cfg.epochs)
+        # only the process that created the study queues its baseline: several processes
+        # starting one study on a database server at once (no lock file there) queue it
+        # once, and a study continued or resumed after a kill never gets a second one
+        if cfg.baseline and created:
             study.enqueue_trial(baseline_params(space, _automatic(base_cfg, dataset_dir),
                                                 multiclass), user_attrs={"baseline": True})
-    runner = Runner(study, dataset_dir, study_dir, cfg, train_settings, space,
-                     multiclass, validation)
+    runner = Runner(study, storage, dataset_dir, study_dir, cfg, train_settings, space,
+                    multiclass, validation)
     log.info("study %r in %s: %d trial(s) so far; %d parameter(s) searched (%s); "
              "objective %s; pruner %s", cfg.study_name, _shown(storage.url),
              sum(t.state.is_finished() for t in study.trials),
@@ -96,7 +101,8 @@ def _automatic(base: TrainConfig, dataset_dir: Path) -> dict[str, Any]:
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage at ``url``; SQLite waits up to a minute for a lock held by
+    """An Optuna RDB storage at ``url`` with trial heartbeats switched on
+    (:func:`.heartbeat.storage_options`); SQLite waits up to a minute for a lock held by
     another process instead of failing at once. Raises :class:`InputError` when the
     database cannot be reached or its driver is missing.
 
@@ -109,7 +115,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     retries = 2
     while True:
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            with heartbeat.quiet():
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                                  **heartbeat.storage_options())
         except Exception as exc:  # SQLAlchemy, driver and argument errors alike
             if retries and "alembic_version" in str(exc):
                 retries -= 1
@@ -183,9 +191,17 @@ def _restart(storage: optuna.storages.RDBStorage, name: str, study_dir: Path) ->
 
 
 def _open_study(storage: optuna.storages.RDBStorage, cfg: TuneConfig,
-                identity: dict[str, Any], epochs: int) -> optuna.Study:
+                identity: dict[str, Any], epochs: int) -> tuple[optuna.Study, bool]:
+    """The study (created, or loaded when it exists) and whether this call created it.
+    Raises :class:`InputError` for a study made for another dataset or objective."""
     directions = ["maximize"] + ["minimize"] * (len(identity["objective"]) - 1)
     sampler = _SeededPerTrial(cfg, multi=len(directions) > 1)
+    try:  # the database decides atomically which of several processes creates the study
+        storage.create_new_study([StudyDirection[d.upper()] for d in directions],
+                                 cfg.study_name)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
     study = optuna.create_study(storage=storage, study_name=cfg.study_name,
                                 directions=directions, sampler=sampler,
                                 pruner=_pruner(cfg, len(directions) > 1, epochs),
@@ -193,7 +209,7 @@ def _open_study(storage: optuna.storages.RDBStorage, cfg: TuneConfig,
     saved = study.user_attrs.get("leakhunter")
     if saved is None:
         study.set_user_attr("leakhunter", identity)
-        return study
+        return study, created
     for key, what in (("classes", "classes"), ("positive", "leak classes (--positive)"),
                       ("feature_config", "feature config"), ("objective", "objective")):
         if saved[key] != identity[key]:
@@ -203,7 +219,7 @@ def _open_study(storage: optuna.storages.RDBStorage, cfg: TuneConfig,
             raise InputError(f"study {cfg.study_name!r} in {_shown(storage.url)} was made "
                              f"for {what} {shown[0]}, not {shown[1]}; use --restart to start "
                              f"it over, or another --study-name")
-    return study
+    return study, created
 
 
 def _pruner(cfg: TuneConfig, multi: bool, epochs: int) -> optuna.pruners.BasePruner:

@@ -5,8 +5,10 @@ from the search space (:mod:`.space`), trains them through
 :func:`leakhunter.training.train.train` into ``STUDY_DIR/trials/trial-NNNN``, reports each
 epoch's validation file F1 to the pruner through train's ``on_epoch`` hook, and tells the
 study how the trial ended (complete, pruned, failed, interrupted) before the next starts,
-so no trial is left "running". After each trial it writes the progress outputs and removes
-the run directories of trials that are not kept.
+so no trial is left "running". While a trial trains, a thread records its heartbeat, and
+before each trial the runner fails (and queues again once) the trials of processes that
+died without telling the study (:mod:`.heartbeat`). After each trial it writes the
+progress outputs and removes the run directories of trials that are not kept.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -30,7 +32,7 @@ from ..dataset.segments import SplitData
 from ..errors import ConfigError, LeakhunterError
 from ..runtime import signals
 from ..training.train import train
-from . import outputs
+from . import heartbeat, outputs
 from .cost import inference_cost
 from .space import Param, set_path, suggest
 
@@ -66,17 +68,21 @@ class Runner:
     """Asks, trains and tells trials one at a time; writes outputs after each.
 
     ``study`` must carry the ``leakhunter`` identity user attribute (its ``objective``
-    names the values told); ``settings`` is the train settings tree each trial starts from
-    and ``space`` what it draws. :meth:`run` raises :class:`ConfigError` when the space no
-    longer fits the study; a trial's :class:`LeakhunterError` or out-of-memory error fails
-    that trial only, while Ctrl-C (its settings queued again) and any other error end the
-    run after the trial is recorded as failed.
+    names the values told) and live in ``storage``, opened with heartbeats
+    (:func:`.study.open_storage`); ``settings`` is the train settings tree each trial
+    starts from and ``space`` what it draws. :meth:`run` raises :class:`ConfigError` when
+    the space no longer fits the study; a trial's :class:`LeakhunterError` or
+    out-of-memory error fails that trial only, while Ctrl-C (its settings queued again)
+    and any other error end the run after the trial is recorded as failed. A trial that
+    another process declared dead while it still ran (its heartbeats lost for longer than
+    the grace period) is dropped, and the run goes on.
     """
 
-    def __init__(self, study: optuna.Study, dataset_dir: Path, study_dir: Path,
-                 cfg: TuneConfig, settings: dict[str, Any], space: tuple[Param, ...],
-                 multiclass: bool, validation: SplitData):
-        self.study, self.dataset_dir, self.study_dir = study, dataset_dir, study_dir
+    def __init__(self, study: optuna.Study, storage: Any, dataset_dir: Path,
+                 study_dir: Path, cfg: TuneConfig, settings: dict[str, Any],
+                 space: tuple[Param, ...], multiclass: bool, validation: SplitData):
+        self.study, self.storage = study, storage
+        self.dataset_dir, self.study_dir = dataset_dir, study_dir
         self.cfg, self.settings, self.space = cfg, settings, space
         self.multiclass, self.validation = multiclass, validation
         self.objective = study.user_attrs["leakhunter"]["objective"]
@@ -100,11 +106,24 @@ class Runner:
                 log.info("--timeout of %g s reached; no more trials", self.cfg.timeout_s)
                 break
             signals.check()
-            self._one(self.study.ask())
+            heartbeat.fail_dead_trials(self.study)  # their retries are asked first
+            with heartbeat.quiet():
+                trial = self.study.ask()
+            try:
+                with heartbeat.Beating(self.storage, self.study, trial.number):
+                    self._one(trial)
+            except Exception:
+                note = heartbeat.died_notes(self.study).get(trial.number)
+                if note is None:
+                    raise
+                # Optuna refuses to record anything more about a failed trial
+                log.warning("trial %d was declared dead by another process while it still "
+                            "ran (%s): its result is dropped", trial.number, note)
             with outputs_lock(self.study_dir):
                 outputs.write_progress(self.study, self.study_dir, self.objective,
                                        self.keep_set())
             self._remove_finished_runs()
+        heartbeat.fail_dead_trials(self.study)  # the outputs show them failed, not running
 
     def _one(self, trial: optuna.Trial) -> None:
         run = self.study_dir / "trials" / f"trial-{trial.number:04d}"
@@ -113,6 +132,7 @@ class Runner:
         try:
             drawn = suggest(trial, self.space, self.multiclass, settings)
         except ValueError as exc:  # Optuna refuses a parameter's choices changed mid-study
+            trial.set_user_attr("failure", "the search space no longer fits the study")
             self.study.tell(trial, state=TrialState.FAIL)
             raise ConfigError(f"the search space no longer fits study "
                               f"{self.study.study_name!r} ({exc}); keep its --space, or use "
@@ -131,28 +151,37 @@ class Runner:
             self._tell(trial, TrialState.PRUNED, note=str(exc))
         except (LeakhunterError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
-                self.study.tell(trial, state=TrialState.FAIL)  # a bug: no trial left running
-                raise
+                self._fail_and_raise(trial, exc)  # a bug: no trial left running
             # the study goes on: a setting that fails is an answer about that setting
             trial.set_user_attr("epochs", epochs[0])
             self._tell(trial, TrialState.FAIL, note=str(exc).splitlines()[0])
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # recorded as failed and queued again, so the next run trains these settings
+            # (trials.csv: "interrupted (SIGINT); retried as trial M", like a dead trial's)
             trial.set_user_attr("epochs", epochs[0])
-            trial.set_user_attr("failure", "interrupted (settings queued again)")
+            trial.set_user_attr("failure", f"interrupted ({exc})" if str(exc)
+                                else "interrupted")
             self.study.tell(trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={
-                "retry_of": trial.number, "baseline": trial.user_attrs.get("baseline", False)})
+            self.study.enqueue_trial(trial.params, user_attrs=heartbeat.retry_attrs(
+                trial, trial.user_attrs.get("deaths", 0)))
             shutil.rmtree(run, ignore_errors=True)
             log.warning("trial %d interrupted: recorded as failed, its settings queued for "
                         "the next run", trial.number)
             raise
-        except BaseException:
-            self.study.tell(trial, state=TrialState.FAIL)  # no trial is left "running"
-            raise
+        except BaseException as exc:
+            self._fail_and_raise(trial, exc)  # no trial is left "running"
         else:
             trial.set_user_attr("epochs", summary["epochs"])
             self._tell(trial, TrialState.COMPLETE, values=values)
+
+    def _fail_and_raise(self, trial: optuna.Trial, exc: BaseException) -> NoReturn:
+        """Record ``trial`` as failed by ``exc`` (a note in trials.csv), then re-raise it."""
+        try:
+            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            self.study.tell(trial, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            pass  # failed by another process meanwhile (declared dead): the run loop says so
+        raise exc
 
     def _epoch(self, trial: optuna.Trial, epoch: int, row: dict[str, Any],
                epochs: list[int]) -> None:
