@@ -296,7 +296,7 @@ class _Run:
         """Fine-tuning settings: the parent's architecture and decision settings, this
         run's epochs, rate and seed; no early stop inside a round."""
         card, cfg = self.card, self.cfg
-        source = card.threshold_source or {}
+        source = {} if card.threshold_source is None else card.threshold_source
         return TrainConfig(
             model=card.model_config, positive=card.positive, epochs=cfg.epochs, lr=cfg.lr,
             batch_size=cfg.batch_size, warmup_epochs=0.0, patience=cfg.epochs,

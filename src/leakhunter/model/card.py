@@ -108,7 +108,7 @@ class ModelCard:
             raise CheckpointError(f"{path}: not a leakhunter model card (no "
                                   f"{', '.join(missing)})")
         try:
-            audio = from_dict(AudioConfig, meta.get("audio_config") or {})
+            audio = from_dict(AudioConfig, _table(meta, "audio_config"))
             stored = meta.get("threshold")
             rule = Rule(**{k: meta[k] for k in ("vote_fraction", "aggregate",
                                                 "class_aggregate")
@@ -131,7 +131,7 @@ class ModelCard:
     @classmethod
     def from_onnx_card(cls, card: dict[str, Any], path: str | Path = "") -> ModelCard:
         """The card of an exported model's ``model_card.json`` (see :func:`onnx_card`)."""
-        training = card.get("training") or {}
+        training = _table(card, "training")
         meta = {**{k: v for k, v in card.items() if k != "classes"},
                 "class_names": card.get("classes"),
                 **{k: training.get(k) for k in ("dataset_dir", "epoch", "metrics",
@@ -170,6 +170,12 @@ class ModelCard:
             raise DatasetError(f"{data.path}: {which}classes {', '.join(data.labels)} differ "
                                f"from the model's ({', '.join(self.classes)})")
         return data
+
+
+def _table(meta: dict[str, Any], key: str) -> dict[str, Any]:
+    """``meta[key]``, a table, or an empty one where an older file wrote none (``None``)."""
+    value = meta.get(key)
+    return {} if value is None else value
 
 
 def read_card(path: str | Path) -> ModelCard:
