@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import CalibrateConfig
 from ..errors import InputError
 from ..model import checkpoint
-from ..model.card import ModelCard, load_model, write_model_file
+from ..model.card import ModelCard, build_model, write_model_file
 from ..runtime import devices, locks
 from ..runtime.amp import autocast, resolve_amp
 from ..runtime.safe_write import file_sha256
@@ -54,10 +54,10 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
                          f"another --out")
     parent_hash = file_sha256(model_path)
     dev = devices.resolve(device, "calibrate").device
-    state = checkpoint.load(model_path, "model")
+    state = checkpoint.load(model_path, "model")  # read once: its weights are copied too
     parent = ModelCard.from_meta(state, model_path)
-    model, card = load_model(model_path, dev)
-    rule = decision_rule(model, card, dataset_dir, dev, threshold=cfg.threshold,
+    model = build_model(parent, state["model"], dev)
+    rule = decision_rule(model, parent, dataset_dir, dev, threshold=cfg.threshold,
                          target_specificity=cfg.target_specificity, aggregate=cfg.aggregate,
                          vote_fraction=cfg.vote_fraction, class_aggregate=cfg.class_aggregate,
                          split=cfg.split, keep_model_threshold=False,  # always chosen

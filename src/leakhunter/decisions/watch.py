@@ -219,9 +219,10 @@ def watch(predictor: Predictor, folders: list[str], results: ResultsLog, columns
                 time.sleep(min(0.25, settle_s / 4 or 0.25))
                 ready = watcher.ready()
                 continue
-            again = [p for p in ready if results.done(p) and _stamp(p) != judged_as.get(p)]
+            stamps = {p: _stamp(p) for p in ready}  # as judged: a later change counts
+            again = [p for p in ready if results.done(p) and stamps[p] != judged_as.get(p)]
             todo = [p for p in ready if not results.done(p)] + again
-            judged_as.update((p, _stamp(p)) for p in todo)  # as judged: a later change counts
+            judged_as.update((p, stamps[p]) for p in todo)
             n = judge_new(predictor, todo, results, columns, again=again)
             ready = []
             judged += n

@@ -144,11 +144,3 @@ def build_config_for(card: ModelCard, split: SplitConfig, workers: int, device: 
     """``build`` settings that read recordings exactly as the model's own dataset was."""
     return BuildConfig(feature=card.feature, audio=card.audio, split=split, workers=workers,
                        device=device)
-
-
-def describe_build(report: dict[str, Any]) -> dict[str, Any]:
-    """What the lineage keeps of the new site's build."""
-    return {"input": report["input"], "layout": report["layout"],
-            "splits": {k: {"recordings": v["recordings"], "segments": v["segments"]}
-                       for k, v in report["splits"].items()},
-            "skipped": len(report["skipped"])}

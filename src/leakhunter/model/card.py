@@ -189,13 +189,21 @@ def load_model(path: str | Path, device: torch.device | str = "cpu"
     :class:`CheckpointError` for a file that is not a leakhunter model."""
     state = checkpoint.load(path, "model")
     card = ModelCard.from_meta(state, path)
+    return build_model(card, state["model"], device), card
+
+
+def build_model(card: ModelCard, weights: dict[str, Any],
+                device: torch.device | str = "cpu") -> LeakCNN:
+    """The model ``card`` describes with ``weights`` (a model file's ``model`` state), in
+    evaluation mode on ``device``. Raises :class:`CheckpointError` for a card without a
+    model config."""
     if card.model_config is None:
-        raise CheckpointError(f"{path}: not a usable leakhunter model (no model_config)")
+        raise CheckpointError(f"{card.path}: not a usable leakhunter model (no model_config)")
     feature = card.feature
     model = LeakCNN(feature.n_mels, feature.frames_per_segment, len(card.classes),
                     card.positive_indices, card.model_config)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), card
+    model.load_state_dict(weights)
+    return model.to(device).eval()
 
 
 def model_meta(identity: dict[str, Any], rule: Rule, how: str, source: dict[str, Any],

@@ -83,7 +83,8 @@ class Decoded:
     truncated: str = ""
 
 
-def read_audio(path: str | Path, allow_truncated: bool = False) -> Decoded:
+def read_audio(path: str | Path, allow_truncated: bool = False,
+               layout: Layout | None = None) -> Decoded:
     """Decode a file whole, checking it holds what its header declares
     (:mod:`.container`).
 
@@ -92,10 +93,11 @@ def read_audio(path: str | Path, allow_truncated: bool = False) -> Decoded:
     decoding stops part-way: "truncated: header declares 10.00 s, file holds 0.12 s"),
     ``empty`` (no samples). With ``allow_truncated`` a truncated file's part that is there
     is returned instead, its reason in :attr:`Decoded.truncated` and a warning logged.
+    ``layout``: the file's :class:`Layout` when the caller has read it already.
     """
     path = str(path)
     try:
-        layout = inspect(path)
+        layout = inspect(path) if layout is None else layout
         data, rate, stopped, info = _decode(path, layout)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
         # libsndfile's message repeats the path; its error_string is the reason alone
@@ -104,18 +106,26 @@ def read_audio(path: str | Path, allow_truncated: bool = False) -> Decoded:
                          f"unreadable or not audio ({why.rstrip('.')})") from None
     except OSError as exc:
         raise AudioError(path, "unreadable", f"cannot open ({exc.strerror or exc})") from None
-    if layout.placeholder:
-        _say_once(f"{path}: its header's sizes were never written (a recorder streaming "
-                  f"to the file); reading the {data.shape[0] / rate:.2f} s it holds (other "
-                  f"such files are read alike without a word)")
+    if layout.placeholder and "placeholder" not in _said:
+        _said.add("placeholder")  # once per process: a recorder writes many such files
+        log.info("%s: its header's sizes were never written (a recorder streaming to the "
+                 "file); reading the %.2f s it holds (other such files are read alike "
+                 "without a word)", path, data.shape[0] / rate)
     reason = shortfall(layout.declared, data.shape[0], rate, stopped, info)
-    if reason and not allow_truncated:
-        raise AudioError(path, "truncated", reason)
+    keep_truncated(path, reason, allow_truncated and data.shape[0] > 0)  # nothing to keep
     if data.shape[0] == 0:
         raise AudioError(path, "empty", "empty (no samples)")
-    if reason:
-        log.warning("%s: %s; keeping the part that is there (allow truncated)", path, reason)
     return Decoded(data, int(rate), reason)
+
+
+def keep_truncated(path: str | Path, reason: str, allowed: bool) -> None:
+    """The one rule for a truncated file (``reason`` non-empty): :class:`AudioError`
+    ``truncated`` unless ``allowed``, else a warning that the part there is kept."""
+    if not reason:
+        return
+    if not allowed:
+        raise AudioError(str(path), "truncated", reason)
+    log.warning("%s: %s; keeping the part that is there (allow truncated)", path, reason)
 
 
 def shortfall(declared: int | None, frames: int, rate: int, stopped: bool,
@@ -164,7 +174,9 @@ def _decode(path: str, layout: Layout) -> tuple[np.ndarray, int, bool, str]:
     """``(data, rate, stopped part-way, libsndfile's extra_info)``: the whole file in one
     read, or, where the decoder loses its way part-way, what decodes before it."""
     with open_sound(path, layout) as sound:
-        rate, info, channels = sound.samplerate, sound.extra_info, sound.channels
+        rate, channels = sound.samplerate, sound.channels
+        # libsndfile's log text tells a cut Ogg stream only; building it costs time
+        info = sound.extra_info if sound.format == "OGG" else ""
         try:
             return sound.read(dtype="float32", always_2d=True), rate, False, info
         except sf.LibsndfileError:
@@ -179,14 +191,6 @@ def _decode(path: str, layout: Layout) -> tuple[np.ndarray, int, bool, str]:
 
 
 _said: set[str] = set()  # what this process has said once already
-
-
-def _say_once(text: str) -> None:
-    """Log ``text`` (its kind: the words after the path) once per process."""
-    kind = text.split(": ", 1)[-1][:40]
-    if kind not in _said:
-        _said.add(kind)
-        log.info("%s", text)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -216,8 +220,8 @@ def remove_trend(waveform: np.ndarray) -> np.ndarray:
     return np.subtract(waveform, trend, out=trend)
 
 
-def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
-                   ) -> Recording:
+def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig,
+                   layout: Layout | None = None) -> Recording:
     """Read, check and prepare one recording at ``feature.sample_rate``: mono, resampled
     with soxr, detrended (unless ``audio.detrend`` is off).
 
@@ -227,8 +231,9 @@ def load_recording(path: str | Path, feature: FeatureConfig, audio: AudioConfig
     but shorter than one long segment is returned as it is: callers pad it with
     :func:`pad_to_segment`.
     The gain check is not done here: it needs only the name (see :func:`gain_too_low`).
+    ``layout``: the file's header, when the caller has read it (:func:`read_audio`).
     """
-    decoded = read_audio(path, audio.allow_truncated)
+    decoded = read_audio(path, audio.allow_truncated, layout)
     data, rate = decoded.data, decoded.rate
     if not np.isfinite(data).all():
         raise AudioError(str(path), "invalid samples", "contains NaN or infinite samples")

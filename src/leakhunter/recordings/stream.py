@@ -24,7 +24,14 @@ import soxr
 
 from ..config import AudioConfig, FeatureConfig
 from ..errors import AudioError
-from .audio import load_recording, log, pad_to_segment, read_audio, read_steps, shortfall
+from .audio import (
+    keep_truncated,
+    load_recording,
+    pad_to_segment,
+    read_audio,
+    read_steps,
+    shortfall,
+)
 from .container import Layout, inspect, open_sound
 
 
@@ -57,7 +64,7 @@ def waveform_pieces(path: str | Path, feature: FeatureConfig, audio: AudioConfig
         read_audio(path)  # raises the AudioError (with its reason) that a whole read gives
         raise
     if frames <= int(block_s * rate):
-        rec = load_recording(path, feature, audio)
+        rec = load_recording(path, feature, audio, layout)
         return Pieces(rec.duration_s, rec.original_sample_rate, iter([rec.waveform]),
                       rec.truncated)
     return _two_pass(path, layout, rate, feature, audio, block_s)
@@ -102,11 +109,7 @@ def _two_pass(path: str | Path, layout: Layout, rate: int, feature: FeatureConfi
         x = block.astype(np.float64)
         s1, st, s2, n = s1 + x.sum(), st + t @ x, s2 + x @ x, n + block.size
     truncated = shortfall(layout.declared, n, rate, not whole[0])
-    if truncated and not audio.allow_truncated:
-        raise AudioError(str(path), "truncated", truncated)
-    if truncated:
-        log.warning("%s: %s; keeping the part that is there (allow truncated)", path,
-                    truncated)
+    keep_truncated(path, truncated, audio.allow_truncated)
     mean = s1 / n
     centre = (n - 1) / 2.0
     var_t = n * (n * n - 1) / 12.0  # sum of (t - centre)^2
