@@ -26,6 +26,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/reading.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/predict.py
