@@ -4,7 +4,8 @@ For a trained model and its dataset, each candidate score is fitted on TRAINING 
 exactly as ``train`` fits the chosen one, a recording is flagged when fewer than 1 % of the
 VALIDATION recordings are as far (leakhunter's rule), and the scores are applied to folders
 of recordings: fresh recordings of the training site (should be familiar: at most 5 %
-flagged), and recordings of other sites (should be flagged). Candidates, all per segment and averaged per recording:
+flagged), and recordings of other sites (should be flagged). Candidates, all per segment
+and averaged per recording:
 
 * ``mahalanobis-embedding``: Mahalanobis distance of the penultimate embedding to the
   nearest class mean, one shared covariance (what leakhunter stores);

@@ -164,3 +164,30 @@ def test_an_older_model_file_without_a_threshold_uses_the_stated_default(
     predictor = Predictor(old, workers=1, device="cpu")
     assert predictor.rule.threshold == DEFAULT_THRESHOLD
     assert "carries no threshold" in caplog.text and f"using {DEFAULT_THRESHOLD:g}" in caplog.text
+
+
+def test_a_model_written_before_the_pooled_head_loads_as_it_was(trained_run: Path,
+                                                               tmp_path: Path) -> None:
+    """A model_config without ``pool`` is a flattened head: its weights load, and it scores
+    as the model it was (here: a flattened model saved the way older versions saved it)."""
+    import torch
+
+    from leakhunter.config import ModelConfig
+    from leakhunter.model.cnn import LeakCNN
+
+    state = checkpoint.load(trained_run / "best.pt", "model")
+    card = ModelCard.from_meta(state)
+    assert card.model_config.pool == "avg+max"  # trained now: pooled
+    flat_cfg = dataclasses.replace(card.model_config, pool="flatten")
+    torch.manual_seed(0)
+    flat = LeakCNN(card.feature.n_mels, card.feature.frames_per_segment, 2, [0], flat_cfg)
+    old_config = {k: v for k, v in to_dict(flat_cfg).items() if k != "pool"}
+    state.update(model=flat.state_dict(), model_config=old_config)
+    state.pop("format_version")
+    checkpoint.save(tmp_path / "old.pt", state)
+    loaded, old_card = load_model(tmp_path / "old.pt", torch.device("cpu"))
+    assert old_card.model_config == flat_cfg and not loaded.pooled
+    x = torch.randn(3, card.feature.n_mels, card.feature.frames_per_segment)
+    flat.eval()
+    assert torch.equal(loaded(x), flat(x))
+    assert ModelConfig().pool == "avg+max"

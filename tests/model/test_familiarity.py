@@ -103,3 +103,69 @@ def test_predict_matches_evaluate(run: Path, dataset: Path, tmp_path: Path) -> N
     for r in csv.DictReader(out.open()):
         expected = float(rows[r["path"]]["familiarity"])
         assert math.isclose(float(r["familiarity"]), expected, abs_tol=1 / 6 + 1e-9)
+
+
+def _stats(reference: np.ndarray) -> dict:
+    part = {"reference": torch.from_numpy(np.sort(reference))}
+    return {"quantile": 0.01, "parts": {"embedding": part, "input": part}}
+
+
+def test_site_shift_is_a_rank_test_against_the_validation_recordings() -> None:
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(0)
+    ref = rng.lognormal(3.0, 0.5, 38)  # 38 validation recordings, as in the README's site A
+    stats = _stats(ref)
+    same = rng.lognormal(3.0, 0.5, (40, 2))
+    far = rng.lognormal(3.45, 0.5, (60, 2))  # a night of a site farther as a whole
+    far[:, 1] = rng.lognormal(3.0, 0.5, 60)  # ... by one distance only
+    assert not familiarity.site_shift(stats, same)["shifted"]
+    test = familiarity.site_shift(stats, far)
+    assert test["shifted"] and test["recordings"] == 60
+    # the p-value is the asymptotic Mann-Whitney one of the farther part
+    expected = mannwhitneyu(far[:, 0], ref, alternative="greater", method="asymptotic",
+                            use_continuity=False).pvalue
+    assert math.isclose(test["p"], expected, rel_tol=1e-9)
+    # one by one, most of that site looks familiar: the run is what tells
+    assert familiarity.unfamiliar(stats, far).mean() < 0.5
+    # fewer recordings than MIN_RUN never make a site, however far
+    few = far[: familiarity.MIN_RUN - 1] * 100
+    assert not familiarity.site_shift(stats, few)["shifted"]
+    assert not familiarity.site_shift(stats, np.empty((0, 2)))["shifted"]
+
+
+def _with_reference(src: Path, dst: Path, scale: float) -> Path:
+    """A copy of a model whose validation reference distances are scaled by ``scale``."""
+    state = checkpoint.load(src, "model")
+    for part in state["familiarity"]["parts"].values():
+        part["reference"] = part["reference"] * scale
+        part["threshold"] = part["threshold"] * scale
+    state.pop("format_version")
+    checkpoint.save(dst, state)
+    return dst
+
+
+def test_predict_flags_a_shifted_run_and_names_learn(run: Path, recordings: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    # validation recordings ten times closer than any recording can be: every run of at
+    # least MIN_RUN recordings is another site's
+    model = _with_reference(run / "best.pt", tmp_path / "near.pt", 0.1)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(recordings), "--out", str(out),
+                 "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(out.open()))
+    judged = [r for r in rows if r["decision"]]
+    assert len(judged) >= familiarity.MIN_RUN
+    assert {r["status"] for r in judged} == {"unfamiliar"}
+    assert "together lie farther from the training data" in captured.out
+    assert captured.err.count("are unfamiliar") == 1 and "leakhunter learn" in captured.err
+    # three recordings are too few to make a site: judged one by one, then
+    few = sorted((recordings / "LEAK").glob("*.wav"))[:3]
+    assert main(["predict", str(model), *map(str, few), "--out", str(out),
+                 "--workers", "1"]) == 0
+    assert "together lie farther" not in capsys.readouterr().out
+    # the model as trained: its own site's recordings raise no warning
+    assert main(["predict", str(run / "best.pt"), str(recordings), "--out", str(out),
+                 "--workers", "1"]) == 0
+    assert "are unfamiliar" not in capsys.readouterr().err

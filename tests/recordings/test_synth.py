@@ -294,10 +294,24 @@ def test_site_b_is_shifted(tmp_path: Path) -> None:
     assert leak_b < 0.7 * leak_a
 
 
+def test_site_c_is_a_third_world(tmp_path: Path) -> None:
+    cfg = SynthConfig(count=12, duration_s=2.0, sensors_per_label=4, seed=3,
+                      interference=0.0, out_of_water=0)
+    for site in "ABC":
+        synthesize(tmp_path / site, SynthConfig(**{**cfg.__dict__, "site": site}))
+    c_files = sorted((tmp_path / "C").rglob("*.wav"))
+    assert all(f.name.startswith("S7") and "~R7" in f.name for f in c_files)
+    sensors = {s: {f.name.split("~")[0] for f in (tmp_path / s).rglob("*.wav")} for s in "ABC"}
+    assert not sensors["C"] & (sensors["A"] | sensors["B"])
+    # asbestos cement: leak noise between the metal (A) and plastic (B) bands
+    leak = {s: _centroid(sorted((tmp_path / s / "LEAK").glob("*.wav"))) for s in "ABC"}
+    assert leak["B"] < leak["C"] < leak["A"]
+
+
 def test_unknown_site_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["synth", str(tmp_path / "x"), "--site", "Z", "--count", "3"]) == 1
     err = capsys.readouterr().err
-    assert "unknown site 'Z'; known sites: A, B" in err and "Traceback" not in err
+    assert "unknown site 'Z'; known sites: A, B, C" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
 
 

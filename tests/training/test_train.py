@@ -64,7 +64,9 @@ def test_one_epoch_writes_the_run_directory(dataset: Path, tmp_path: Path) -> No
     best = checkpoint.load(run / "best.pt", "model")
     last = checkpoint.load(run / "checkpoints" / "last.pt", "train-state")
     assert best["class_names"] == ["LEAK", "NOLEAK"] and best["positive"] == ["LEAK"]
-    assert best["task"] == "binary" and best["feature_config"] == to_dict(FeatureConfig())
+    # the mel range fitted to the recordings (4,096 Hz: nothing above 2,048 Hz)
+    fitted = to_dict(FeatureConfig(fmax=2048.0))
+    assert best["task"] == "binary" and best["feature_config"] == fitted
     assert "optimizer" not in best and "optimizer" in last  # two different states
     meta = json.loads((run / "model_meta.json").read_text())
     assert meta["class_names"] == best["class_names"] and meta["epoch"] == 1
@@ -117,6 +119,25 @@ def test_resume_refuses_changed_settings_and_allows_more_epochs(dataset: Path, t
     assert main(["train", "--resume", str(run), "--lr", "0.1"]) == 1
     assert "refused: lr" in capsys.readouterr().err
     assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
+
+
+def test_a_run_started_before_augmentation_continues_as_it_began(dataset: Path,
+                                                                  tmp_path: Path) -> None:
+    """A last.pt whose config has no ``augment`` and no ``model.pool`` (written before
+    they existed) resumes without augmentation and with its flattened head."""
+    run = tmp_path / "run"
+    assert _train(dataset, run, "--epochs", "1", "--augment", "none", "--pool",
+                  "flatten") == 0
+    last = run / "checkpoints" / "last.pt"
+    state = checkpoint.load(last, "train-state")
+    state["config"].pop("augment")
+    state["config"]["model"].pop("pool")
+    state.pop("format_version")
+    checkpoint.save(last, state)
+    assert main(["-q", "train", "--resume", str(run), "--epochs", "2"]) == 0
+    resumed = checkpoint.load(last, "train-state")["config"]
+    assert resumed["augment"] == [] and resumed["model"]["pool"] == "flatten"
     assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
 
 

@@ -45,7 +45,7 @@ def add_synth(sub: Any) -> None:
            "probability that a recording carries interference bursts")
     option(p, ["--site"], "site", d, "acoustic site: A = metal mains (the default world), "
            "B = plastic mains, busy street (pipe band, resonances, background, interference "
-           "all shifted)")
+           "all shifted), C = asbestos cement beside a pumping station (another shift)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the label folders of an existing OUT_DIR (default: refuse)")
     common(p)
@@ -98,7 +98,9 @@ def add_build(sub: Any) -> None:
     option(g, ["--frame-overlap"], "feature.frame_overlap", d, "overlap of frames (fraction)")
     option(g, ["--n-mels"], "feature.n_mels", d, "mel bands")
     option(g, ["--fmin"], "feature.fmin", d, "lowest mel frequency (Hz)")
-    option(g, ["--fmax"], "feature.fmax", d, "highest mel frequency (Hz); none = Nyquist",
+    option(g, ["--fmax"], "feature.fmax", d, "highest mel frequency (Hz); none = the lowest "
+           "Nyquist frequency among the recordings (bands above it would carry nothing), at "
+           "most sample-rate / 2",
            type=optional_float)
     option(g, ["--top-db"], "feature.top_db", d,
            "floor each segment's log-mel this many dB below its peak; none = off",

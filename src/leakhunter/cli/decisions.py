@@ -8,6 +8,7 @@ sets the ``run_*`` after it as its ``func``; library imports happen inside the `
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from ..dataset.sources import SPLIT_ALIASES
 from ..errors import LeakhunterError
 from .flags import common, device_flag, log_flags, option, optional_float, settings
 from .output import report_outputs
+
+log = logging.getLogger(__name__)
+
+NEW_SITE_SHARE = 0.1  # predict warns, naming learn, when more of a run is unfamiliar
 
 # --- evaluate -------------------------------------------------------------------------------
 
@@ -232,6 +237,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if incremental:
         return _predict_incremental(args, predictor, out)
     records = list(predictor.predict(args.inputs, segments=args.segments))
+    shift = predictor.flag_site_shift(records)
     write_predictions(records, out, fmt, predictor.classes)
     segments = out.with_name(out.stem + "_segments.csv") if args.segments else None
     if segments:
@@ -246,7 +252,7 @@ def run_predict(args: argparse.Namespace) -> int:
           + (f" {d.vote_fraction:g}" if d.aggregate == "vote" else "") + ")")
     for r in skipped[:10]:
         print(f"  not judged: {r['path']}: {r['status']}")
-    _print_familiar_records(records, predictor.familiarity)
+    _print_familiar_records(records, predictor.familiarity, shift)
     padded = sum(r["status"] == "padded" for r in records)
     if padded:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
@@ -269,8 +275,12 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     columns = info["identity"]["columns"]
     tally: Counter[str] = Counter()
 
+    familiar: Counter[str] = Counter()
+
     def count(record: dict[str, Any]) -> None:
         tally[record["decision"] or f"not judged ({record['status']})"] += 1
+        if record["familiarity"] is not None:
+            familiar[record["status"] == "unfamiliar"] += 1
 
     def sensors(_: int) -> None:
         if args.sensors:
@@ -294,22 +304,38 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
         print(f"{results.existing} recording(s) already in {out}, {results.appended} judged "
               f"now" + (": " + ", ".join(f"{n} {what}" for what, n in sorted(tally.items()))
                         if tally else ""))
+    _warn_if_new_site(familiar[True], familiar[True] + familiar[False])
     sensors_now = None if args.watch else args.sensors  # --watch rewrote them per batch
     if args.report or sensors_now:
         report_outputs(out, args.report, sensors_now, ReportConfig())
     return 1 if args.strict and any(k.startswith("not judged") for k in tally) else 0
 
 
-def _print_familiar_records(records: list[dict[str, Any]], stats: Any) -> None:
+def _print_familiar_records(records: list[dict[str, Any]], stats: Any,
+                            shift: dict[str, Any] | None) -> None:
     """predict: count and list the recordings flagged ``status=unfamiliar``."""
     if stats is None:
         return
     flagged = [r for r in records if r["status"] == "unfamiliar"]
-    print(f"  {len(flagged)} unfamiliar (judged, but unlike the training data: familiarity "
-          f"below {stats['quantile']:g})")
+    why = (f"these {shift['recordings']} recordings together lie farther from the training "
+           f"data than its validation recordings (p = {shift['p']:.1e})"
+           if shift and shift["shifted"] else
+           f"familiarity below {stats['quantile']:g}")
+    print(f"  {len(flagged)} unfamiliar (judged, but unlike the training data: {why})")
     for r in flagged[:10]:
         print(f"  unfamiliar: {r['path']} (familiarity {r['familiarity']:.3f}, "
               f"{r['decision']})")
+    _warn_if_new_site(len(flagged), sum(r["familiarity"] is not None for r in records))
+
+
+def _warn_if_new_site(unfamiliar: int, judged: int) -> None:
+    """One warning per run when more than :data:`NEW_SITE_SHARE` of the recordings judged
+    with a familiarity figure are unfamiliar: the site, not one sensor, differs."""
+    if judged and unfamiliar > NEW_SITE_SHARE * judged:
+        log.warning("%d of %d recordings (%.0f %%) are unfamiliar: they differ from the "
+                    "model's training data as recordings of another site do, and its "
+                    "decisions there may miss leaks; `leakhunter learn` adapts the model to "
+                    "them (README: New sites)", unfamiliar, judged, 100 * unfamiliar / judged)
 
 
 # --- shared by evaluate and calibrate -------------------------------------------------------

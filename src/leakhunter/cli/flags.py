@@ -84,6 +84,11 @@ def names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def optional_names(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated names, or "none"/"off" for none."""
+    return () if text.strip().lower() in ("none", "off") else names(text)
+
+
 def optional_float(text: str) -> float | None:
     """argparse type: a number, or "none"/"off" for ``None``."""
     return None if text.lower() in ("none", "off") else float(text)

@@ -10,9 +10,19 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ..config import LearnConfig, TrainConfig, TuneConfig, load_toml, to_dict
+from ..config import AUGMENTS, POOLS, LearnConfig, TrainConfig, TuneConfig, load_toml, to_dict
 from ..errors import LeakhunterError
-from .flags import CFG, TRAIN, common, device_flag, names, option, optional_float, settings
+from .flags import (
+    CFG,
+    TRAIN,
+    common,
+    device_flag,
+    names,
+    option,
+    optional_float,
+    optional_names,
+    settings,
+)
 
 # --- train ----------------------------------------------------------------------------------
 
@@ -45,6 +55,10 @@ def add_train(sub: Any) -> None:
            "do not weight the loss by inverse class frequency", action="store_false")
     option(p, ["--balanced-sampler"], "balanced_sampler", d,
            "draw class-balanced batches instead of weighting the loss", action="store_true")
+    option(p, ["--augment"], "augment", d,
+           f"site-robust augmentations of the log-mel, comma-separated from "
+           f"{', '.join(AUGMENTS)}: another gain, background colour, pass band, noise "
+           f"floor (README: New sites); none = off", type=optional_names)
     option(p, ["--spec-augment"], "spec_augment", d, "time and frequency masking",
            action="store_true")
     option(p, ["--mixup"], "mixup", d, "mixup alpha; 0 = off")
@@ -79,6 +93,9 @@ def add_train(sub: Any) -> None:
     option(g, ["--blocks"], "model.blocks", d, "conv blocks (width doubles each)")
     option(g, ["--dense"], "model.dense", d, "units of the dense layer")
     option(g, ["--dropout"], "model.dropout", d, "dropout rate")
+    option(g, ["--pool"], "model.pool", d, "how the last conv map reaches the dense layer: "
+           "avg+max = each channel's mean and maximum (where a pattern lies does not "
+           "matter), flatten = the map as it is", choices=list(POOLS))
     option(g, ["--aux-weight"], "model.aux_weight", d,
            "multi-class: weight of the auxiliary leak-vs-rest loss")
     common(p)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from .serial import from_dict, load_toml, to_dict, to_json
 from .stages import (
+    AUGMENTS,
     BINARY_LABELS,
     MULTICLASS_LABELS,
+    POOLS,
     SPLITS,
     AudioConfig,
     BuildConfig,
@@ -37,7 +39,7 @@ from .stages import (
 )
 
 __all__ = [
-    "BINARY_LABELS", "MULTICLASS_LABELS", "SPLITS",
+    "AUGMENTS", "BINARY_LABELS", "MULTICLASS_LABELS", "POOLS", "SPLITS",
     "AudioConfig", "BuildConfig", "CalibrateConfig", "DemoConfig", "EvalConfig",
     "FeatureConfig", "LearnConfig", "ModelConfig", "ReportConfig", "SplitConfig",
     "SynthConfig", "TrainConfig", "TuneConfig",

@@ -161,20 +161,31 @@ class SynthConfig:
         _check(0.0 <= self.interference <= 1.0, "interference must be in [0, 1]")
 
 
+POOLS = ("avg+max", "flatten")
+AUGMENTS = ("gain", "tilt", "warp", "floor")  # train --augment: training/augment.py
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The CNN: ``blocks`` conv blocks of width ``width * 2**i`` (two 3x3 conv + batch norm
-    + ReLU, then 2x2 max-pooling), a dense layer of ``dense`` units, dropout."""
+    + ReLU, then 2x2 max-pooling), pooled (``pool``), a dense layer of ``dense`` units,
+    dropout.
+
+    ``pool``: ``avg+max`` takes each channel's mean and maximum over the last map, so the
+    head does not know in which band a pattern was found (a leak heard lower in another
+    pipe is the same pattern); ``flatten`` keeps the map's layout, as older models did."""
 
     width: int = 48
     blocks: int = 3
     dense: int = 256
     dropout: float = 0.3
     aux_weight: float = 0.5  # multi-class: weight of the auxiliary leak-vs-rest loss
+    pool: str = "avg+max"  # avg+max | flatten
 
     def __post_init__(self) -> None:
         _check(self.width >= 1 and self.blocks >= 1 and self.dense >= 1,
                "width, blocks and dense must be at least 1")
+        _check(self.pool in POOLS, f"pool must be one of {', '.join(POOLS)}")
         _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
         _check(self.aux_weight >= 0.0, "aux_weight must be non-negative")
 
@@ -195,6 +206,9 @@ class TrainConfig:
     focal_gamma: float = 2.0
     class_weights: bool = True  # weight the loss by inverse class frequency
     balanced_sampler: bool = False  # draw batches class-balanced instead of weighting
+    # site-robust augmentation of the training inputs (training/augment.py): gain, spectral
+    # tilt, frequency warp, added noise floor; () = none
+    augment: tuple[str, ...] = AUGMENTS
     spec_augment: bool = False  # time and frequency masking of training inputs
     mixup: float = 0.0  # mixup alpha; 0 = off
     patience: int = 15  # epochs without validation F1 improvement before stopping
@@ -219,6 +233,8 @@ class TrainConfig:
         _check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")
         _check(0.0 < self.vote_fraction <= 1.0, "vote_fraction must be in (0, 1]")
         _check(self.mixup >= 0.0, "mixup must be non-negative")
+        _check(all(a in AUGMENTS for a in self.augment),
+               f"augment takes {', '.join(AUGMENTS)} (or none)")
         _check(self.patience >= 1, "patience must be at least 1")
         _check(len(self.positive) >= 1, "positive needs at least one class")
         _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,

@@ -20,6 +20,7 @@ dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from ..runtime.locks import writes_folder
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
 from ..runtime.safe_write import guard, require_space, write_text
+from . import mel_range
 from .extract import Scanned, extract
 from .sources import Discovery, discover
 from .splits import SplitItem, assign_splits, check_every_label
@@ -54,8 +56,11 @@ SPOOL_FILE = "features.spool" + PARTIAL_SUFFIX  # float16 [segments, n_mels, fra
 @writes_folder("out_dir", "build")
 def build_dataset(input_path: str | Path, out_dir: str | Path,
                   config: BuildConfig = BuildConfig(), overwrite: bool = False,
-                  one_label: bool = False) -> dict[str, Any]:
+                  one_label: bool = False, fit_fmax: bool = True) -> dict[str, Any]:
     """Build the three split files from ``input_path`` into ``out_dir``.
+
+    With ``fit_fmax`` a ``None`` ``fmax`` becomes the recordings' lowest Nyquist frequency
+    (:mod:`.mel_range`); ``learn`` turns it off, as it must compute its model's bands.
 
     Returns the build report (also written to ``out_dir/build_report.json``). Raises
     :class:`InputError` for unusable input (nothing found, a label missing from a split,
@@ -66,6 +71,9 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     choice = devices.resolve(config.device, "build")
     device = choice.device
     found = discover(input_path, one_label)
+    if fit_fmax:
+        config = dataclasses.replace(config, feature=mel_range.fitted(
+            config.feature, [s.path for s in found.sources]))
     _prepare_out_dir(out, overwrite)
     log.info("found %d recordings under %s (%s; labels: %s)", len(found.sources), input_path,
              found.layout, ", ".join(found.labels))

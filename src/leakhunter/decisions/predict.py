@@ -98,6 +98,7 @@ class Predictor:
                         "validation data", self.model_path, self.rule.threshold)
         self.workers = workers or default_workers()
         self._announced = False
+        self._distances: dict[str, np.ndarray] = {}  # per judged path: familiarity [2]
         # familiarity needs the torch model's embeddings: none from an ONNX graph
         self.familiarity = None if self.onnx else familiarity.stats_of(card.familiarity,
                                                                          str(model))
@@ -149,6 +150,23 @@ class Predictor:
                 yield self._record(path, result, segments)
                 bar.update(1)
 
+    def flag_site_shift(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Judge ``records`` (this predictor's, from :meth:`predict`) as one run: when their
+        familiarity distances, together, lie farther from the training data than the
+        validation recordings' (:func:`leakhunter.model.familiarity.site_shift`), every
+        one judged with status ``ok`` becomes ``unfamiliar``. Returns the test (``shifted``,
+        ``p``, ``recordings``), or ``None`` for a model without familiarity statistics."""
+        if self.familiarity is None:
+            return None
+        judged = [r for r in records if r["path"] in self._distances]
+        test = familiarity.site_shift(self.familiarity, np.array(
+            [self._distances[r["path"]] for r in judged]).reshape(-1, 2))
+        if test["shifted"]:
+            for r in judged:
+                if r["status"] == "ok":
+                    r["status"] = "unfamiliar"
+        return test
+
     def _score_waiting(self, waiting: list[tuple[str, dict[str, Any]]]
                        ) -> list[tuple[str, dict[str, Any]]]:
         """Score the features the workers sent, all recordings in one model call."""
@@ -181,6 +199,7 @@ class Predictor:
                       decision="LEAK" if score >= d.threshold else "NO LEAK")
         if "distance" in result:  # judged all the same; the flag says on what grounds
             distance = result["distance"].mean(axis=0)  # [2]: embedding, input
+            self._distances[path] = distance
             record["familiarity"] = float(familiarity.familiarity(self.familiarity, distance))
             # "padded" says more of a recording that is mostly zeros: it stays
             if record["status"] == "ok" and familiarity.unfamiliar(self.familiarity, distance):
@@ -302,8 +321,12 @@ def _in_worker() -> bool:
 
 def predict(model: str | Path, inputs: Iterable[str | Path], **kwargs: Any
             ) -> list[dict[str, Any]]:
-    """Decisions for ``inputs`` (files, folders, globs) as a list of records; keyword
-    arguments as :class:`Predictor` (and ``segments=True`` for timelines)."""
+    """Decisions for ``inputs`` (files, folders, globs) as a list of records, judged as one
+    run (:meth:`Predictor.flag_site_shift`); keyword arguments as :class:`Predictor` (and
+    ``segments=True`` for timelines)."""
     segments = kwargs.pop("segments", False)
-    return list(Predictor(model, **kwargs).predict(inputs, segments=segments))
+    predictor = Predictor(model, **kwargs)
+    records = list(predictor.predict(inputs, segments=segments))
+    predictor.flag_site_shift(records)
+    return records
 

@@ -66,7 +66,8 @@ def build_new_site(new_input: str | Path, out: Path, build_cfg: BuildConfig,
             raise InputError(f"{new_input}: classes {', '.join(found.labels)} differ from the "
                              f"model's ({', '.join(classes)}); learn adapts a model to new "
                              f"recordings of the same classes")
-    return build_dataset(source, out, build_cfg, overwrite=True, one_label=unlabelled)
+    return build_dataset(source, out, build_cfg, overwrite=True, one_label=unlabelled,
+                         fit_fmax=False)  # the model's own bands, whatever they are
 
 
 def gather(data: SplitData, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -121,7 +121,9 @@ class ModelCard:
                 rule=rule, stored_threshold=None if stored is None else float(stored),
                 threshold_method=meta.get("threshold_method"),
                 threshold_source=meta.get("threshold_source"),
-                model_config=from_dict(ModelConfig, meta["model_config"])
+                # a model written before ModelConfig.pool flattened its last map
+                model_config=from_dict(ModelConfig, {"pool": "flatten",
+                                                     **meta["model_config"]})
                 if meta.get("model_config") is not None else None,
                 familiarity=meta.get("familiarity"),
                 meta={k: v for k, v in meta.items() if k != "model"}, path=str(path))

@@ -24,7 +24,8 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class LeakCNN(nn.Module):
-    """Conv blocks of width ``width * 2**i``, a dense layer, dropout, and the heads.
+    """Conv blocks of width ``width * 2**i``, pooled (``cfg.pool``: each channel's mean and
+    maximum, or the map flattened), a dense layer, dropout, and the heads.
 
     ``positive``: indices of the classes that count as a leak. The per-band input
     normalisation (``norm_mean``, ``norm_std``, shape ``[n_mels]``) is part of the state, so
@@ -43,8 +44,12 @@ class LeakCNN(nn.Module):
         self.positive_mask[positive] = True
         widths = [1] + [cfg.width * 2 ** i for i in range(cfg.blocks)]
         self.features = nn.Sequential(*(_block(a, b) for a, b in zip(widths, widths[1:])))
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, n_mels, frames)).numel()
+        self.pooled = cfg.pool == "avg+max"
+        if self.pooled:
+            flat = 2 * widths[-1]  # each channel's mean and maximum over the last map
+        else:
+            with torch.no_grad():
+                flat = self.features(torch.zeros(1, 1, n_mels, frames)).numel()
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(flat, cfg.dense), nn.ReLU(True),
             nn.Dropout(cfg.dropout), nn.Linear(cfg.dense, n_classes + int(self.multiclass)))
@@ -59,7 +64,10 @@ class LeakCNN(nn.Module):
         x = x.unsqueeze(1)
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.head[:-2](self.features(x))
+        x = self.features(x)
+        if self.pooled:  # [B, C, m, f] -> [B, 2C]: where in the map no longer matters
+            x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.head[:-2](x)
 
     def from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
         """The :meth:`forward` output of an :meth:`embed` output."""

@@ -18,6 +18,10 @@ are as far, by either distance; with fewer than 100 of them, farther than all) t
 recording gets ``status=unfamiliar``. It is still judged; the flag says
 the judgement rests on data unlike the training data.
 
+A ``predict`` run is also judged as a whole (:func:`site_shift`): when its recordings,
+together, lie farther than the validation recordings (a rank test), they come from
+somewhere the model has not heard, and every one of them is flagged.
+
 The statistics are computed by ``train`` when it writes ``best.pt`` and stored there as
 plain tensors and values (``state["familiarity"]``), so ``weights_only`` loading keeps
 working; a model written before them has none and its figure is left empty.
@@ -43,6 +47,8 @@ PARTS = ("embedding", "input")
 QUANTILE = 0.01  # per part, validation recordings beyond it are flagged: the farthest 1 %
 MAX_FIT_SEGMENTS = 8192  # training segments the statistics are fitted on (seeded sample)
 SHRINKAGE = 0.05  # covariance = (1 - s) * sample + s * its diagonal: invertible, stable
+SHIFT_P = 0.001  # a run is another site's when its distances are this unlikely (site_shift)
+MIN_RUN = 8  # ... and it holds at least this many recordings
 
 
 def input_features(mel: torch.Tensor) -> torch.Tensor:
@@ -161,6 +167,37 @@ def unfamiliar(stats: dict[str, Any], distance: np.ndarray) -> np.ndarray:
     its :func:`familiarity` is below the quantile."""
     # from the reference distances themselves: the stored thresholds are for reading
     return familiarity(stats, distance) < stats["quantile"]
+
+
+def site_shift(stats: dict[str, Any], distance: np.ndarray) -> dict[str, Any]:
+    """Whether recordings at ``distance`` ``[R, 2]``, taken together, lie farther from the
+    training data than the validation recordings do: a one-sided Mann-Whitney test per
+    part against the stored reference distances (normal approximation), Bonferroni over
+    the parts. ``shifted`` when ``R >= MIN_RUN`` and the smaller p-value is below
+    ``SHIFT_P / 2``.
+
+    One recording of a new site can look like a familiar one (a plastic main's quiet
+    night is still a quiet night), but its site's recordings together do not: on the
+    README's site B the previous default flagged 28 % of the recordings one by one, and
+    every run of 20 of them as a whole (``benchmarks/new_site.py``)."""
+    d = np.asarray(distance, dtype=np.float64).reshape(-1, len(PARTS))
+    n1 = len(d)
+    p_values = []
+    for i, name in enumerate(PARTS):
+        ref = stats["parts"][name]["reference"].double().numpy()
+        n2 = ref.size
+        if n1 == 0 or n2 == 0:
+            p_values.append(1.0)
+            continue
+        # U of the run: pairs (run, reference) with the run's recording farther; ties half
+        u = float(np.searchsorted(ref, d[:, i], side="left").sum()
+                  + 0.5 * (np.searchsorted(ref, d[:, i], side="right")
+                           - np.searchsorted(ref, d[:, i], side="left")).sum())
+        z = (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+        p_values.append(0.5 * math.erfc(z / math.sqrt(2)))
+    p = min(p_values)
+    return {"shifted": bool(n1 >= MIN_RUN and p < SHIFT_P / len(PARTS)), "p": p,
+            "recordings": n1}
 
 
 def stats_of(stats: dict[str, Any] | None, where: str) -> dict[str, Any] | None:

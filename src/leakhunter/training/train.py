@@ -84,7 +84,10 @@ def train(dataset_dir: str | Path | None, run_dir: str | Path, config: TrainConf
 
 
 def _resumed_config(state: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
-    saved = to_dict(from_dict(TrainConfig, state["config"]))
+    # a run started before augmentation and the pooled head existed continues as it began
+    began = {**state["config"], "augment": state["config"].get("augment", [])}
+    began["model"] = {"pool": "flatten", **began.get("model", {})}
+    saved = to_dict(from_dict(TrainConfig, began))
     changed = [k for k, v in overrides.items() if k.split(".")[0] not in RESUMABLE
                and _get(saved, k) != (list(v) if isinstance(v, tuple) else v)]
     if changed:

@@ -35,6 +35,7 @@ from ..runtime.amp import autocast, resolve_amp
 from ..runtime.log import progress_bar
 from ..runtime.parallel import loader_worker_init
 from . import batches, distributed, run_folder
+from .augment import augment
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ class Trainer:
         for idx, x, y in self._feed(todo[self.batch:]):
             x = x.to(dev, non_blocking=True)
             y = y.to(dev, non_blocking=True)
+            if cfg.augment:
+                x = augment(x, cfg.augment, self.aug)
             if cfg.spec_augment:
                 x = batches.spec_augment(x, fill, self.aug)
             partner, lam = None, 1.0

@@ -5,7 +5,9 @@ its pass band and resonances (where leak noise lives), the background's colour a
 sensors' self-noise, the mains and pump hum around the sensors, and the mix of interference
 (what passes by). Site ``A`` is the default world, exactly as ``synth`` wrote it before
 sites existed; site ``B`` is a plastic (PE/PVC) network in a busy street, where leak noise
-is damped to a low band, and which a model trained on site A has never heard.
+is damped to a low band, and which a model trained on site A has never heard. Site ``C`` is
+an asbestos-cement network beside a pumping station: a third world kept apart from any
+choice of defaults (``benchmarks/new_site.py`` reports it, nothing is tuned on it).
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ SITES: dict[str, Site] = {
               band_hi=(280, 500), resonance_floor=100, resonance_bandwidth=(25, 100),
               tilt=(1.2, 1.8), hiss_db=(-14, -4), mains_share=0.9, mains_db=(-14, -2),
               pump_share=0.5, interference_scale=2.0, bursts=(0.1, 0.4, 0.5, 0.0)),
+    "C": Site("C", "asbestos-cement mains beside a pumping station: leak noise in a middle "
+                   "band, whiter background, quiet sensors, pump hum at most sensors",
+              sensor_base=7101, recording_base=700001, band_lo=(60, 140),
+              band_hi=(500, 900), resonance_floor=180, resonance_bandwidth=(40, 200),
+              tilt=(0.3, 0.8), hiss_db=(-30, -18), mains_share=0.3, mains_db=(-20, -10),
+              pump_share=0.8, interference_scale=1.5, bursts=(0.3, 0.2, 0.2, 0.3)),
 }
 
 
