@@ -71,12 +71,12 @@ def build_dataset(input_path: str | Path, out_dir: str | Path,
     choice = devices.resolve(config.device, "build")
     device = choice.device
     found = discover(input_path, one_label)
-    if fit_fmax:
-        config = dataclasses.replace(config, feature=mel_range.fitted(
-            config.feature, [s.path for s in found.sources]))
     _prepare_out_dir(out, overwrite)
     log.info("found %d recordings under %s (%s; labels: %s)", len(found.sources), input_path,
              found.layout, ", ".join(found.labels))
+    if fit_fmax:
+        config = dataclasses.replace(config, feature=mel_range.fitted(
+            config.feature, [s.path for s in found.sources]))
     log.info("features on %s", choice.describe())
     spool = out / SPOOL_FILE
     try:

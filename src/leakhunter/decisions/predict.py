@@ -125,6 +125,7 @@ class Predictor:
         """One record per recording (input order); with ``segments``, each record also
         holds ``timeline``: a list of ``(start_s, leak_probability, top_class)``."""
         paths = find_recordings(inputs)
+        self._distances = {}  # this run's, for flag_site_shift (a watcher runs for months)
         if not self._announced:  # once: `predict --watch` calls this for every batch
             log.info("model on %s", self.choice.describe())
             self._announced = True
