@@ -5,7 +5,8 @@ Layers, in the order of the data flow (a module may import from its own layer an
 layers before it, never from a later one)::
 
     config, errors, leakhunter/__init__  ->  runtime  ->  recordings  ->  dataset  ->  model
-    ->  training  ->  decisions  ->  report  ->  learn  ->  tune  ->  demo  ->  cli, __main__
+    ->  training  ->  decisions  ->  locate  ->  report  ->  learn  ->  tune  ->  demo
+    ->  cli, __main__
 
 Every import counts, also one inside a function: a lazy import is still a dependency.
 """
@@ -21,7 +22,7 @@ import leakhunter
 
 PACKAGE = Path(leakhunter.__file__).parent
 LAYERS = ("", "runtime", "recordings", "dataset", "model", "training", "decisions",
-          "report", "learn", "tune", "demo", "cli")
+          "locate", "report", "learn", "tune", "demo", "cli")
 FIRST = {"config": "", "errors": "", "__init__": "", "__main__": "cli"}
 MAX_LINES = 400
 
