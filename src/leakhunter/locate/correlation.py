@@ -1,0 +1,148 @@
+"""Generalised cross-correlation of sensor pairs, batched: the delay between two recordings.
+
+For a pair ``a``, ``b`` (``[P, N]`` samples, ``P`` pairs at once, on the CPU or a GPU) the
+Welch-averaged spectra are computed over Hann windows of ``window`` samples at half
+overlap: ``G_aa``, ``G_bb`` and the cross-spectrum ``G_ab = E[A conj(B)]``, each
+``[P, F]``. A weighting ``W`` (Knapp & Carter 1976) shapes the cross-spectrum before the
+inverse transform::
+
+    plain  W = 1                                   (the cross-correlation itself)
+    phat   W = 1 / |G_ab|                          (phase only: sharp peaks, noise too)
+    scot   W = 1 / sqrt(G_aa G_bb)                 (each sensor's colour removed)
+    ml     W = C / (|G_ab| (1 - C)), C = coherence (Hannan–Thomson: trust coherent bands)
+
+and a band mask keeps the frequencies given. The correlation ``R[P, L]`` runs over lags of
+``-window/2 .. window/2 - 1`` samples; its peak lies at ``tau = t_A - t_B``, positive when
+the sound reaches A later (``a`` is ``b`` delayed). A window must therefore be longer than
+twice the largest possible delay (the span over the wave speed), or the peak wraps round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+
+WEIGHTINGS = ("plain", "phat", "scot", "ml")
+EPS = 1e-12  # relative floor of spectra before division
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """Welch averages of a batch of pairs: ``aa``, ``bb`` real ``[P, F]``, ``ab`` complex
+    ``[P, F]``; ``windows``: how many were averaged; ``freqs``: ``[F]`` Hz."""
+
+    aa: torch.Tensor
+    bb: torch.Tensor
+    ab: torch.Tensor
+    windows: int
+    freqs: torch.Tensor
+
+    @property
+    def coherence(self) -> torch.Tensor:
+        """Magnitude-squared coherence ``[P, F]`` in [0, 1]."""
+        floor = EPS * (self.aa.amax(dim=1, keepdim=True) * self.bb.amax(dim=1, keepdim=True))
+        return (self.ab.abs() ** 2 / (self.aa * self.bb).clamp_min(floor)).clamp(0.0, 1.0)
+
+
+def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float) -> Spectra:
+    """Welch auto- and cross-spectra of ``a`` and ``b`` (``[P, N]``, same shape), Hann
+    windows of ``window`` samples at half overlap."""
+    if a.shape != b.shape or a.dim() != 2:
+        raise ConfigError(f"pairs must be two [P, N] batches of one shape, not "
+                          f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if window < 8 or window > a.shape[1]:
+        raise ConfigError(f"a window of {window} samples needs recordings at least that long "
+                          f"(they hold {a.shape[1]})")
+    hop = window // 2
+    taper = torch.hann_window(window, periodic=True, dtype=a.dtype, device=a.device)
+    fa = torch.fft.rfft(a.unfold(1, window, hop) * taper, dim=2)  # [P, K, F]
+    fb = torch.fft.rfft(b.unfold(1, window, hop) * taper, dim=2)
+    freqs = torch.fft.rfftfreq(window, d=1.0 / rate).to(a.device)
+    return Spectra(aa=(fa.abs() ** 2).mean(dim=1), bb=(fb.abs() ** 2).mean(dim=1),
+                   ab=(fa * fb.conj()).mean(dim=1), windows=fa.shape[1], freqs=freqs)
+
+
+def weights(s: Spectra, weighting: str) -> torch.Tensor:
+    """The weighting ``W`` ``[P, F]`` (real, non-negative) of :data:`WEIGHTINGS`."""
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"unknown weighting {weighting!r}; known: {', '.join(WEIGHTINGS)}")
+    magnitude = s.ab.abs()
+    floor = EPS * magnitude.amax(dim=1, keepdim=True).clamp_min(EPS)
+    if weighting == "plain":
+        return torch.ones_like(magnitude)
+    if weighting == "phat":
+        return 1.0 / magnitude.clamp_min(floor)
+    if weighting == "scot":
+        power = (s.aa * s.bb).sqrt()
+        return 1.0 / power.clamp_min(EPS * power.amax(dim=1, keepdim=True).clamp_min(EPS))
+    coh = s.coherence.clamp(max=1.0 - 1e-6)
+    return coh / ((1.0 - coh) * magnitude.clamp_min(floor))
+
+
+UPSAMPLE = 8  # correlation points per sample: the inverse transform zero-padded
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """``values`` ``[P, L]``: the weighted correlation at ``lags`` ``[L]`` (samples, in
+    steps of ``1 / upsample``)."""
+
+    values: torch.Tensor
+    lags: torch.Tensor
+    upsample: int
+
+
+def correlate(s: Spectra, weighting: str = "scot", band: torch.Tensor | None = None,
+              upsample: int = UPSAMPLE) -> Correlation:
+    """The generalised cross-correlation of :func:`spectra`, weighted and, with ``band``
+    (bool ``[F]`` or ``[P, F]``), restricted to those frequencies; lags centred on 0.
+
+    The inverse transform is zero-padded ``upsample`` times: the correlation between
+    samples is its band-limited interpolation, so whitened weightings (PHAT, SCOT), whose
+    peaks are a sample or two wide, are located between samples as well as broad ones."""
+    w = weights(s, weighting)
+    if band is not None:
+        w = w * band.to(w.dtype)
+    window = 2 * (s.ab.shape[1] - 1)
+    n = window * upsample
+    values = torch.fft.fftshift(torch.fft.irfft(w * s.ab, n=n, dim=1), dim=1) * upsample
+    lags = (torch.arange(n, device=values.device, dtype=values.dtype) - n // 2) / upsample
+    return Correlation(values=values, lags=lags, upsample=upsample)
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Per pair ``[P]``: the delay in samples (between samples: the upsampled correlation,
+    then a parabola through its highest point), the correlation there, and ``quality``: how
+    far the peak stands out of the correlation away from it (independent noise: about 2.3)."""
+
+    delay: torch.Tensor
+    height: torch.Tensor
+    quality: torch.Tensor
+
+
+def peak(c: Correlation, max_lag: float | None = None) -> Peak:
+    """The highest correlation of each pair within ``|lag| <= max_lag`` samples (all lags
+    when ``None``), refined by the parabola through it and its two neighbours."""
+    values = c.values
+    allowed = torch.ones_like(c.lags, dtype=torch.bool) if max_lag is None else \
+        c.lags.abs() <= max_lag
+    masked = values.masked_fill(~allowed[None, :], float("-inf"))
+    i = masked.argmax(dim=1)  # [P]
+    rows = torch.arange(values.shape[0], device=values.device)
+    left = values[rows, (i - 1).clamp(min=0)]
+    mid = values[rows, i]
+    right = values[rows, (i + 1).clamp(max=values.shape[1] - 1)]
+    curvature = left - 2 * mid + right
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-30),
+                        torch.zeros_like(mid)).clamp(-0.5, 0.5)
+    delay = c.lags[i] + shift / c.upsample
+    # how far the peak stands above the correlation away from it (beyond 4 samples), in
+    # units of that correlation's spread (its 95th percentile above its median)
+    away = torch.where((c.lags[None, :] - c.lags[i][:, None]).abs() > 4, values, torch.nan)
+    level = away.nanmedian(dim=1).values
+    spread = (away.nanquantile(0.95, dim=1) - level).clamp_min(1e-30)
+    return Peak(delay=delay, height=mid, quality=(mid - level) / spread)
