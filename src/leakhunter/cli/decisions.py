@@ -275,7 +275,7 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     columns = info["identity"]["columns"]
     tally: Counter[str] = Counter()
 
-    familiar: Counter[str] = Counter()
+    familiar: Counter[bool] = Counter()  # unfamiliar or not, of those with a figure
 
     def count(record: dict[str, Any]) -> None:
         tally[record["decision"] or f"not judged ({record['status']})"] += 1

@@ -16,20 +16,10 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
-import soundfile as sf
-
 from ..config import FeatureConfig
+from ..recordings.audio import source_rate
 
 log = logging.getLogger(__name__)
-
-
-def source_rate(path: str) -> int | None:
-    """The sample rate a file's header declares, or ``None`` when it cannot be read (the
-    file is then reported by the build's own reading, with its reason)."""
-    try:
-        return int(sf.info(path).samplerate)
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
-        return None
 
 
 def fitted(feature: FeatureConfig, paths: Iterable[str]) -> FeatureConfig:

@@ -264,6 +264,15 @@ def pad_to_segment(wave: np.ndarray, feature: FeatureConfig) -> tuple[np.ndarray
     return wave, False
 
 
+def source_rate(path: str | Path) -> int | None:
+    """The sample rate a file's header declares, or ``None`` when it cannot be read (the
+    file's reading then says why)."""
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
+        return None
+
+
 def gain_too_low(meta: NameMeta, audio: AudioConfig) -> bool:
     """True when the name's gain says the sensor was out of water (gain <= minimum)."""
     return meta.gain_db is not None and meta.gain_db <= audio.min_gain_db
