@@ -19,6 +19,7 @@ from leakhunter.cli import main
 from leakhunter.config import AudioConfig, FeatureConfig, ReportConfig
 from leakhunter.decisions.predictions_file import info_path
 from leakhunter.errors import InputError
+from leakhunter.recordings.audio import parse_timestamp
 from leakhunter.recordings.features import LogMel, extract
 from leakhunter.report import build_report, sensor_view, write_sensors_csv
 from leakhunter.report.load import load_survey
@@ -29,7 +30,7 @@ from leakhunter.report.media import (
     recording_media,
     spectrogram,
 )
-from leakhunter.report.sensors import night_of, parse_timestamp
+from leakhunter.report.sensors import night_of
 
 from ..helpers.survey import Survey, page_data, read_csv, survey  # noqa: F401 (fixture)
 

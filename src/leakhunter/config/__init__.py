@@ -9,6 +9,7 @@ What lives where:
 - :mod:`.stages`: the dataclasses (``FeatureConfig`` ... ``ReportConfig``), their defaults and
   checks, and the fixed names :data:`SPLITS`, :data:`BINARY_LABELS`,
   :data:`MULTICLASS_LABELS`;
+- :mod:`.locate`: ``LocateConfig`` and ``PairSynthConfig``, the leak correlator's;
 - :mod:`.serial`: :func:`to_dict`, :func:`to_json`, :func:`from_dict` and :func:`load_toml`.
 
 Import from here (``from ..config import TrainConfig, from_dict``), not from the submodules.
@@ -16,6 +17,7 @@ Import from here (``from ..config import TrainConfig, from_dict``), not from the
 
 from __future__ import annotations
 
+from .locate import WEIGHTINGS, LocateConfig, PairSynthConfig
 from .serial import from_dict, load_toml, to_dict, to_json
 from .stages import (
     AUGMENTS,
@@ -39,9 +41,9 @@ from .stages import (
 )
 
 __all__ = [
-    "AUGMENTS", "BINARY_LABELS", "MULTICLASS_LABELS", "POOLS", "SPLITS",
+    "AUGMENTS", "BINARY_LABELS", "MULTICLASS_LABELS", "POOLS", "SPLITS", "WEIGHTINGS",
     "AudioConfig", "BuildConfig", "CalibrateConfig", "DemoConfig", "EvalConfig",
-    "FeatureConfig", "LearnConfig", "ModelConfig", "ReportConfig", "SplitConfig",
-    "SynthConfig", "TrainConfig", "TuneConfig",
+    "FeatureConfig", "LearnConfig", "LocateConfig", "ModelConfig", "PairSynthConfig",
+    "ReportConfig", "SplitConfig", "SynthConfig", "TrainConfig", "TuneConfig",
     "from_dict", "load_toml", "to_dict", "to_json",
 ]

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import WEIGHTINGS
 from ..errors import ConfigError
 
-WEIGHTINGS = ("plain", "phat", "scot", "ml")
 EPS = 1e-12  # relative floor of spectra before division
 
 

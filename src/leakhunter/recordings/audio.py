@@ -13,6 +13,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,27 @@ def parse_name(path: str | Path) -> NameMeta:
     except ValueError:
         gain_db = None
     return NameMeta(sensor, recording, timestamp, gain_db)
+
+
+TIMESTAMP_FORMATS = ("%Y%m%dT%H%M%S", "%Y%m%d_%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d%H%M%S",
+           "%Y-%m-%dT%H-%M-%S", "%Y-%m-%d_%H-%M-%S", "%Y%m%dT%H%M", "%Y%m%d")
+"""Timestamp formats tried before ISO 8601 (which :meth:`datetime.fromisoformat` reads)."""
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """A file-name timestamp as a naive datetime, or ``None`` when it is not a date."""
+    text = text.strip()
+    if not text:
+        return None
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from typing import Any
 
 from .. import __version__
 from ..config import AudioConfig, FeatureConfig, ReportConfig
+from ..recordings.audio import parse_timestamp
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
 from .load import Survey, load_survey
 from .media import recording_media
-from .sensors import SensorView, parse_timestamp, sensor_view
+from .sensors import SensorView, sensor_view
 
 log = logging.getLogger(__name__)
 

@@ -18,33 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ReportConfig
+from ..recordings.audio import parse_timestamp
 from ..runtime import safe_write
 
 NIGHT_STARTS = timedelta(hours=12)  # shift so that a night's recordings share a date
-FORMATS = ("%Y%m%dT%H%M%S", "%Y%m%d_%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d%H%M%S",
-           "%Y-%m-%dT%H-%M-%S", "%Y-%m-%d_%H-%M-%S", "%Y%m%dT%H%M", "%Y%m%d")
-"""Timestamp formats tried before ISO 8601 (which :meth:`datetime.fromisoformat` reads)."""
-
 SENSOR_COLUMNS = ("rank", "sensor_id", "alert", "leak_nights", "recent_nights",
                   "first_leak_night", "last_night", "mean_probability_recent",
                   "max_probability_recent", "latest_decision", "nights", "recordings",
                   "judged")
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """A file-name timestamp as a naive datetime, or ``None`` when it is not a date."""
-    text = text.strip()
-    if not text:
-        return None
-    for fmt in FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            pass
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=None)
-    except ValueError:
-        return None
 
 
 def night_of(when: datetime) -> date:
