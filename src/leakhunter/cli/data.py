@@ -1,5 +1,6 @@
-"""The data commands: ``synth`` (synthetic recordings), ``build`` (recordings to HDF5
-splits), ``info`` (a dataset's summary and integrity check). Each ``add_*`` builds the
+"""The data commands: ``synth`` (synthetic recordings), ``synth-pairs`` (generated sensor
+pairs with known leak positions), ``build`` (recordings to HDF5 splits), ``info`` (a
+dataset's summary and integrity check). Each ``add_*`` builds the
 command's parser and sets the ``run_*`` after it as its ``func``; library imports happen
 inside the ``run_*`` so ``leakhunter --help`` stays fast."""
 
@@ -9,12 +10,13 @@ import argparse
 import json
 from typing import Any
 
-from ..config import MULTICLASS_LABELS, BuildConfig, SynthConfig
+from ..config import MULTICLASS_LABELS, BuildConfig, PairSynthConfig, SynthConfig
 from .flags import (
     common,
     device_flag,
     floats,
     log_flags,
+    low_high,
     names,
     option,
     optional_float,
@@ -64,6 +66,58 @@ def run_synth(args: argparse.Namespace) -> int:
         print(f"  {label:<14} {n:>6} recordings, {len(summary.sensors[label])} sensors")
     print(f"  {summary.out_of_water} out of water (gain 1 dB), "
           f"{summary.with_interference} with interference bursts")
+    return 0
+
+
+# --- synth-pairs ----------------------------------------------------------------------------
+
+def add_synth_pairs(sub: Any) -> None:
+    p = sub.add_parser("synth-pairs",
+                       help="write generated sensor pairs with known leak positions "
+                            "(correlator tests and benchmarks)",
+                       description="Write pairs of synchronised recordings of two sensors on "
+                                   "a pipe, named sensor~recording~timestamp~gain.wav under "
+                                   "OUT_DIR/recordings, with the truth in OUT_DIR/pairs.csv "
+                                   "(usable as a correlator's --pairs) and the layout in "
+                                   "OUT_DIR/sensors.csv.")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to create")
+    d = PairSynthConfig()
+    option(p, ["--count"], "count", d, "pairs to write")
+    option(p, ["--seed"], "seed", d, "random seed; the same seed writes identical files")
+    option(p, ["--sample-rate"], "sample_rate", d, "sample rate in Hz")
+    option(p, ["--duration"], "duration_s", d, "length of each recording in seconds")
+    option(p, ["--materials"], "materials", d,
+           "comma-separated pipe materials, drawn uniformly per pair", type=names)
+    option(p, ["--span"], "span_m", d,
+           "sensor spacing in metres, drawn uniformly", type=low_high,
+           metavar="LOW,HIGH")
+    option(p, ["--snr"], "snr_db", d, "per sensor, the leak noise re the sensor noise in dB "
+           "(RMS, whole band), drawn uniformly; a negative LOW needs '=': --snr=-12,6",
+           type=low_high, metavar="LOW,HIGH")
+    option(p, ["--no-leak-share"], "no_leak_share", d, "share of pairs without a leak")
+    option(p, ["--interference-share"], "interference_share", d,
+           "share of pairs with common-mode noise from beyond one end")
+    option(p, ["--interference-db"], "interference_db", d,
+           "that noise at the nearer sensor re the leak there (re the sensor noise "
+           "without a leak), dB; a negative LOW needs '=': --interference-db=-10,0",
+           type=low_high, metavar="LOW,HIGH")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the recordings and CSV files of an existing OUT_DIR "
+                        "(default: refuse)")
+    common(p)
+    p.set_defaults(func=run_synth_pairs)
+
+
+def run_synth_pairs(args: argparse.Namespace) -> int:
+    from ..locate.synth_pairs import synthesize_pairs
+
+    cfg = settings(PairSynthConfig, args)
+    summary = synthesize_pairs(args.out_dir, cfg, overwrite=args.overwrite)
+    print(f"wrote {summary.pairs} pairs ({summary.total_seconds / 60:.1f} min of audio) to "
+          f"{summary.out_dir}")
+    print(f"  {summary.leak_pairs} with a leak, {summary.pairs - summary.leak_pairs} without, "
+          f"{summary.with_interference} with interference")
+    print(f"  truth: {summary.pairs_csv}")
     return 0
 
 

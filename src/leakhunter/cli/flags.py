@@ -79,6 +79,14 @@ def floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
 
 
+def low_high(text: str) -> tuple[float, float]:
+    """argparse type: "LOW,HIGH" -> (low, high); exactly two numbers."""
+    values = floats(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH, got {text!r}")
+    return values[0], values[1]
+
+
 def names(text: str) -> tuple[str, ...]:
     """argparse type: comma-separated names, blanks dropped."""
     return tuple(x.strip() for x in text.split(",") if x.strip())

@@ -22,14 +22,15 @@ LEAK = "tab:red"
 NO_LEAK = "tab:green"
 
 
-def figure(size: tuple[float, float] = SIZE, ncols: int = 1) -> tuple[Any, Any]:
-    """A figure on its own Agg canvas (no pyplot) and its axes."""
+def figure(size: tuple[float, float] = SIZE, ncols: int = 1,
+           nrows: int = 1) -> tuple[Any, Any]:
+    """A figure on its own Agg canvas (no pyplot) and its axes (``nrows`` x ``ncols``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=DPI, layout="tight")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
+    axes = fig.subplots(nrows, ncols)
     return fig, axes
 
 

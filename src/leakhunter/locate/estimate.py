@@ -1,0 +1,262 @@
+"""From a batch of synchronised pairs to positions: window, band, delay, interval, status.
+
+:func:`locate_batch` takes ``P`` pairs of one length and sample rate (``[P, N]`` tensors on
+the CPU or a GPU), their spans and wave speeds, and returns one :class:`Location` each:
+
+1. **Window**: the Welch window must hold the largest possible delay twice over (span over
+   the slowest wave speed the material allows) or the correlation wraps round; it is the
+   shortest power of two of at least ``window_spans`` such delays (and ``min_window_s``),
+   but no longer than half the recording, so that at least three windows are averaged.
+2. **Band**: where the two sensors hear something in common. The magnitude-squared
+   coherence of ``K`` windows of independent noise is about ``1 / K``; it is smoothed over
+   ``SMOOTH_HZ`` and the frequencies standing ``BAND_SIGMAS`` standard errors above that
+   floor are the band. ``band_hz`` fixes the band instead.
+3. **Delay**: the generalised cross-correlation over the band with the configured
+   weighting (:mod:`.correlation`), searched within the physically possible delays (plus
+   ``SEARCH_MARGIN``), interpolated between samples.
+4. **Quality**: the peak's height above the correlation at lags no source between or
+   beyond the sensors can produce (beyond the search range), in robust standard deviations
+   of it. A pair without a common source stands at about 4 (the largest of many noise
+   values); ``min_quality`` separates the two.
+5. **Interval**: the delay's standard error is the Cramér–Rao bound of the coherence in
+   the band (Knapp & Carter 1976: ``var = 1 / (2 T sum (2 pi f)^2 C / (1 - C) df)``, ``T``
+   the recording's length, ``C`` the coherence less its noise floor), never below a
+   quarter of the peak's half-height half-width (a broad peak is not located to a
+   sample); the position's interval spans that delay interval at ``confidence`` and the
+   material's range of wave speeds.
+6. **Status**: ``no correlation`` without a band or below ``min_quality``; ``outside``
+   when, at the fastest speed the material allows, the source lies within ``edge_share``
+   of the span of a sensor or beyond it (a pump or traffic past one end: the correlated
+   sound is not between the sensors); ``located`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import torch
+
+from ..config import LocateConfig
+from ..errors import ConfigError
+from .correlation import Correlation, Spectra, correlate, peak, spectra
+from .wave_speed import WaveSpeed
+
+LOCATED, OUTSIDE, NO_CORRELATION, BAD_INPUT = "located", "outside", "no correlation", "bad input"
+STATUSES = (LOCATED, OUTSIDE, NO_CORRELATION, BAD_INPUT)
+SMOOTH_HZ = 16.0  # coherence smoothing width: wide enough to steady it, narrower than a band
+BAND_SIGMAS = 4.0  # how far above the independent-noise floor a coherent frequency stands
+MIN_BAND_HZ = 4.0  # less coherent bandwidth than this is no band at all
+SEARCH_MARGIN = 0.1  # search delays up to (1 + this) x span / slowest speed
+MIN_SPANS = 3.0  # a window holds at least this many largest delays: twice to avoid wrapping
+                 # round, the rest for lags no source reaches (the quality's noise)
+MIN_WINDOWS = 3  # Welch windows averaged at least
+OVERLAP_SHARE = 1.06  # Hann at half overlap: K windows are worth about K / 1.06 independent
+
+
+@dataclass(frozen=True)
+class Location:
+    """One pair's answer. Positions in metres from sensor A, delays in seconds
+    (``t_A - t_B``); ``None`` where the status leaves them undefined (no correlation)."""
+
+    status: str
+    position_m: float | None
+    low_m: float | None
+    high_m: float | None
+    delay_s: float | None
+    delay_error_s: float | None  # the delay's half interval at the confidence
+    wave_speed_m_s: float
+    speed_low_m_s: float
+    speed_high_m_s: float
+    quality: float
+    coherence: float  # mean (floor-corrected) coherence in the band; 0 without one
+    band_hz: tuple[float, float] | None  # lowest and highest coherent frequency
+    window_s: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Curves:
+    """What the plot of one pair needs: the correlation against delay (s) and the coherence
+    against frequency (Hz) with the band mask; numpy-free tensors on the CPU."""
+
+    delays_s: torch.Tensor
+    correlation: torch.Tensor
+    freqs_hz: torch.Tensor
+    coherence: torch.Tensor
+    band: torch.Tensor
+    search_s: float = field(default=0.0)
+
+
+def window_samples(distance_m: float, slowest_m_s: float, rate: float, samples: int,
+                   cfg: LocateConfig) -> int:
+    """The Welch window (samples) for a span; :class:`ConfigError` when the recordings are
+    too short to hold :data:`MIN_WINDOWS` windows that long."""
+    largest = distance_m / slowest_m_s  # s
+    needed = MIN_SPANS * largest * rate  # the wrap limit (2) and lags beyond the search
+    if cfg.window_s is not None:
+        window = int(round(cfg.window_s * rate))
+    else:
+        want = max(cfg.window_spans * largest, cfg.min_window_s) * rate
+        window = 1 << max(3, math.ceil(math.log2(want)))
+        while window > 2 * samples // (MIN_WINDOWS + 1) and window / 2 >= needed:
+            window //= 2  # shorter recordings: fewer delays per window, but enough windows
+    if window < needed:
+        raise ConfigError(f"a {window / rate:.2f} s window cannot hold delays of up to "
+                          f"{largest:.2f} s (span {distance_m:g} m at {slowest_m_s:.0f} m/s) "
+                          f"{MIN_SPANS:g} times over: give a longer --window")
+    if window * (MIN_WINDOWS + 1) > 2 * samples:
+        raise ConfigError(f"recordings of {samples / rate:.1f} s hold fewer than "
+                          f"{MIN_WINDOWS} windows of {window / rate:.2f} s: a span of "
+                          f"{distance_m:g} m at {slowest_m_s:.0f} m/s needs at least "
+                          f"{(MIN_WINDOWS + 1) * window / 2 / rate:.1f} s")
+    return window
+
+
+def coherent_band(s: Spectra, cfg: LocateConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(band, excess)``: bool ``[P, F]``, the frequencies where the pair is coherent, and
+    the smoothed coherence above its independent-noise floor ``[P, F]`` (clamped at 0)."""
+    coh = s.coherence
+    step = float(s.freqs[1] - s.freqs[0])
+    width = max(1, int(round(SMOOTH_HZ / step)))
+    smooth = torch.nn.functional.avg_pool1d(coh[:, None, :], width, stride=1,
+                                            padding=width // 2, count_include_pad=False)
+    smooth = smooth[:, 0, :coh.shape[1]]
+    floor = OVERLAP_SHARE / s.windows
+    # neighbouring bins of a Hann window are not independent: about width / 2 of them are
+    spread = floor / math.sqrt(max(width / 2.0, 1.0))
+    excess = ((smooth - floor) / (1.0 - floor)).clamp(0.0, 0.999)
+    if cfg.band_hz is not None:
+        lo, hi = cfg.band_hz
+        band = ((s.freqs >= lo) & (s.freqs <= hi))[None, :].expand_as(coh).clone()
+    else:
+        band = smooth > floor + BAND_SIGMAS * spread
+        # too little coherence to see bin by bin is not yet no correlation: a weak leak
+        # spread over a wide band still adds up in the correlation, so such pairs use
+        # every frequency and the peak's quality decides
+        narrow = band.sum(dim=1) * step < MIN_BAND_HZ
+        band[narrow] = True
+    band[:, 0] = False  # never the DC bin
+    return band, excess
+
+
+def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
+                 speeds: list[WaveSpeed], cfg: LocateConfig, window: int,
+                 curves: bool = False) -> tuple[list[Location], list[Curves] | None]:
+    """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) sharing ``window``
+    (from :func:`window_samples` for the longest span of the batch). Returns the locations
+    and, with ``curves``, what a plot of each needs."""
+    s = spectra(a, b, window, rate)
+    band, excess = coherent_band(s, cfg)
+    corr = correlate(s, cfg.weighting, band=band)
+    dist = torch.tensor(distances_m, dtype=a.dtype, device=a.device)
+    slowest = torch.tensor([v.low for v in speeds], dtype=a.dtype, device=a.device)
+    search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
+    found = peak(_limited(corr, search))
+    quality = _quality(corr, found.height, found.delay, search, window)
+    sigma = _delay_sigma(s, band, excess, a.shape[1] / rate, corr, found.delay)
+    step = float(s.freqs[1] - s.freqs[0])
+    bandwidth = band.sum(dim=1) * step
+    mean_excess = (excess * band).sum(dim=1) / band.sum(dim=1).clamp_min(1)
+    z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
+    out = []
+    for i, (d, v) in enumerate(zip(distances_m, speeds)):
+        freqs = s.freqs[band[i]]
+        base = dict(wave_speed_m_s=v.speed, speed_low_m_s=v.low, speed_high_m_s=v.high,
+                    quality=float(quality[i]), coherence=float(mean_excess[i]),
+                    window_s=window / rate,
+                    band_hz=(float(freqs[0]), float(freqs[-1])) if freqs.numel() else None)
+        if float(bandwidth[i]) < MIN_BAND_HZ or float(quality[i]) < cfg.min_quality:
+            why = ("no frequencies left in --band" if float(bandwidth[i]) < MIN_BAND_HZ
+                   else f"peak quality {float(quality[i]):.1f} below {cfg.min_quality:g}")
+            out.append(Location(NO_CORRELATION, None, None, None, None, None, reason=why,
+                                **base))
+            continue
+        tau = float(found.delay[i]) / rate
+        err = z * float(sigma[i]) / rate
+        corners = [(d + c * t) / 2 for c in (v.low, v.high) for t in (tau - err, tau + err)]
+        status, why = LOCATED, ""
+        if v.high * abs(tau) >= (1 - 2 * cfg.edge_share) * d:
+            status = OUTSIDE
+            why = (f"the correlated sound comes from {'A' if tau < 0 else 'B'}'s end or "
+                   f"beyond it, not from between the sensors")
+        out.append(Location(status, (d + v.speed * tau) / 2, min(corners), max(corners), tau,
+                            err, reason=why, **base))
+    plots = None
+    if curves:
+        lags_s = (corr.lags / rate).cpu()
+        plots = [Curves(lags_s, corr.values[i].cpu(), s.freqs.cpu(), excess[i].cpu(),
+                        band[i].cpu(), float(search[i]) / rate) for i in range(a.shape[0])]
+    return out, plots
+
+
+def _limited(corr: Correlation, search: torch.Tensor) -> Correlation:
+    """``corr`` with lags beyond each pair's search range (samples ``[P]``) set to -inf."""
+    outside = corr.lags[None, :].abs() > search[:, None]
+    return Correlation(corr.values.masked_fill(outside, float("-inf")), corr.lags,
+                       corr.upsample)
+
+
+def _quality(corr: Correlation, height: torch.Tensor, delay: torch.Tensor,
+             search: torch.Tensor, window: int) -> torch.Tensor:
+    """The peak's height above the correlation of lags beyond the search range, in robust
+    standard deviations of it ``[P]``.
+
+    Welch windows overlap less at long lags, so the correlation of independent noise
+    varies less there: each lag is scaled by that spread (:func:`_noise_profile`) first,
+    and the peak is measured in the spread at its own lag."""
+    profile = _noise_profile(window, corr)
+    scaled = corr.values / profile[None, :]
+    beyond = corr.lags[None, :].abs() > search[:, None]
+    noise = torch.where(beyond, scaled, torch.nan)
+    level = noise.nanmedian(dim=1).values
+    sigma = 1.4826 * (noise - level[:, None]).abs().nanmedian(dim=1).values
+    at = torch.searchsorted(corr.lags.contiguous(), delay.contiguous()).clamp(
+        0, corr.lags.numel() - 1)
+    return (height / profile[at] - level) / sigma.clamp_min(1e-30)
+
+
+def _noise_profile(window: int, corr: Correlation) -> torch.Tensor:
+    """The standard deviation of the correlation of independent white noise at each lag of
+    ``corr``, relative to lag 0: ``sqrt(sum_n w(n)^2 w(n+l)^2)`` for the Hann window ``w``
+    (circular, as the transform is), interpolated to the upsampled lags."""
+    taper = torch.hann_window(window, periodic=True, dtype=torch.float64)
+    power = torch.fft.rfft(taper ** 2)
+    auto = torch.fft.irfft(power * power.conj(), n=window)  # circular autocorrelation
+    auto = torch.fft.fftshift(auto / auto[0]).clamp_min(1e-12).sqrt()
+    lags = torch.arange(window, dtype=torch.float64) - window // 2
+    where = (corr.lags.cpu().double() - lags[0]).clamp(0, window - 1)
+    low = where.floor().long().clamp(max=window - 2)
+    share = where - low
+    profile = auto[low] * (1 - share) + auto[low + 1] * share
+    return profile.to(device=corr.values.device, dtype=corr.values.dtype)
+
+
+def _delay_sigma(s: Spectra, band: torch.Tensor, excess: torch.Tensor, seconds: float,
+                 corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
+    """The delay's standard error in samples ``[P]``: the Cramér–Rao bound of the band's
+    coherence, floored at a quarter of the peak's half-height half-width."""
+    rate = 2.0 * float(s.freqs[-1])
+    step = float(s.freqs[1] - s.freqs[0])
+    omega = 2 * math.pi * s.freqs[None, :]
+    c = excess.clamp(max=0.99) * band
+    information = 2 * seconds * (omega ** 2 * c / (1 - c) * step).sum(dim=1)  # 1 / s^2
+    crlb = information.clamp_min(1e-30).rsqrt() * rate  # samples
+    return torch.maximum(crlb, _half_width(corr, delay) / 4)
+
+
+def _half_width(corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
+    """Half the width (samples ``[P]``) of each peak where it falls to half its height."""
+    values = corr.values
+    centre = torch.searchsorted(corr.lags.contiguous(), delay.contiguous()).clamp(
+        0, values.shape[1] - 1)
+    rows = torch.arange(values.shape[0], device=values.device)
+    top = values[rows, centre]
+    below = values < (top / 2)[:, None]
+    index = torch.arange(values.shape[1], device=values.device)[None, :]
+    right = torch.where(below & (index > centre[:, None]), index, values.shape[1]).amin(dim=1)
+    left = torch.where(below & (index < centre[:, None]), index, -1).amax(dim=1)
+    return (right - left).to(values.dtype) / (2 * corr.upsample)
+
+
