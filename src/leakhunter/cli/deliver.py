@@ -54,9 +54,10 @@ def add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report", help="one self-contained HTML survey report from predictions",
         description="Summary and model card, sensors over nights with persistence alerts, "
-                    "every recording with its segment timeline, spectrogram and audio, and "
-                    "review marks exported as a path,label CSV for build and learn. One "
-                    "file, no server, no network.")
+                    "every recording with its segment timeline, spectrogram and audio, "
+                    "review marks exported as a path,label CSV for build and learn, and "
+                    "with --locations where the correlator placed leaks between sensors. "
+                    "One file, no server, no network.")
     p.add_argument("predictions", metavar="PREDICTIONS",
                    help="the CSV or JSON predict wrote (its .info.json and _segments.csv "
                         "beside it are read when present)")
@@ -67,6 +68,10 @@ def add_report(sub: Any) -> None:
                         "(default: the model the info file names)")
     p.add_argument("--sensors", metavar="FILE.csv",
                    help="also write the sensor-level decisions as CSV (default: none)")
+    p.add_argument("--locations", metavar="FILE.csv",
+                   help="the locations.csv of `leakhunter locate`: draw each pair's position "
+                        "and interval between its sensors, with its correlation plot "
+                        "(default: none)")
     d = ReportConfig()
     option(p, ["--audio"], "audio", d, "embed audio for called leaks, every recording or "
                                         "none", choices=["flagged", "all", "none"])
@@ -88,7 +93,8 @@ def add_report(sub: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     cfg = settings(ReportConfig, args)
-    report_outputs(Path(args.predictions), args.out, args.sensors, cfg, model=args.model)
+    report_outputs(Path(args.predictions), args.out, args.sensors, cfg, model=args.model,
+                   locations=args.locations)
     return 0
 
 

@@ -38,10 +38,13 @@ def add_locate(sub: Any) -> None:
                "--out locations.csv\n"
                "  leakhunter locate A.wav B.wav --distance 120 --calibrate-at 30 "
                "--material pvc")
-    p.add_argument("a", nargs="?", metavar="A", help="recording of sensor A (one pair)")
-    p.add_argument("b", nargs="?", metavar="B", help="recording of sensor B (one pair)")
+    p.add_argument("a", nargs="?", metavar="A",
+                   help="recording of sensor A, for one pair (default: none)")
+    p.add_argument("b", nargs="?", metavar="B",
+                   help="recording of sensor B, for one pair (default: none)")
     p.add_argument("--distance", type=float, metavar="M",
-                   help="metres between the sensors along the pipe (one pair; required)")
+                   help="metres between the sensors along the pipe, required for one pair "
+                        "(default: none)")
     speed = p.add_argument_group("wave speed (one pair; a pairs or layout CSV has its own "
                                  "columns)")
     speed.add_argument("--wave-speed", type=float, metavar="M_S",
@@ -59,8 +62,8 @@ def add_locate(sub: Any) -> None:
                             "wave speed and print it instead of a position (default: off)")
     many = p.add_argument_group("many pairs")
     many.add_argument("--pairs", metavar="PAIRS.csv",
-                      help="CSV of a,b,distance_m and wave_speed_m_s or material "
-                           "[,diameter_mm,wall_mm]; paths relative to its folder "
+                      help="CSV of a,b,distance_m and wave_speed_m_s or material, "
+                           "optionally diameter_mm,wall_mm; paths relative to its folder "
                            "(default: none)")
     many.add_argument("--layout", metavar="SENSORS.csv",
                       help="CSV of sensor_a,sensor_b,distance_m and wave_speed_m_s or "
@@ -78,15 +81,19 @@ def add_locate(sub: Any) -> None:
            "most this many seconds apart")
     p.add_argument("--out", metavar="FILE",
                    help="one pair: a .json file of the result; many pairs: the "
-                        "locations .csv (required then)")
+                        "locations .csv, required then (default: none)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="one pair: the correlation along the pipe and the coherence "
-                        "(png, svg or pdf; default: none)")
+                        "in png, svg or pdf (default: none)")
     p.add_argument("--plots", metavar="FOLDER",
-                   help="many pairs: draw each pair's plot into FOLDER (pair0001.png, ...; "
-                        "the CSV's plot column names it, and report --locations shows it; "
-                        "default: none)")
+                   help="many pairs: draw each pair's plot into FOLDER as pair0001.png ...; "
+                        "the CSV's plot column names it, report --locations shows it "
+                        "(default: none)")
     method = p.add_argument_group("method")
+    method.add_argument("--model", metavar="MODEL",
+                        help="a leak detector (best.pt): weight each correlation window by "
+                             "how leak-like both sensors sound in it (default: none, "
+                             "windows weighted equally)")
     option(method, ["--weighting"], "weighting", d, "cross-spectrum weighting",
            choices=WEIGHTINGS)
     option(method, ["--window"], "window_s", d, "Welch window in seconds (none: from the "
@@ -159,7 +166,7 @@ def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
         return 0
     speed = resolve_speed(args.wave_speed, args.material, args.diameter, args.wall)
     result = locate_pair(args.a, args.b, args.distance, speed, cfg, device,
-                         curves=bool(args.plot))
+                         curves=bool(args.plot), detector=_detector(args, cfg, [args.a, args.b]))
     for note in result.notes:
         print(f"note: {note}")
     _print_location(result)
@@ -172,6 +179,16 @@ def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
         plot_pair(result, args.plot)
         print(f"wrote {args.plot}")
     return 0
+
+
+def _detector(args: argparse.Namespace, cfg: LocateConfig, files: list[str]) -> Any:
+    """The recordings' segment timelines from ``--model``, or ``None`` without one."""
+    if not args.model:
+        return None
+    from ..locate.detector import timelines
+
+    print(f"weighting windows by {args.model} over {len(set(files))} recordings")
+    return timelines(args.model, files, device=cfg.device, workers=cfg.workers)
 
 
 def _print_location(result: Any) -> None:
@@ -217,7 +234,8 @@ def _many_pairs(args: argparse.Namespace, cfg: LocateConfig) -> int:
     plots = Path(args.plots) if args.plots else None
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)
-    rows = locate_jobs(jobs, cfg, device, plots)
+    files = [str(p) for j in jobs if not j.problem for p in (j.a, j.b)]
+    rows = locate_jobs(jobs, cfg, device, plots, _detector(args, cfg, files))
     for row in rows:  # the plots as the CSV's folder sees them, so the two move together
         if row["plot"]:
             row["plot"] = os.path.relpath(row["plot"], Path(args.out).resolve().parent)

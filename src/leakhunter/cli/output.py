@@ -10,7 +10,8 @@ from ..config import ReportConfig
 
 
 def report_outputs(predictions: Path, report: str | None, sensors: str | None,
-                   cfg: ReportConfig, model: str | None = None) -> None:
+                   cfg: ReportConfig, model: str | None = None,
+                   locations: str | None = None) -> None:
     """The survey report and/or sensors.csv of the ``predictions`` file, and what they
     hold. Both read the file, so ``predict --sensors`` and ``report --sensors`` agree."""
     from ..report import build_report, sensor_view, write_sensors_csv
@@ -24,7 +25,7 @@ def report_outputs(predictions: Path, report: str | None, sensors: str | None,
               f"{alerting} alerting ({cfg.min_leak_nights} of the last {cfg.nights} nights)"
               + (f"; {view.note}" if view.note else ""))
     if report:
-        s = build_report(predictions, report, cfg, model=model)
+        s = build_report(predictions, report, cfg, model=model, locations=locations)
         print(f"report written to {s['out']} ({s['bytes'] / 1e6:.2f} MB): "
               f"{s['recordings']} recordings, {s['leaks']} called leaks, {s['not_judged']} "
               f"not judged; audio for {s['audio']} ({s['audio_bytes'] / 1e6:.2f} MB), "
@@ -37,3 +38,11 @@ def report_outputs(predictions: Path, report: str | None, sensors: str | None,
                   f"without audio or spectrogram")
         if s["sensor_note"]:
             print(f"  sensors: {s['sensor_note']}")
+        if s["locations"] is not None:
+            loc = s["locations"]
+            counts = ", ".join(f"{n} {k}" for k, n in loc["counts"].items()) or "none"
+            print(f"  locations: {loc['pairs']} pair(s) ({counts}); correlation plots for "
+                  f"{loc['plots']}" + (f", {loc['plots_missing']} plot file(s) missing"
+                                       if loc["plots_missing"] else "")
+                  + (f", {loc['plots_capped']} left out by the size cap"
+                     if loc["plots_capped"] else ""))

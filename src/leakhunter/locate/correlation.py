@@ -32,13 +32,14 @@ EPS = 1e-12  # relative floor of spectra before division
 @dataclass(frozen=True)
 class Spectra:
     """Welch averages of a batch of pairs: ``aa``, ``bb`` real ``[P, F]``, ``ab`` complex
-    ``[P, F]``; ``windows``: how many were averaged; ``freqs``: ``[F]`` Hz."""
+    ``[P, F]``; ``windows``: how many were averaged; ``freqs``: ``[F]`` Hz, ``step`` apart."""
 
     aa: torch.Tensor
     bb: torch.Tensor
     ab: torch.Tensor
     windows: int
     freqs: torch.Tensor
+    step: float  # Hz between frequencies
 
     @property
     def coherence(self) -> torch.Tensor:
@@ -47,9 +48,16 @@ class Spectra:
         return (self.ab.abs() ** 2 / (self.aa * self.bb).clamp_min(floor)).clamp(0.0, 1.0)
 
 
-def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float) -> Spectra:
+def window_count(samples: int, window: int) -> int:
+    """How many Welch windows of ``window`` samples at half overlap ``samples`` hold."""
+    return (samples - window) // (window // 2) + 1
+
+
+def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
+            weights: torch.Tensor | None = None) -> Spectra:
     """Welch auto- and cross-spectra of ``a`` and ``b`` (``[P, N]``, same shape), Hann
-    windows of ``window`` samples at half overlap."""
+    windows of ``window`` samples at half overlap; ``weights`` (``[P, K]``, non-negative,
+    :func:`window_count` windows) weight each window's share of the averages."""
     if a.shape != b.shape or a.dim() != 2:
         raise ConfigError(f"pairs must be two [P, N] batches of one shape, not "
                           f"{tuple(a.shape)} and {tuple(b.shape)}")
@@ -61,8 +69,20 @@ def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float) -> Spect
     fa = torch.fft.rfft(a.unfold(1, window, hop) * taper, dim=2)  # [P, K, F]
     fb = torch.fft.rfft(b.unfold(1, window, hop) * taper, dim=2)
     freqs = torch.fft.rfftfreq(window, d=1.0 / rate).to(a.device)
-    return Spectra(aa=(fa.abs() ** 2).mean(dim=1), bb=(fb.abs() ** 2).mean(dim=1),
-                   ab=(fa * fb.conj()).mean(dim=1), windows=fa.shape[1], freqs=freqs)
+    if weights is None:
+        share = torch.full(fa.shape[:2], 1.0 / fa.shape[1], dtype=a.dtype, device=a.device)
+        windows = fa.shape[1]
+    else:
+        if weights.shape != fa.shape[:2]:
+            raise ConfigError(f"window weights must be [{fa.shape[0]}, {fa.shape[1]}], not "
+                              f"{list(weights.shape)}")
+        share = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        # unequal weights average fewer windows' worth: Kish's effective sample size
+        windows = max(1, int(float((1.0 / (share ** 2).sum(dim=1)).min())))
+    share = share[:, :, None]
+    return Spectra(aa=(fa.abs() ** 2 * share).sum(dim=1), bb=(fb.abs() ** 2 * share).sum(dim=1),
+                   ab=(fa * fb.conj() * share).sum(dim=1), windows=windows, freqs=freqs,
+                   step=rate / window)
 
 
 def weights(s: Spectra, weighting: str) -> torch.Tensor:

@@ -118,7 +118,7 @@ def coherent_band(s: Spectra, cfg: LocateConfig) -> tuple[torch.Tensor, torch.Te
     """``(band, excess)``: bool ``[P, F]``, the frequencies where the pair is coherent, and
     the smoothed coherence above its independent-noise floor ``[P, F]`` (clamped at 0)."""
     coh = s.coherence
-    step = float(s.freqs[1] - s.freqs[0])
+    step = s.step
     width = max(1, int(round(SMOOTH_HZ / step)))
     smooth = torch.nn.functional.avg_pool1d(coh[:, None, :], width, stride=1,
                                             padding=width // 2, count_include_pad=False)
@@ -141,40 +141,79 @@ def coherent_band(s: Spectra, cfg: LocateConfig) -> tuple[torch.Tensor, torch.Te
     return band, excess
 
 
-def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
-                 speeds: list[WaveSpeed], cfg: LocateConfig, window: int,
-                 curves: bool = False) -> tuple[list[Location], list[Curves] | None]:
-    """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) sharing ``window``
-    (from :func:`window_samples` for the longest span of the batch). Returns the locations
-    and, with ``curves``, what a plot of each needs."""
-    s = spectra(a, b, window, rate)
+@dataclass(frozen=True)
+class Measured:
+    """What the correlation of ``P`` pairs measured, as tensors on the pairs' device: per
+    pair ``[P]`` the delay and its standard error (samples), the peak quality, the band's
+    width, lowest and highest frequency (Hz; inf / -inf without one) and mean excess
+    coherence, the search range (samples); and the curves behind them (``corr``,
+    ``excess`` and ``band`` ``[P, F]`` over ``freqs``)."""
+
+    delay: torch.Tensor
+    sigma: torch.Tensor
+    quality: torch.Tensor
+    bandwidth: torch.Tensor
+    band_low: torch.Tensor
+    band_high: torch.Tensor
+    coherence: torch.Tensor
+    search: torch.Tensor
+    corr: Correlation
+    freqs: torch.Tensor
+    excess: torch.Tensor
+    band: torch.Tensor
+
+
+def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
+            slowest_m_s: list[float], cfg: LocateConfig, window: int,
+            weights: torch.Tensor | None = None) -> Measured:
+    """The correlation of ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) over
+    ``window`` samples (each weighted by ``weights`` ``[P, K]`` when given), searched up to
+    each span over its slowest wave speed. Tensor work only, on the pairs' device: nothing
+    here waits for a GPU."""
+    s = spectra(a, b, window, rate, weights)
     band, excess = coherent_band(s, cfg)
     corr = correlate(s, cfg.weighting, band=band)
     dist = torch.tensor(distances_m, dtype=a.dtype, device=a.device)
-    slowest = torch.tensor([v.low for v in speeds], dtype=a.dtype, device=a.device)
+    slowest = torch.tensor(slowest_m_s, dtype=a.dtype, device=a.device)
     search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
     found = peak(_limited(corr, search))
-    quality = _quality(corr, found.height, found.delay, search, window)
-    sigma = _delay_sigma(s, band, excess, a.shape[1] / rate, corr, found.delay)
-    step = float(s.freqs[1] - s.freqs[0])
-    bandwidth = band.sum(dim=1) * step
-    mean_excess = (excess * band).sum(dim=1) / band.sum(dim=1).clamp_min(1)
+    inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
+    return Measured(
+        delay=found.delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, found.delay),
+        quality=_quality(corr, found.height, found.delay, search, window),
+        bandwidth=band.sum(dim=1) * s.step,
+        band_low=torch.where(band, s.freqs, inf).amin(dim=1),
+        band_high=torch.where(band, s.freqs, -inf).amax(dim=1),
+        coherence=(excess * band).sum(dim=1) / band.sum(dim=1).clamp_min(1),
+        search=search, corr=corr, freqs=s.freqs, excess=excess, band=band)
+
+
+def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
+                 speeds: list[WaveSpeed], cfg: LocateConfig, window: int,
+                 curves: bool = False, weights: torch.Tensor | None = None
+                 ) -> tuple[list[Location], list[Curves] | None]:
+    """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) sharing ``window``
+    (from :func:`window_samples` for the longest span of the batch), its Welch windows
+    weighted by ``weights`` ``[P, K]`` when given. Returns the locations and, with
+    ``curves``, what a plot of each needs."""
+    m = measure(a, b, rate, distances_m, [v.low for v in speeds], cfg, window, weights)
+    # one transfer of the per-pair figures, not one wait per number
+    per_pair = torch.stack([m.delay, m.sigma, m.quality, m.bandwidth, m.band_low,
+                            m.band_high, m.coherence]).double().cpu().T.tolist()
     z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
     out = []
-    for i, (d, v) in enumerate(zip(distances_m, speeds)):
-        freqs = s.freqs[band[i]]
+    for (delay, sigma, quality, bandwidth, low, high, coherence), d, v in zip(
+            per_pair, distances_m, speeds):
         base = dict(wave_speed_m_s=v.speed, speed_low_m_s=v.low, speed_high_m_s=v.high,
-                    quality=float(quality[i]), coherence=float(mean_excess[i]),
-                    window_s=window / rate,
-                    band_hz=(float(freqs[0]), float(freqs[-1])) if freqs.numel() else None)
-        if float(bandwidth[i]) < MIN_BAND_HZ or float(quality[i]) < cfg.min_quality:
-            why = ("no frequencies left in --band" if float(bandwidth[i]) < MIN_BAND_HZ
-                   else f"peak quality {float(quality[i]):.1f} below {cfg.min_quality:g}")
+                    quality=quality, coherence=coherence, window_s=window / rate,
+                    band_hz=(low, high) if bandwidth > 0 else None)
+        if bandwidth < MIN_BAND_HZ or quality < cfg.min_quality:
+            why = ("no frequencies left in --band" if bandwidth < MIN_BAND_HZ
+                   else f"peak quality {quality:.1f} below {cfg.min_quality:g}")
             out.append(Location(NO_CORRELATION, None, None, None, None, None, reason=why,
                                 **base))
             continue
-        tau = float(found.delay[i]) / rate
-        err = z * float(sigma[i]) / rate
+        tau, err = delay / rate, z * sigma / rate
         corners = [(d + c * t) / 2 for c in (v.low, v.high) for t in (tau - err, tau + err)]
         status, why = LOCATED, ""
         if v.high * abs(tau) >= (1 - 2 * cfg.edge_share) * d:
@@ -185,9 +224,10 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
                             err, reason=why, **base))
     plots = None
     if curves:
-        lags_s = (corr.lags / rate).cpu()
-        plots = [Curves(lags_s, corr.values[i].cpu(), s.freqs.cpu(), excess[i].cpu(),
-                        band[i].cpu(), float(search[i]) / rate) for i in range(a.shape[0])]
+        lags_s = (m.corr.lags / rate).cpu()
+        plots = [Curves(lags_s, m.corr.values[i].cpu(), m.freqs.cpu(), m.excess[i].cpu(),
+                        m.band[i].cpu(), float(m.search[i]) / rate)
+                 for i in range(a.shape[0])]
     return out, plots
 
 
@@ -220,28 +260,27 @@ def _quality(corr: Correlation, height: torch.Tensor, delay: torch.Tensor,
 def _noise_profile(window: int, corr: Correlation) -> torch.Tensor:
     """The standard deviation of the correlation of independent white noise at each lag of
     ``corr``, relative to lag 0: ``sqrt(sum_n w(n)^2 w(n+l)^2)`` for the Hann window ``w``
-    (circular, as the transform is), interpolated to the upsampled lags."""
+    (circular, as the transform is), interpolated to the upsampled lags. Made on the CPU
+    from the window alone (the lags are ``(i - n/2) / upsample``), then moved."""
     taper = torch.hann_window(window, periodic=True, dtype=torch.float64)
     power = torch.fft.rfft(taper ** 2)
     auto = torch.fft.irfft(power * power.conj(), n=window)  # circular autocorrelation
     auto = torch.fft.fftshift(auto / auto[0]).clamp_min(1e-12).sqrt()
-    lags = torch.arange(window, dtype=torch.float64) - window // 2
-    where = (corr.lags.cpu().double() - lags[0]).clamp(0, window - 1)
-    low = where.floor().long().clamp(max=window - 2)
-    share = where - low
+    n = window * corr.upsample
+    where = (torch.arange(n, dtype=torch.float64) - n // 2) / corr.upsample + window // 2
+    low = where.floor().long().clamp(0, window - 2)
+    share = (where - low).clamp(0.0, 1.0)
     profile = auto[low] * (1 - share) + auto[low + 1] * share
     return profile.to(device=corr.values.device, dtype=corr.values.dtype)
 
 
-def _delay_sigma(s: Spectra, band: torch.Tensor, excess: torch.Tensor, seconds: float,
-                 corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
+def _delay_sigma(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,
+                 rate: float, corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
     """The delay's standard error in samples ``[P]``: the Cramér–Rao bound of the band's
     coherence, floored at a quarter of the peak's half-height half-width."""
-    rate = 2.0 * float(s.freqs[-1])
-    step = float(s.freqs[1] - s.freqs[0])
     omega = 2 * math.pi * s.freqs[None, :]
     c = excess.clamp(max=0.99) * band
-    information = 2 * seconds * (omega ** 2 * c / (1 - c) * step).sum(dim=1)  # 1 / s^2
+    information = 2 * samples / rate * (omega ** 2 * c / (1 - c) * s.step).sum(dim=1)  # s^-2
     crlb = information.clamp_min(1e-30).rsqrt() * rate  # samples
     return torch.maximum(crlb, _half_width(corr, delay) / 4)
 

@@ -25,6 +25,7 @@ class PairAudio:
     b: np.ndarray
     rate: int
     notes: tuple[str, ...]
+    skipped_s: tuple[float, float] = (0.0, 0.0)  # seconds dropped from A's and B's start
 
     @property
     def seconds(self) -> float:
@@ -50,6 +51,7 @@ def read_pair(a: str | Path, b: str | Path, rate: int | None = None,
             wave = resample(wave, d.rate, target)
         waves[side] = remove_trend(wave)
     shift = int(round(abs(offset_s) * target))
+    skipped = (shift / target, 0.0) if offset_s > 0 else (0.0, shift / target)
     if shift:
         early = "A" if offset_s > 0 else "B"
         waves[early] = waves[early][shift:]
@@ -62,4 +64,5 @@ def read_pair(a: str | Path, b: str | Path, rate: int | None = None,
         notes.append(f"{longer} is {extra / target:.2f} s longer: the overlap, the first "
                      f"{n / target:.2f} s of both, is used")
     return PairAudio(waves["A"][:n].astype(np.float32, copy=False),
-                     waves["B"][:n].astype(np.float32, copy=False), int(target), tuple(notes))
+                     waves["B"][:n].astype(np.float32, copy=False), int(target), tuple(notes),
+                     skipped)

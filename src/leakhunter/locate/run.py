@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import numpy as np
 import torch
 
 from ..config import LocateConfig
@@ -27,6 +28,8 @@ from ..errors import LeakhunterError
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
+from .correlation import window_count
+from .detector import Timeline, describe, window_weights
 from .estimate import BAD_INPUT, STATUSES, Curves, Location, locate_batch, window_samples
 from .pair_audio import PairAudio, read_pair
 from .pairing import PairJob
@@ -38,6 +41,7 @@ LOCATION_COLUMNS = ("a", "b", "distance_m", "wave_speed_m_s", "delay_s", "positi
                     "low_m", "high_m", "status", "peak", "coherence", "band_low_hz",
                     "band_high_hz", "delay_error_s", "speed_low_m_s", "speed_high_m_s",
                     "window_s", "seconds", "sample_rate", "reason", "notes", "speed_source", "plot")
+Detector: TypeAlias = Mapping[str, "Timeline | str"]  # detector.timelines: path -> its timeline
 BATCH = {"cpu": 16, "cuda": 256}  # pairs correlated at once; bounded by memory, not speed
 
 
@@ -70,10 +74,12 @@ class PairResult:
 
 def locate_pair(a: str | Path, b: str | Path, distance_m: float, speed: WaveSpeed,
                 cfg: LocateConfig, device: torch.device, offset_s: float = 0.0,
-                curves: bool = False) -> PairResult:
-    """Locate the source heard by the recordings ``a`` and ``b``, ``distance_m`` apart."""
+                curves: bool = False, detector: Detector | None = None) -> PairResult:
+    """Locate the source heard by the recordings ``a`` and ``b``, ``distance_m`` apart;
+    ``detector``: their :func:`~.detector.timelines`, to weight the windows by."""
     audio = read_pair(a, b, cfg.sample_rate, offset_s)
-    return _locate_read([(audio, distance_m, speed)], cfg, device, curves)[0]
+    return _locate_read([_Item(audio, distance_m, speed, str(a), str(b))], cfg, device,
+                        curves, detector)[0]
 
 
 def calibrate_speed(a: str | Path, b: str | Path, distance_m: float, source_m: float,
@@ -89,28 +95,61 @@ def calibrate_speed(a: str | Path, b: str | Path, distance_m: float, source_m: f
     return speed_from_known_source(result.location.delay_s, distance_m, source_m), result
 
 
-def _locate_read(items: Sequence[tuple[PairAudio, float, WaveSpeed]], cfg: LocateConfig,
-                 device: torch.device, curves: bool) -> list[PairResult]:
+@dataclass(frozen=True)
+class _Item:
+    """A pair read and ready: its audio, span, speed and the paths it was read from."""
+
+    audio: PairAudio
+    distance_m: float
+    speed: WaveSpeed
+    a: str
+    b: str
+
+
+def _locate_read(items: Sequence[_Item], cfg: LocateConfig, device: torch.device,
+                 curves: bool, detector: Detector | None = None) -> list[PairResult]:
     """Correlate pairs already read that share one length and rate (one batch)."""
-    audio0 = items[0][0]
-    window = max(window_samples(d, v.low, audio0.rate, audio0.a.shape[0], cfg)
-                 for _, d, v in items)
-    a = torch.stack([torch.from_numpy(p.a) for p, _, _ in items]).to(device)
-    b = torch.stack([torch.from_numpy(p.b) for p, _, _ in items]).to(device)
-    locations, plots = locate_batch(a, b, audio0.rate, [d for _, d, _ in items],
-                                    [v for _, _, v in items], cfg, window, curves)
-    return [PairResult(loc, d, v, p.seconds, p.rate, p.notes,
-                       plots[i] if plots else None)
-            for i, (loc, (p, d, v)) in enumerate(zip(locations, items))]
+    rate, samples = items[0].audio.rate, items[0].audio.a.shape[0]
+    window = max(window_samples(i.distance_m, i.speed.low, rate, samples, cfg) for i in items)
+    a = torch.stack([torch.from_numpy(i.audio.a) for i in items]).to(device)
+    b = torch.stack([torch.from_numpy(i.audio.b) for i in items]).to(device)
+    notes = [list(i.audio.notes) for i in items]
+    weights = None
+    if detector is not None:
+        rows = [_weights(i, detector, window, samples, said) for i, said in zip(items, notes)]
+        weights = torch.from_numpy(np.stack(rows)).to(device=device, dtype=a.dtype)
+    locations, plots = locate_batch(a, b, rate, [i.distance_m for i in items],
+                                    [i.speed for i in items], cfg, window, curves, weights)
+    return [PairResult(loc, i.distance_m, i.speed, i.audio.seconds, rate, tuple(said),
+                       plots[k] if plots else None)
+            for k, (loc, i, said) in enumerate(zip(locations, items, notes))]
+
+
+def _weights(item: _Item, detector: Detector, window: int, samples: int,
+             notes: list[str]) -> np.ndarray:
+    """One pair's window weights from the detector, its note added to ``notes``; equal
+    weights (and a note saying why) when the detector could not judge a side."""
+    count = window_count(samples, window)
+    sides = {"A": detector.get(item.a, "not judged"), "B": detector.get(item.b, "not judged")}
+    missing = [f"{side} ({what})" for side, what in sides.items() if isinstance(what, str)]
+    if missing:
+        notes.append(f"the detector could not judge {' and '.join(missing)}: windows "
+                     f"weighted equally")
+        return np.ones(count)
+    ta, tb = sides["A"], sides["B"]
+    assert isinstance(ta, Timeline) and isinstance(tb, Timeline)
+    notes.append(describe({"A": float(ta.leak.mean()), "B": float(tb.leak.mean())}))
+    return window_weights(ta, tb, item.audio.skipped_s, count, window, item.audio.rate)
 
 
 # --- many pairs -----------------------------------------------------------------------------
 
 def locate_jobs(jobs: Sequence[PairJob], cfg: LocateConfig, device: torch.device,
-                plots: Path | None = None) -> list[dict[str, Any]]:
+                plots: Path | None = None, detector: Detector | None = None
+                ) -> list[dict[str, Any]]:
     """One row of :data:`LOCATION_COLUMNS` per job, in order. ``plots``: a folder to draw
     each correlated pair into (``pair0001.png`` for the first job ...; the row's ``plot``
-    column names the file)."""
+    column names the file); ``detector``: the recordings' :func:`~.detector.timelines`."""
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
     pending: dict[tuple[int, int, int], list[tuple[int, PairAudio]]] = {}
     batch = BATCH["cuda" if device.type == "cuda" else "cpu"]
@@ -136,9 +175,9 @@ def locate_jobs(jobs: Sequence[PairJob], cfg: LocateConfig, device: torch.device
             key = (audio.rate, audio.a.shape[0], window)
             pending.setdefault(key, []).append((i, audio))
             if len(pending[key]) >= batch:
-                _flush(pending.pop(key), jobs, rows, cfg, device, plots)
+                _flush(pending.pop(key), jobs, rows, cfg, device, plots, detector)
         for group in pending.values():
-            _flush(group, jobs, rows, cfg, device, plots)
+            _flush(group, jobs, rows, cfg, device, plots, detector)
     return [r for r in rows if r is not None]
 
 
@@ -152,9 +191,10 @@ def _read(a: Path, b: Path, rate: int | None, offset_s: float) -> PairAudio | st
 
 def _flush(group: list[tuple[int, PairAudio]], jobs: Sequence[PairJob],
            rows: list[dict[str, Any] | None], cfg: LocateConfig, device: torch.device,
-           plots: Path | None) -> None:
-    items = [(audio, jobs[i].distance_m, jobs[i].speed) for i, audio in group]
-    results = _locate_read(items, cfg, device, curves=plots is not None)
+           plots: Path | None, detector: Detector | None) -> None:
+    items = [_Item(audio, jobs[i].distance_m, jobs[i].speed, str(jobs[i].a), str(jobs[i].b))
+             for i, audio in group]
+    results = _locate_read(items, cfg, device, plots is not None, detector)
     for (i, _), result in zip(group, results):
         rows[i] = _row(jobs[i], result)
         if plots is not None:

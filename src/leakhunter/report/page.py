@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
 from .load import Survey, load_survey
+from .locations import locations_html, read_locations
 from .media import recording_media
 from .sensors import SensorView, sensor_view
 
@@ -35,21 +37,34 @@ SIZE_MARK = "__FILE_SIZE__"  # replaced by the page's own size once it is known
 
 
 def build_report(predictions: str | Path, out: str | Path, cfg: ReportConfig = ReportConfig(),
-                 model: str | Path | None = None) -> dict[str, Any]:
+                 model: str | Path | None = None,
+                 locations: str | Path | None = None) -> dict[str, Any]:
     """Write the survey report of ``predictions`` to ``out`` (through a temporary file).
 
     ``model``: a ``best.pt`` for the model card when the predictions have no info file.
+    ``locations``: the ``locations.csv`` of ``leakhunter locate``, drawn in a "Locations"
+    section (default: none, no section).
     Returns a summary: ``out``, ``bytes``, ``recordings``, ``leaks``, ``not_judged``,
     ``audio`` / ``spectrograms`` (how many embedded), ``audio_capped``, ``missing_audio``,
-    ``sensor_alerts`` and ``sensor_note``. Raises :class:`InputError` for a file that is not
-    a predictions file; unreadable recordings only lose their media.
+    ``sensor_alerts``, ``sensor_note`` and ``locations`` (``None``, or the section's
+    ``pairs``, ``counts``, ``plots``, ``plots_missing``, ``plots_capped``). Raises
+    :class:`InputError` for a file that is not a predictions (or locations) file;
+    unreadable recordings only lose their media, bad location rows say what is wrong.
     """
     survey = load_survey(predictions, model)
+    pairs = read_locations(locations) if locations is not None else None  # before the media
     view = sensor_view(survey.rows, cfg)
+    section, located = "", None
+    if pairs is not None:
+        section, located = locations_html(pairs, {a["sensor_id"]: bool(a["alert"])
+                                                  for a in view.alerts})
     media, stats = _gather_media(survey, cfg)
     data = _page_data(survey, view, media, stats, cfg)
+    if located is not None:
+        data["summary"]["locations"] = {k: located[k] for k in (
+            "source", "pairs", "counts", "plots", "plots_missing", "plots_capped")}
     out = Path(out)
-    html = _render(data)
+    html = _render(data, section)
     safe_write.write_bytes(out, html, "writing the report")
     summary = data["summary"]
     return {"out": str(out), "bytes": len(html), "recordings": summary["recordings"],
@@ -58,7 +73,7 @@ def build_report(predictions: str | Path, out: str | Path, cfg: ReportConfig = R
             "audio_bytes": stats["audio_bytes"], "audio_capped": stats["audio_capped"],
             "missing_audio": stats["missing"], "sensor_alerts": sum(
                 a["alert"] for a in view.alerts), "sensors": len(view.alerts),
-            "sensor_note": view.note}
+            "sensor_note": view.note, "locations": located}
 
 
 def _wanted(mode: str, row: dict[str, Any]) -> bool:
@@ -180,15 +195,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _render(data: dict[str, Any]) -> bytes:
+def _render(data: dict[str, Any], locations: str = "") -> bytes:
+    """The page: the template with its marks replaced in one pass, so that no inserted text
+    (a file name, say) is ever taken for a mark. ``locations``: the section's HTML, or ""."""
     assets = resources.files("leakhunter.report") / "assets"
     template = (assets / "report.html").read_text(encoding="utf-8")
     # "</" inside a script element would end it early; "<\/" is the same string in JSON
     blob = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False
                       ).replace("</", "<\\/")
-    html = (template.replace("/*STYLE*/", (assets / "report.css").read_text(encoding="utf-8"))
-            .replace("/*SCRIPT*/", (assets / "report.js").read_text(encoding="utf-8"))
-            .replace("__DATA__", blob))
+    parts = {"/*STYLE*/": (assets / "report.css").read_text(encoding="utf-8"),
+             "/*SCRIPT*/": (assets / "report.js").read_text(encoding="utf-8"),
+             "__DATA__": blob, "<!--LOCATIONS-->": locations,
+             "<!--LOCATIONS-NAV-->": ' <a href="#locations">Locations</a>' if locations else ""}
+    html = re.sub("|".join(map(re.escape, parts)), lambda m: parts[m.group()], template)
     size = len(html.encode("utf-8"))
     for _ in range(3):  # the size's own digits change the size; settles in two passes
         text = _human(size)

@@ -130,6 +130,12 @@
          '), spectrograms for ' + m.spectrograms + ' (--spectrograms ' + s.spectrogram_mode + ')', '', 'sum-media');
     if (m.audio_capped) note('Audio size cap reached: ' + m.audio_capped + ' recording(s) left without audio (cap ' + m.cap_mb + ' MB, most leak-like kept)', 'warn', 'sum-capped');
     if (m.missing) note(m.missing + ' recording file(s) could not be read for audio or spectrogram (missing or unreadable)', 'warn', 'sum-missing');
+    if (s.locations) {
+      var L = s.locations;
+      note('Locations: ' + L.pairs + ' pair(s) (' + (Object.keys(L.counts).map(function (k) { return L.counts[k] + ' ' + k; }).join(', ') || 'none') +
+           '), correlation plots for ' + L.plots + (L.plots_missing ? '; ' + L.plots_missing + ' plot file(s) missing' : '') +
+           (L.plots_capped ? '; ' + L.plots_capped + ' left out by the size cap' : ''), L.plots_missing || L.plots_capped ? 'warn' : '', 'sum-locations');
+    }
     note('This file: ' + s.file_size, '', 'sum-size');
     $('subtitle').textContent = base(D.source) + ' · ' + N + ' recordings · generated ' + D.generated;
     $('footer').textContent = 'leakhunter ' + D.version + ' · predictions ' + D.source + ' (SHA-256 ' + D.digest.slice(0, 12) + '…) · review marks are kept in this browser only until exported';

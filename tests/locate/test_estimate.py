@@ -1,0 +1,121 @@
+"""From pairs to positions (leakhunter.locate.estimate): the position and its sign, the
+interval, the statuses (located, outside, no correlation), the window, and the tensor work
+on a device other than the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from leakhunter.config import LocateConfig, PairSynthConfig
+from leakhunter.errors import ConfigError
+from leakhunter.locate.estimate import (
+    LOCATED,
+    NO_CORRELATION,
+    OUTSIDE,
+    locate_batch,
+    measure,
+    window_samples,
+)
+from leakhunter.locate.synth_pairs import make_pair
+from leakhunter.locate.wave_speed import WaveSpeed, for_material
+from leakhunter.runtime import devices
+
+from ..helpers.cuda import FakeCuda
+
+RATE = 4096
+LEAKS = PairSynthConfig(count=6, sample_rate=RATE, duration_s=8.0,
+                        materials=("steel", "pvc"), span_m=(60.0, 150.0), snr_db=(0.0, 6.0),
+                        no_leak_share=0.0, interference_share=0.0)
+CFG = LocateConfig()
+
+
+def run(pairs: list, speeds: list[WaveSpeed], cfg: LocateConfig = CFG):
+    """Locate generated pairs (one batch per pair: their windows differ)."""
+    out = []
+    for p, v in zip(pairs, speeds):
+        d = p.truth["distance_m"]
+        window = window_samples(d, v.low, RATE, p.a.size, cfg)
+        a, b = torch.from_numpy(p.a)[None], torch.from_numpy(p.b)[None]
+        out.append(locate_batch(a, b, RATE, [d], [v], cfg, window)[0][0])
+    return out
+
+
+def given(p) -> WaveSpeed:
+    c = p.truth["wave_speed_m_s"]
+    return WaveSpeed(c, c, c, "given")
+
+
+def test_leaks_are_placed_within_two_percent_on_the_right_side() -> None:
+    pairs = [make_pair(LEAKS, i) for i in range(LEAKS.count)]
+    for p, loc in zip(pairs, run(pairs, [given(p) for p in pairs])):
+        d, x = p.truth["distance_m"], p.truth["leak_position_m"]
+        assert loc.status == LOCATED, loc.reason
+        assert abs(loc.position_m - x) < 0.02 * d
+        # the sign: a leak nearer A reaches A first, tau < 0, and lies under mid-span
+        assert (loc.delay_s < 0) == (x < d / 2) == (loc.position_m < d / 2)
+        assert loc.low_m <= x <= loc.high_m
+        assert loc.quality > 10 and 0 < loc.coherence <= 1 and loc.band_hz is not None
+
+
+def test_the_interval_widens_with_the_materials_range_of_speeds() -> None:
+    p = make_pair(LEAKS, 0)
+    exact = run([p], [given(p)])[0]
+    ranged = run([p], [for_material(p.truth["material"])])[0]
+    assert ranged.high_m - ranged.low_m > 2 * (exact.high_m - exact.low_m)
+    assert ranged.speed_low_m_s < ranged.wave_speed_m_s < ranged.speed_high_m_s
+
+
+def test_a_source_beyond_an_end_is_outside() -> None:
+    cfg = PairSynthConfig(count=2, sample_rate=RATE, duration_s=8.0, materials=("steel",),
+                          span_m=(80.0, 120.0), no_leak_share=1.0, interference_share=1.0,
+                          interference_db=(10.0, 10.0))
+    pairs = [make_pair(cfg, i) for i in range(2)]
+    for p, loc in zip(pairs, run(pairs, [for_material("steel")] * 2)):
+        assert loc.status == OUTSIDE, (loc.status, loc.quality)
+        end = "A" if p.truth["interference"] == "beyond A" else "B"
+        assert f"{end}'s end" in loc.reason
+
+
+def test_independent_noise_has_no_correlation() -> None:
+    rng = np.random.default_rng(3)
+    a = torch.from_numpy(rng.standard_normal((4, 8 * RATE)).astype(np.float32))
+    b = torch.from_numpy(rng.standard_normal((4, 8 * RATE)).astype(np.float32))
+    speed = for_material("pvc")
+    window = window_samples(150.0, speed.low, RATE, a.shape[1], CFG)
+    locs, _ = locate_batch(a, b, RATE, [150.0] * 4, [speed] * 4, CFG, window)
+    for loc in locs:
+        assert loc.status == NO_CORRELATION and loc.position_m is None
+        assert loc.quality < CFG.min_quality and "peak quality" in loc.reason
+
+
+def test_the_window_holds_the_largest_delay_and_says_when_it_cannot() -> None:
+    window = window_samples(200.0, 400.0, RATE, 20 * RATE, CFG)  # largest delay 0.5 s
+    assert window == 8192 and window & (window - 1) == 0  # 4 x 0.5 s = 2 s
+    # largest delay 0.286 s: 4 of them fit 2 s; in 3 s of recording, 1 s (3.5 delays) does
+    assert window_samples(100.0, 350.0, RATE, 20 * RATE, CFG) == 2 * RATE
+    assert window_samples(100.0, 350.0, RATE, 3 * RATE, CFG) == RATE
+    with pytest.raises(ConfigError, match="hold fewer than 3 windows"):
+        window_samples(200.0, 400.0, RATE, 3 * RATE, CFG)
+    with pytest.raises(ConfigError, match="cannot hold delays of up to 0.50 s"):
+        window_samples(200.0, 400.0, RATE, 20 * RATE, LocateConfig(window_s=1.0))
+
+
+def test_a_fixed_band_is_used_as_given() -> None:
+    p = make_pair(LEAKS, 1)
+    loc = run([p], [given(p)], LocateConfig(band_hz=(50.0, 400.0)))[0]
+    assert loc.status == LOCATED
+    assert 50.0 <= loc.band_hz[0] < 52.0 and 398.0 < loc.band_hz[1] <= 400.0
+
+
+def test_the_tensor_work_stays_on_the_pairs_device(fake_cuda: FakeCuda) -> None:
+    """Every tensor is made on the pairs' device: run on the meta device (shapes without
+    data), a tensor made on the CPU by mistake fails here as it would on a GPU."""
+    a = torch.empty(3, 8 * RATE, device="meta")
+    m = measure(a, a.clone(), RATE, [100.0] * 3, [400.0] * 3, CFG, 4096)
+    for t in (m.delay, m.sigma, m.quality, m.bandwidth, m.band_low, m.coherence):
+        assert t.device.type == "meta" and t.shape == (3,)
+    # --device auto keeps locate on the CPU even with a GPU; cuda asks for one by index
+    assert devices.resolve("auto", "locate").device == torch.device("cpu")
+    assert devices.resolve("cuda", "locate").device == torch.device("cuda", 0)

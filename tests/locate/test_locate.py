@@ -1,0 +1,174 @@
+"""The correlator end to end (leakhunter.locate.run, pair_audio, plot and ``leakhunter
+locate``): one pair, many pairs, a layout, calibration, and bad input, one line each."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from leakhunter.cli import main
+from leakhunter.config import LocateConfig, PairSynthConfig
+from leakhunter.locate.pair_audio import read_pair
+from leakhunter.locate.pairing import PairJob, read_pairs
+from leakhunter.locate.run import (
+    LOCATION_COLUMNS,
+    calibrate_speed,
+    locate_jobs,
+    locate_pair,
+    write_locations,
+)
+from leakhunter.locate.synth_pairs import synthesize_pairs
+from leakhunter.locate.wave_speed import WaveSpeed
+
+from ..helpers.png import assert_png
+
+RATE = 4096
+CPU = torch.device("cpu")
+CFG = LocateConfig(workers=1)
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four leak pairs on steel and PVC, 6 s at 4,096 Hz, and their truth."""
+    out = tmp_path_factory.mktemp("pairs")
+    synthesize_pairs(out, PairSynthConfig(
+        count=4, sample_rate=RATE, duration_s=6.0, materials=("steel", "pvc"),
+        span_m=(60.0, 150.0), snr_db=(0.0, 6.0), no_leak_share=0.0, interference_share=0.0))
+    return out
+
+
+def truth(folder: Path) -> list[dict[str, str]]:
+    with (folder / "pairs.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def given(row: dict[str, str]) -> WaveSpeed:
+    c = float(row["wave_speed_m_s"])
+    return WaveSpeed(c, c, c, "given")
+
+
+def test_one_pair_is_placed_where_the_truth_says(pairs: Path) -> None:
+    for row in truth(pairs):
+        d, x = float(row["distance_m"]), float(row["leak_position_m"])
+        r = locate_pair(pairs / row["a"], pairs / row["b"], d, given(row), CFG, CPU)
+        assert r.location.status == "located" and abs(r.location.position_m - x) < 0.02 * d
+        assert r.rate == RATE and r.seconds == pytest.approx(6.0) and r.notes == ()
+
+
+def test_the_speed_is_calibrated_from_a_source_at_a_known_position(pairs: Path) -> None:
+    row = truth(pairs)[0]
+    d, x, c = (float(row[k]) for k in ("distance_m", "leak_position_m", "wave_speed_m_s"))
+    speed, result = calibrate_speed(pairs / row["a"], pairs / row["b"], d, x, CFG, CPU,
+                                    WaveSpeed(300.0, 250.0, 1500.0, "any pipe"))
+    assert speed == pytest.approx(c, rel=0.02) and result.location.delay_s is not None
+
+
+def test_stereo_other_rate_and_other_length_are_brought_together_and_said(
+        pairs: Path, tmp_path: Path) -> None:
+    row = truth(pairs)[1]
+    a, rate = sf.read(pairs / row["a"], dtype="float32")
+    b, _ = sf.read(pairs / row["b"], dtype="float32")
+    sf.write(tmp_path / "a.wav", np.stack([a, a], axis=1), rate)  # stereo
+    import soxr
+
+    sf.write(tmp_path / "b.wav", soxr.resample(b, rate, 3000)[: 3000 * 5], 3000)  # 5 s
+    audio = read_pair(tmp_path / "a.wav", tmp_path / "b.wav")
+    assert audio.rate == RATE and audio.a.shape == audio.b.shape
+    assert audio.notes == ("A has 2 channels: mixed to mono",
+                           "B resampled from 3000 Hz to 4096 Hz",
+                           "A is 1.00 s longer: the overlap, the first 5.00 s of both, is used")
+    d, x = float(row["distance_m"]), float(row["leak_position_m"])
+    r = locate_pair(tmp_path / "a.wav", tmp_path / "b.wav", d, given(row), CFG, CPU)
+    assert r.location.status == "located" and abs(r.location.position_m - x) < 0.02 * d
+    shifted = read_pair(tmp_path / "a.wav", tmp_path / "b.wav", offset_s=0.5)
+    assert "B starts 0.5 s later (timestamps): A's first 0.5 s dropped" in shifted.notes
+
+
+def test_many_pairs_keep_their_order_and_bad_ones_become_rows(pairs: Path,
+                                                             tmp_path: Path) -> None:
+    jobs = read_pairs(pairs / "pairs.csv")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    broken = PairJob(row=5, a=tmp_path / "broken.wav", b=jobs[0].b, distance_m=50.0,
+                     speed=jobs[0].speed, a_label="broken.wav", b_label="b.wav")
+    bad = PairJob(row=6, a=None, b=None, distance_m=None, speed=None,
+                  problem="distance must be positive, not -3 m", a_label="x", b_label="y")
+    rows = locate_jobs([jobs[0], broken, bad, *jobs[1:]], LocateConfig(workers=2), CPU)
+    assert [r["status"] for r in rows] == ["located", "bad input", "bad input"] + \
+        ["located"] * (len(jobs) - 1)
+    assert "broken.wav" in rows[1]["reason"] and "unreadable" in rows[1]["reason"]
+    assert rows[2]["reason"] == "distance must be positive, not -3 m"
+    out = write_locations(rows, tmp_path / "locations.csv")
+    with out.open() as fh:
+        back = list(csv.DictReader(fh))
+    assert tuple(back[0]) == LOCATION_COLUMNS and len(back) == len(rows)
+    for row, t in zip([back[0], *back[3:]], truth(pairs)):
+        d = float(t["distance_m"])
+        assert abs(float(row["position_m"]) - float(t["leak_position_m"])) < 0.02 * d
+
+
+def test_the_command_for_one_pair_prints_writes_and_draws(
+        pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    row = truth(pairs)[2]
+    out, plot = tmp_path / "pair.json", tmp_path / "pair.png"
+    assert main(["locate", str(pairs / row["a"]), str(pairs / row["b"]), "--distance",
+                 row["distance_m"], "--material", row["material"], "--out", str(out),
+                 "--plot", str(plot), "--workers", "1"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("status      located") and "m from A (interval" in said
+    result = json.loads(out.read_text())
+    x, d = float(row["leak_position_m"]), float(row["distance_m"])
+    assert result["low_m"] <= x <= result["high_m"] and abs(result["position_m"] - x) < 0.02 * d
+    assert "Korteweg" in result["wave_speed_source"] and result["status"] == "located"
+    assert_png(plot)
+
+
+def test_the_command_for_many_pairs_and_for_a_layout(
+        pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "locations.csv"
+    assert main(["locate", "--pairs", str(pairs / "pairs.csv"), "--out", str(out),
+                 "--plots", str(tmp_path / "plots"), "--workers", "1"]) == 0
+    assert "located 4 pairs (4 located)" in capsys.readouterr().out
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert all((tmp_path / r["plot"]).is_file() for r in rows)
+    # the layout pairs the same recordings by sensor and timestamp; a B recording an hour
+    # late pairs with nothing and says why
+    night = tmp_path / "night"
+    shutil.copytree(pairs / "recordings", night)
+    late = sorted(night.glob("P0001B~*"))[0]
+    late.rename(night / late.name.replace("T010000", "T020000"))
+    assert main(["locate", "--layout", str(pairs / "sensors.csv"), "--recordings",
+                 str(night), "--out", str(out), "--workers", "1"]) == 0
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["bad input"] + ["located"] * 3
+    assert "more than --max-offset 1 s" in rows[0]["reason"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distance", "0", "--wave-speed", "1200"], "distance between the sensors must be "
+                                                  "positive, not 0 m"),
+    (["--distance", "100", "--material", "bamboo"], "unknown pipe material 'bamboo'"),
+    (["--distance", "100"], "give a wave speed or a pipe material"),
+    (["--wave-speed", "1200"], "one pair needs both recordings and --distance M"),
+])
+def test_bad_input_is_one_line(pairs: Path, args: list[str], message: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    row = truth(pairs)[0]
+    assert main(["locate", str(pairs / row["a"]), str(pairs / row["b"]), *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_the_ways_in_are_exclusive(pairs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["locate", "--pairs", str(pairs / "pairs.csv")]) == 1
+    assert "give --out FILE.csv" in capsys.readouterr().err
+    assert main(["locate"]) == 1
+    assert "give one pair" in capsys.readouterr().err
