@@ -15,6 +15,7 @@ import torch
 
 from leakhunter.cli import main
 from leakhunter.config import LocateConfig, PairSynthConfig
+from leakhunter.locate import run
 from leakhunter.locate.pair_audio import read_pair
 from leakhunter.locate.pairing import PairJob, read_pairs
 from leakhunter.locate.run import (
@@ -26,7 +27,9 @@ from leakhunter.locate.run import (
 )
 from leakhunter.locate.synth_pairs import synthesize_pairs
 from leakhunter.locate.wave_speed import WaveSpeed
+from leakhunter.runtime import devices
 
+from ..helpers.cuda import FakeCuda
 from ..helpers.png import assert_png
 
 RATE = 4096
@@ -172,3 +175,25 @@ def test_the_ways_in_are_exclusive(pairs: Path, capsys: pytest.CaptureFixture[st
     assert "give --out FILE.csv" in capsys.readouterr().err
     assert main(["locate"]) == 1
     assert "give one pair" in capsys.readouterr().err
+
+
+def test_the_cuda_path_reads_in_workers_and_correlates_here(
+        pairs: Path, fake_cuda: FakeCuda, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With CUDA (simulated: the pairs stay on the CPU where they would move to the GPU),
+    the workers only read and this process correlates all pairs in one batch."""
+    batches: list[int] = []
+    real = run.locate_batch
+
+    def counted(a: torch.Tensor, *args, **kwargs):
+        batches.append(a.shape[0])
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(run, "to_device", lambda t, device: t)
+    monkeypatch.setattr(run, "locate_batch", counted)
+    device = devices.resolve("cuda", "locate").device
+    assert device == torch.device("cuda", 0)
+    jobs = read_pairs(pairs / "pairs.csv")
+    rows = run.locate_jobs(jobs, LocateConfig(workers=2), device)
+    assert [r["status"] for r in rows] == ["located"] * len(jobs)
+    windows = {run.window_samples(j.distance_m, j.speed.low, RATE, 6 * RATE, CFG) for j in jobs}
+    assert sum(batches) == len(jobs) and len(batches) == len(windows) < len(jobs)

@@ -201,7 +201,7 @@ def _print_location(result: Any) -> None:
               f"(t_A - t_B)")
     print(f"wave speed  {loc.wave_speed_m_s:.0f} m/s (range {loc.speed_low_m_s:.0f} to "
           f"{loc.speed_high_m_s:.0f}): {result.speed.source}")
-    band = (f", band {loc.band_hz[0]:.0f} to {loc.band_hz[1]:.0f} Hz" if loc.band_hz else "")
+    band = (f", band {loc.band_hz[0]:.3g} to {loc.band_hz[1]:.4g} Hz" if loc.band_hz else "")
     print(f"peak        quality {loc.quality:.1f}, coherence {loc.coherence:.3f}{band}, "
           f"window {loc.window_s:g} s over {result.seconds:.1f} s")
 
@@ -244,8 +244,8 @@ def _many_pairs(args: argparse.Namespace, cfg: LocateConfig) -> int:
     print(f"located {len(rows)} pairs ({counts}) -> {args.out}")
     located = [row for row in rows if row["status"] == "located"]
     for row in located[:SHOWN]:
-        print(f"  {row['a']} ~ {row['b']}: {row['position_m']} m from A "
-              f"({row['low_m']} to {row['high_m']}) of {row['distance_m']} m")
+        print(f"  {Path(row['a']).name} ~ {Path(row['b']).name}: {row['position_m']:g} m "
+              f"from A ({row['low_m']:g} to {row['high_m']:g}) of {row['distance_m']:g} m")
     if len(located) > SHOWN:
         print(f"  ... and {len(located) - SHOWN} more located (see {args.out})")
     return 0

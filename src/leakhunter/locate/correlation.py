@@ -19,6 +19,8 @@ twice the largest possible delay (the span over the wave speed), or the peak wra
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,25 +66,32 @@ def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
     if window < 8 or window > a.shape[1]:
         raise ConfigError(f"a window of {window} samples needs recordings at least that long "
                           f"(they hold {a.shape[1]})")
-    hop = window // 2
-    taper = torch.hann_window(window, periodic=True, dtype=a.dtype, device=a.device)
-    fa = torch.fft.rfft(a.unfold(1, window, hop) * taper, dim=2)  # [P, K, F]
-    fb = torch.fft.rfft(b.unfold(1, window, hop) * taper, dim=2)
+    taper = _hann(window).to(device=a.device, dtype=a.dtype)
+    # [P, F, K]: windows last, so each average below is one contiguous dot product
+    kw = dict(n_fft=window, hop_length=window // 2, window=taper, center=False,
+              return_complex=True)
+    fa, fb = torch.stft(a, **kw), torch.stft(b, **kw)
     freqs = torch.fft.rfftfreq(window, d=1.0 / rate).to(a.device)
+    count = fa.shape[2]
+    dot = torch.linalg.vecdot  # sum_k conj(x_k) y_k over the windows: one pass, no copies
     if weights is None:
-        share = torch.full(fa.shape[:2], 1.0 / fa.shape[1], dtype=a.dtype, device=a.device)
-        windows = fa.shape[1]
-    else:
-        if weights.shape != fa.shape[:2]:
-            raise ConfigError(f"window weights must be [{fa.shape[0]}, {fa.shape[1]}], not "
-                              f"{list(weights.shape)}")
-        share = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
-        # unequal weights average fewer windows' worth: Kish's effective sample size
-        windows = max(1, int(float((1.0 / (share ** 2).sum(dim=1)).min())))
-    share = share[:, :, None]
-    return Spectra(aa=(fa.abs() ** 2 * share).sum(dim=1), bb=(fb.abs() ** 2 * share).sum(dim=1),
-                   ab=(fa * fb.conj() * share).sum(dim=1), windows=windows, freqs=freqs,
-                   step=rate / window)
+        return Spectra(aa=dot(fa, fa).real / count, bb=dot(fb, fb).real / count,
+                       ab=dot(fb, fa) / count, windows=count, freqs=freqs, step=rate / window)
+    if weights.shape != (fa.shape[0], count):
+        raise ConfigError(f"window weights must be [{fa.shape[0]}, {count}], not "
+                          f"{list(weights.shape)}")
+    share = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)  # [P, K]
+    # unequal weights average fewer windows' worth: Kish's effective sample size
+    windows = max(1, int(float((1.0 / (share ** 2).sum(dim=1)).min())))
+    wa, wb = fa * share[:, None, :], fb * share[:, None, :]
+    return Spectra(aa=dot(fa, wa).real, bb=dot(fb, wb).real, ab=dot(fb, wa),
+                   windows=windows, freqs=freqs, step=rate / window)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(window: int) -> torch.Tensor:
+    """The periodic Hann window on the CPU, made once per length (long windows cost)."""
+    return torch.hann_window(window, periodic=True, dtype=torch.float32)
 
 
 def weights(s: Spectra, weighting: str) -> torch.Tensor:
@@ -123,14 +132,59 @@ def correlate(s: Spectra, weighting: str = "scot", band: torch.Tensor | None = N
     The inverse transform is zero-padded ``upsample`` times: the correlation between
     samples is its band-limited interpolation, so whitened weightings (PHAT, SCOT), whose
     peaks are a sample or two wide, are located between samples as well as broad ones."""
+    window = 2 * (s.ab.shape[1] - 1)
+    n = window * upsample
+    x = weighted(s, weighting, band)
+    values = torch.fft.fftshift(torch.fft.irfft(x, n=n, dim=1), dim=1) * upsample
+    lags = (torch.arange(n, device=values.device, dtype=values.dtype) - n // 2) / upsample
+    return Correlation(values=values, lags=lags, upsample=upsample)
+
+
+def weighted(s: Spectra, weighting: str = "scot",
+             band: torch.Tensor | None = None) -> torch.Tensor:
+    """The weighted cross-spectrum ``W G_ab`` ``[P, F]`` (complex), zero outside ``band``:
+    what :func:`correlate` transforms and :func:`refine` evaluates between samples."""
     w = weights(s, weighting)
     if band is not None:
         w = w * band.to(w.dtype)
-    window = 2 * (s.ab.shape[1] - 1)
-    n = window * upsample
-    values = torch.fft.fftshift(torch.fft.irfft(w * s.ab, n=n, dim=1), dim=1) * upsample
-    lags = (torch.arange(n, device=values.device, dtype=values.dtype) - n // 2) / upsample
-    return Correlation(values=values, lags=lags, upsample=upsample)
+    return w * s.ab
+
+
+def refine(x: torch.Tensor, around: torch.Tensor, upsample: int = UPSAMPLE
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The correlation of the weighted cross-spectrum ``x`` ``[P, F]`` near ``around``
+    (``[P]`` lags in samples, e.g. a coarse peak): evaluated at ``1 / upsample`` steps
+    within one sample either side (what a zero-padded inverse transform would give there,
+    at a fraction of its cost), then the parabola through the highest point. Returns the
+    delay (samples) and the correlation there, ``[P]`` each, on the scale of
+    :func:`correlate`.
+
+    ``R(t) = (1 / n) sum_k c_k Re(x_k exp(2 pi i k t / n))`` with ``c_k`` 1 at DC and
+    Nyquist and 2 between: the real inverse transform at a fractional lag. The shift to
+    ``around`` is one complex product per frequency; the fine steps are one matrix
+    product with a table shared by every pair."""
+    n = 2 * (x.shape[1] - 1)
+    k = torch.arange(x.shape[1], device=x.device, dtype=torch.float64)
+    c = torch.full_like(k, 2.0)
+    c[0] = c[-1] = 1.0
+    real = x.real.dtype
+    turn = ((2 * math.pi / n) * k[None, :] * around.double()[:, None]).to(real)  # [P, F]
+    shifted = x * torch.polar(torch.ones_like(turn), turn) * c.to(real)[None, :]
+    steps = torch.arange(-upsample, upsample + 1, device=x.device, dtype=torch.float64)
+    steps = steps / upsample  # [J] samples
+    table = torch.polar(torch.ones(k.numel(), steps.numel(), dtype=torch.float64,
+                                   device=x.device),
+                        (2 * math.pi / n) * k[:, None] * steps[None, :])  # [F, J]
+    values = (shifted @ table.to(x.dtype)).real / n  # [P, J]
+    i = values.argmax(dim=1).clamp(1, steps.numel() - 2)
+    rows = torch.arange(values.shape[0], device=x.device)
+    left, mid, right = values[rows, i - 1], values[rows, i], values[rows, i + 1]
+    curvature = left - 2 * mid + right
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-30),
+                        torch.zeros_like(mid)).clamp(-0.5, 0.5)
+    delay = around.to(real) + (steps.to(real)[i] + shift / upsample)
+    height = mid - 0.25 * (left - right) * shift  # the parabola's top
+    return delay, height
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ the CPU or a GPU), their spans and wave speeds, and returns one :class:`Location
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -40,7 +41,7 @@ import torch
 
 from ..config import LocateConfig
 from ..errors import ConfigError
-from .correlation import Correlation, Spectra, correlate, peak, spectra
+from .correlation import Correlation, Peak, Spectra, refine, spectra, weighted
 from .wave_speed import WaveSpeed
 
 LOCATED, OUTSIDE, NO_CORRELATION, BAD_INPUT = "located", "outside", "no correlation", "bad input"
@@ -172,11 +173,17 @@ def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[flo
     here waits for a GPU."""
     s = spectra(a, b, window, rate, weights)
     band, excess = coherent_band(s, cfg)
-    corr = correlate(s, cfg.weighting, band=band)
+    x = weighted(s, cfg.weighting, band)
+    # the correlation at whole samples finds the peak and measures the noise; only the
+    # peak's neighbourhood is evaluated between samples (refine), not the whole lag axis
+    corr = Correlation(torch.fft.fftshift(torch.fft.irfft(x, n=window, dim=1), dim=1),
+                       torch.arange(window, device=a.device, dtype=a.dtype) - window // 2, 1)
     dist = torch.tensor(distances_m, dtype=a.dtype, device=a.device)
     slowest = torch.tensor(slowest_m_s, dtype=a.dtype, device=a.device)
     search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
-    found = peak(_limited(corr, search))
+    coarse = _limited(corr, search).values.argmax(dim=1)
+    delay, height = refine(x, corr.lags[coarse])
+    found = Peak(delay=delay, height=height, quality=height)
     inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
     return Measured(
         delay=found.delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, found.delay),
@@ -261,17 +268,24 @@ def _noise_profile(window: int, corr: Correlation) -> torch.Tensor:
     """The standard deviation of the correlation of independent white noise at each lag of
     ``corr``, relative to lag 0: ``sqrt(sum_n w(n)^2 w(n+l)^2)`` for the Hann window ``w``
     (circular, as the transform is), interpolated to the upsampled lags. Made on the CPU
-    from the window alone (the lags are ``(i - n/2) / upsample``), then moved."""
+    from the window alone (the lags are ``(i - n/2) / upsample``), once per window, then
+    moved to the correlation's device."""
+    return _profile(window, corr.upsample).to(device=corr.values.device,
+                                              dtype=corr.values.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _profile(window: int, upsample: int) -> torch.Tensor:
+    """:func:`_noise_profile` on the CPU in float64, kept per window and upsampling."""
     taper = torch.hann_window(window, periodic=True, dtype=torch.float64)
     power = torch.fft.rfft(taper ** 2)
     auto = torch.fft.irfft(power * power.conj(), n=window)  # circular autocorrelation
     auto = torch.fft.fftshift(auto / auto[0]).clamp_min(1e-12).sqrt()
-    n = window * corr.upsample
-    where = (torch.arange(n, dtype=torch.float64) - n // 2) / corr.upsample + window // 2
+    n = window * upsample
+    where = (torch.arange(n, dtype=torch.float64) - n // 2) / upsample + window // 2
     low = where.floor().long().clamp(0, window - 2)
     share = (where - low).clamp(0.0, 1.0)
-    profile = auto[low] * (1 - share) + auto[low + 1] * share
-    return profile.to(device=corr.values.device, dtype=corr.values.dtype)
+    return auto[low] * (1 - share) + auto[low + 1] * share
 
 
 def _delay_sigma(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,

@@ -111,18 +111,24 @@ def _locate_read(items: Sequence[_Item], cfg: LocateConfig, device: torch.device
     """Correlate pairs already read that share one length and rate (one batch)."""
     rate, samples = items[0].audio.rate, items[0].audio.a.shape[0]
     window = max(window_samples(i.distance_m, i.speed.low, rate, samples, cfg) for i in items)
-    a = torch.stack([torch.from_numpy(i.audio.a) for i in items]).to(device)
-    b = torch.stack([torch.from_numpy(i.audio.b) for i in items]).to(device)
+    a = to_device(torch.stack([torch.from_numpy(i.audio.a) for i in items]), device)
+    b = to_device(torch.stack([torch.from_numpy(i.audio.b) for i in items]), device)
     notes = [list(i.audio.notes) for i in items]
     weights = None
     if detector is not None:
         rows = [_weights(i, detector, window, samples, said) for i, said in zip(items, notes)]
-        weights = torch.from_numpy(np.stack(rows)).to(device=device, dtype=a.dtype)
+        weights = to_device(torch.from_numpy(np.stack(rows)).to(a.dtype), device)
     locations, plots = locate_batch(a, b, rate, [i.distance_m for i in items],
                                     [i.speed for i in items], cfg, window, curves, weights)
     return [PairResult(loc, i.distance_m, i.speed, i.audio.seconds, rate, tuple(said),
                        plots[k] if plots else None)
             for k, (loc, i, said) in enumerate(zip(locations, items, notes))]
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device``: the one place pairs leave the host (a test with CUDA simulated
+    keeps them on the CPU here and runs the rest of the CUDA path)."""
+    return t.to(device, non_blocking=device.type == "cuda")
 
 
 def _weights(item: _Item, detector: Detector, window: int, samples: int,
@@ -149,60 +155,115 @@ def locate_jobs(jobs: Sequence[PairJob], cfg: LocateConfig, device: torch.device
                 ) -> list[dict[str, Any]]:
     """One row of :data:`LOCATION_COLUMNS` per job, in order. ``plots``: a folder to draw
     each correlated pair into (``pair0001.png`` for the first job ...; the row's ``plot``
-    column names the file); ``detector``: the recordings' :func:`~.detector.timelines`."""
+    column names the file); ``detector``: the recordings' :func:`~.detector.timelines`.
+
+    On the CPU each worker process reads *and* correlates its share of the pairs with one
+    thread (a correlating main process competing with decoding workers for the same cores
+    ran several times slower); on CUDA the workers read and this process correlates many
+    pairs per GPU call."""
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
-    pending: dict[tuple[int, int, int], list[tuple[int, PairAudio]]] = {}
-    batch = BATCH["cuda" if device.type == "cuda" else "cpu"]
     usable = [(i, j) for i, j in enumerate(jobs) if not j.problem]
     for i, j in enumerate(jobs):
         if j.problem:
             rows[i] = _bad_row(j, j.problem)
-    workers = default_workers() if cfg.workers == 0 else cfg.workers
-    tasks = ((j.a, j.b, cfg.sample_rate, j.offset_s or 0.0) for _, j in usable)
-    with Workers(min(workers, max(len(usable), 1))) as pool, \
+    workers = min(default_workers() if cfg.workers == 0 else cfg.workers, max(len(usable), 1))
+    with Workers(workers) as pool, \
             progress_bar(total=len(usable), desc="locating", unit="pair") as bar:
-        for (i, job), audio in zip(usable, pool.map(_read, tasks)):
-            bar.update(1)
-            if isinstance(audio, str):
-                rows[i] = _bad_row(job, audio)
-                continue
-            try:
-                window = window_samples(job.distance_m, job.speed.low, audio.rate,
-                                        audio.a.shape[0], cfg)
-            except LeakhunterError as exc:
-                rows[i] = _bad_row(job, str(exc), audio)
-                continue
-            key = (audio.rate, audio.a.shape[0], window)
-            pending.setdefault(key, []).append((i, audio))
-            if len(pending[key]) >= batch:
-                _flush(pending.pop(key), jobs, rows, cfg, device, plots, detector)
-        for group in pending.values():
-            _flush(group, jobs, rows, cfg, device, plots, detector)
+        if device.type == "cuda":
+            batcher = _Batcher(dict(usable), cfg, device, plots, detector, BATCH["cuda"])
+            reads = ((j.a, j.b, cfg.sample_rate, j.offset_s or 0.0) for _, j in usable)
+            for (i, _), audio in zip(usable, pool.map(_read, reads)):
+                bar.update(1)
+                batcher.add(i, audio)
+            done = batcher.finish()
+        else:
+            chunks = [usable[k:k + TASK_PAIRS] for k in range(0, len(usable), TASK_PAIRS)]
+            tasks = ((chunk, cfg, plots, _detector_for(chunk, detector)) for chunk in chunks)
+            done = {}
+            for chunk, rows_done in zip(chunks, pool.map(_read_and_locate, tasks)):
+                bar.update(len(chunk))
+                done.update(rows_done)
+    for i, row in done.items():
+        rows[i] = row
     return [r for r in rows if r is not None]
 
 
+TASK_PAIRS = 16  # pairs a CPU worker reads and correlates at once
+
+
+def _detector_for(chunk: list[tuple[int, PairJob]],
+                  detector: Detector | None) -> Detector | None:
+    """The part of the detector's timelines a chunk of pairs needs (what travels to it)."""
+    if detector is None:
+        return None
+    paths = {str(p) for _, j in chunk for p in (j.a, j.b)}
+    return {p: t for p, t in detector.items() if p in paths}
+
+
 def _read(a: Path, b: Path, rate: int | None, offset_s: float) -> PairAudio | str:
-    """In a worker: the pair read, or why it cannot be (a string travels cheaply)."""
+    """The pair read, or why it cannot be (a string travels cheaply)."""
     try:
         return read_pair(a, b, rate, offset_s)
     except LeakhunterError as exc:
         return str(exc)
 
 
-def _flush(group: list[tuple[int, PairAudio]], jobs: Sequence[PairJob],
-           rows: list[dict[str, Any] | None], cfg: LocateConfig, device: torch.device,
-           plots: Path | None, detector: Detector | None) -> None:
-    items = [_Item(audio, jobs[i].distance_m, jobs[i].speed, str(jobs[i].a), str(jobs[i].b))
-             for i, audio in group]
-    results = _locate_read(items, cfg, device, plots is not None, detector)
-    for (i, _), result in zip(group, results):
-        rows[i] = _row(jobs[i], result)
-        if plots is not None:
-            from .plot import plot_pair  # matplotlib: only when drawing
+def _read_and_locate(chunk: list[tuple[int, PairJob]], cfg: LocateConfig, plots: Path | None,
+                     detector: Detector | None) -> dict[int, dict[str, Any]]:
+    """In a CPU worker: read and correlate a chunk of pairs; their rows by job index."""
+    batcher = _Batcher(dict(chunk), cfg, torch.device("cpu"), plots, detector,
+                       BATCH["cpu"])
+    for i, job in chunk:
+        batcher.add(i, _read(job.a, job.b, cfg.sample_rate, job.offset_s or 0.0))
+    return batcher.finish()
 
-            path = plot_pair(result, plots / f"pair{i + 1:04d}.png",
-                             title=f"{rows[i]['a']} ~ {rows[i]['b']}")
-            rows[i]["plot"] = str(path)
+
+class _Batcher:
+    """Pairs read, gathered into batches of one length, rate and window, correlated when a
+    batch is full or at :meth:`finish`; the finished rows by job index."""
+
+    def __init__(self, jobs: dict[int, PairJob], cfg: LocateConfig, device: torch.device,
+                 plots: Path | None, detector: Detector | None, batch: int):
+        self.jobs, self.cfg, self.device = jobs, cfg, device
+        self.plots, self.detector, self.batch = plots, detector, batch
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.pending: dict[tuple[int, int, int], list[tuple[int, PairAudio]]] = {}
+
+    def add(self, i: int, audio: PairAudio | str) -> None:
+        job = self.jobs[i]
+        if isinstance(audio, str):
+            self.rows[i] = _bad_row(job, audio)
+            return
+        try:
+            window = window_samples(job.distance_m, job.speed.low, audio.rate,
+                                    audio.a.shape[0], self.cfg)
+        except LeakhunterError as exc:
+            self.rows[i] = _bad_row(job, str(exc), audio)
+            return
+        key = (audio.rate, audio.a.shape[0], window)
+        self.pending.setdefault(key, []).append((i, audio))
+        if len(self.pending[key]) >= self.batch:
+            self._flush(self.pending.pop(key))
+
+    def finish(self) -> dict[int, dict[str, Any]]:
+        for group in self.pending.values():
+            self._flush(group)
+        self.pending = {}
+        return self.rows
+
+    def _flush(self, group: list[tuple[int, PairAudio]]) -> None:
+        jobs = self.jobs
+        items = [_Item(audio, jobs[i].distance_m, jobs[i].speed, str(jobs[i].a),
+                       str(jobs[i].b)) for i, audio in group]
+        results = _locate_read(items, self.cfg, self.device, self.plots is not None,
+                               self.detector)
+        for (i, _), result in zip(group, results):
+            row = self.rows[i] = _row(jobs[i], result)
+            if self.plots is not None:
+                from .plot import plot_pair  # matplotlib: only when drawing
+
+                row["plot"] = str(plot_pair(result, self.plots / f"pair{i + 1:04d}.png",
+                                            title=f"{row['a']} ~ {row['b']}"))
 
 
 def _row(job: PairJob, r: PairResult) -> dict[str, Any]:
