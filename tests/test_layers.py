@@ -22,7 +22,7 @@ import leakhunter
 
 PACKAGE = Path(leakhunter.__file__).parent
 LAYERS = ("", "runtime", "recordings", "dataset", "model", "training", "decisions",
-          "locate", "report", "learn", "tune", "demo", "cli")
+          "locate", "report", "learn", "tune", "study", "demo", "cli")
 FIRST = {"config": "", "errors": "", "__init__": "", "__main__": "cli"}
 MAX_LINES = 400
 

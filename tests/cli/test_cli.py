@@ -28,9 +28,9 @@ from leakhunter.runtime.device_policy import auto_help
 from ..helpers.faults import one_line
 
 COMMANDS = {"synth", "synth-pairs", "build", "info", "train", "evaluate", "calibrate", "predict",
-            "export", "report", "locate", "learn", "tune", "demo"}
+            "export", "report", "locate", "learn", "tune", "study", "demo"}
 DEVICE_COMMANDS = {"build", "train", "evaluate", "calibrate", "predict", "export", "learn",
-                   "locate", "demo"}
+                   "locate", "study", "demo"}
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -100,8 +100,9 @@ def test_device_is_declared_once_with_what_auto_means(capsys: pytest.CaptureFixt
     # a config field where the command's config has one (--config sets it too; absent from
     # the namespace unless given), else a plain args.device
     for name in DEVICE_COMMANDS:
-        in_config = name in ("build", "train", "learn", "locate")
-        assert device[name].dest == (CFG + "device" if in_config else "device"), name
+        in_config = name in ("build", "train", "learn", "locate", "study")
+        dest = "train.device" if name == "study" else "device"  # a study's runs train
+        assert device[name].dest == (CFG + dest if in_config else "device"), name
         assert device[name].default == (argparse.SUPPRESS if in_config else "auto"), name
 
 

@@ -2,11 +2,11 @@
 
 One module per group of commands, each command's parser beside the function it calls:
 :mod:`.data` (synth, synth-pairs, build, info), :mod:`.training` (train, learn, tune),
-:mod:`.decisions` (evaluate, calibrate, predict), :mod:`.deliver` (export, report, demo) and
-:mod:`.locate` (locate). Their parsers are built from the blocks in :mod:`.flags`, which
-also turns flags into settings: the stage's config dataclass defaults, then ``--config
-FILE.toml``, then flags. Library imports happen inside the commands, so ``leakhunter
---help`` stays fast. Errors a user can fix
+:mod:`.decisions` (evaluate, calibrate, predict), :mod:`.deliver` (export, report, demo),
+:mod:`.locate` (locate) and :mod:`.study` (study). Their parsers are built from the blocks
+in :mod:`.flags`, which also turns flags into settings: the stage's config dataclass
+defaults, then ``--config FILE.toml``, then flags. Library imports happen inside the
+commands, so ``leakhunter --help`` stays fast. Errors a user can fix
 (:class:`LeakhunterError`) print one line and exit 1; Ctrl-C and SIGTERM exit 130 and 143
 after the library has removed its partial files.
 """
@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import LeakhunterError
 from ..runtime import signals
 from ..runtime.log import setup_logging
-from . import data, decisions, deliver, locate, training
+from . import data, decisions, deliver, locate, study, training
 from .flags import log_flags
 
 log = logging.getLogger("leakhunter.cli")
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                 training.add_train,
                 decisions.add_evaluate, decisions.add_calibrate, decisions.add_predict,
                 deliver.add_export, deliver.add_report, locate.add_locate,
-                training.add_learn, training.add_tune, deliver.add_demo):
+                training.add_learn, training.add_tune, study.add_study,
+                deliver.add_demo):
         add(sub)
     return parser
 

@@ -114,18 +114,18 @@ def log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def device_flag(parser: argparse.ArgumentParser, command: str | None, *, what: str = "",
-                config: Any = None) -> None:
+                config: Any = None, path: str = "device") -> None:
     """``--device``, the one way every command declares it. Its help says what ``auto``
     means for ``command`` (:func:`~leakhunter.runtime.device_policy.auto_help`; ``None``: the
     demo, where each step makes its own choice), after ``what`` runs there when given.
 
     With ``config`` (the command's config dataclass, which has a ``device`` field) the flag
     overrides that field like any :func:`option`: dest ``CFG + "device"``, absent unless
-    given, so ``--config`` can set it. Without, it is a plain ``args.device``, default
-    "auto"."""
+    given, so ``--config`` can set it (``path``: the field's dotted path). Without, it is
+    a plain ``args.device``, default "auto"."""
     help = (f"{what}: " if what else "") + f"auto, cpu, cuda or cuda:N; {auto_help(command)}"
     if config is not None:
-        option(parser, ["--device"], "device", config, help)
+        option(parser, ["--device"], path, config, help)
     else:
         parser.add_argument("--device", default="auto", help=f"{help} (default: auto)")
 

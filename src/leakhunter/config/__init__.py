@@ -10,6 +10,7 @@ What lives where:
   checks, and the fixed names :data:`SPLITS`, :data:`BINARY_LABELS`,
   :data:`MULTICLASS_LABELS`;
 - :mod:`.locate`: ``LocateConfig`` and ``PairSynthConfig``, the leak correlator's;
+- :mod:`.study`: ``StudyConfig``, the paper's experiments (``leakhunter study``);
 - :mod:`.serial`: :func:`to_dict`, :func:`to_json`, :func:`from_dict` and :func:`load_toml`.
 
 Import from here (``from ..config import TrainConfig, from_dict``), not from the submodules.
@@ -18,7 +19,7 @@ Import from here (``from ..config import TrainConfig, from_dict``), not from the
 from __future__ import annotations
 
 from .locate import WEIGHTINGS, LocateConfig, PairSynthConfig
-from .serial import from_dict, load_toml, to_dict, to_json
+from .serial import from_dict, load_toml, to_dict, to_json, toml_value
 from .stages import (
     AUGMENTS,
     BINARY_LABELS,
@@ -39,11 +40,13 @@ from .stages import (
     TrainConfig,
     TuneConfig,
 )
+from .study import PAPER_CHOICE, PAPER_LONG_S, PAPER_SHORT, STUDY_MODELS, StudyConfig
 
 __all__ = [
-    "AUGMENTS", "BINARY_LABELS", "MULTICLASS_LABELS", "POOLS", "SPLITS", "WEIGHTINGS",
+    "AUGMENTS", "BINARY_LABELS", "MULTICLASS_LABELS", "PAPER_CHOICE", "PAPER_LONG_S",
+    "PAPER_SHORT", "POOLS", "SPLITS", "STUDY_MODELS", "WEIGHTINGS",
     "AudioConfig", "BuildConfig", "CalibrateConfig", "DemoConfig", "EvalConfig",
     "FeatureConfig", "LearnConfig", "LocateConfig", "ModelConfig", "PairSynthConfig",
-    "ReportConfig", "SplitConfig", "SynthConfig", "TrainConfig", "TuneConfig",
-    "from_dict", "load_toml", "to_dict", "to_json",
+    "ReportConfig", "SplitConfig", "StudyConfig", "SynthConfig", "TrainConfig", "TuneConfig",
+    "from_dict", "load_toml", "to_dict", "to_json", "toml_value",
 ]

@@ -24,6 +24,7 @@ AUTO = {  # what --device auto picks per command, and why
     "predict": ("cuda", "the CNN scores on the GPU while CPU workers decode"),
     "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
     "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
+    "study": ("cuda", "each run's CNN trains fastest on a GPU"),
     "locate": ("cpu", "decoding and resampling the pairs dominate; the correlation keeps "
                       "up on the CPU"),
 }

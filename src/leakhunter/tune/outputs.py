@@ -11,9 +11,7 @@ never see half a file.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..config import toml_value
 from ..runtime import safe_write
 from .heartbeat import died_notes
 from .space import SPACE
@@ -230,23 +229,11 @@ def to_toml(tree: dict[str, Any], header: list[str] = ()) -> str:
         elif value is None:
             lines.append(f"# {key}: not set")
         else:
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
     for key, table in tables:
         lines += ["", f"[{key}]"]
-        lines += [f"{k} = {_toml_value(v)}" if v is not None else f"# {k}: not set"
+        lines += [f"{k} = {toml_value(v)}" if v is not None else f"# {k}: not set"
                   for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a TOML basic string

@@ -1,0 +1,116 @@
+"""One run of a study: a model trained on one fold of one cell's features and scored on
+its test recordings, and ``runs.csv``, where finished runs are kept.
+
+Every model gives a leak probability per segment of the fold's VALIDATION and TESTING
+recordings; :func:`~.scoring.recording_metrics` turns them into the per-recording metrics
+with the threshold chosen on validation, the same for every model. ``runs.csv`` gets one
+row per finished run, appended and flushed to the disk at once, so a study stopped at any
+point (Ctrl-C, SIGKILL, a power cut) knows on restart which runs are done: a row is there
+whole or not at all (a last line cut off by a crash is dropped on reading).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..dataset.segments import load_split
+from ..dataset.store import SPLIT_FILES
+from ..model.card import load_model
+from ..model.scoring import predict_segments
+from ..runtime import devices, safe_write
+from ..training.train import train
+from .baselines import run_baseline
+from .scoring import METRICS, recording_metrics
+
+RUNS_FILE = "runs.csv"
+RUNS_COLUMNS = ("cell", "long_s", "short_points", "model", "fold", *METRICS, "threshold",
+                "train_recordings", "test_recordings", "seconds", "status", "reason")
+
+
+def run_key(cell: str, model: str, fold: int) -> tuple[str, str, int]:
+    """How a run is known in ``runs.csv``."""
+    return cell, model, int(fold)
+
+
+def finished(path: Path) -> set[tuple[str, str, int]]:
+    """The runs ``runs.csv`` holds, finished or failed (a failed run is not retried unless
+    its row is removed); an unfinished last line is ignored."""
+    if not path.is_file():
+        return set()
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    done = set()
+    for row in rows:
+        if row.get("status") in ("ok", "failed") and row.get("fold", "").isdigit():
+            done.add(run_key(row["cell"], row["model"], int(row["fold"])))
+    return done
+
+
+def append_run(path: Path, row: dict[str, Any]) -> None:
+    """Append one row (writing the header first into a new file), flushed to the disk
+    before returning: once this returns, the run counts as done."""
+    new = not path.is_file() or path.stat().st_size == 0
+    with safe_write.guard(path, f"writing {path.name}"):
+        if not new:
+            _end_with_newline(path)
+        with path.open("a", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=RUNS_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in RUNS_COLUMNS})
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _end_with_newline(path: Path) -> None:
+    """Cut an unfinished last line (a crash mid-write) so the next row starts cleanly."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
+
+
+def run_model(model: str, fold_dir: Path, work: Path, train_cfg: TrainConfig,
+              seed: int) -> dict[str, Any]:
+    """Train ``model`` on ``fold_dir``'s TRAINING (``work`` holds its run folder, removed
+    afterwards) and return the test metrics and the recording counts."""
+    train_split = load_split(fold_dir / SPLIT_FILES["TRAINING"], "no")
+    val = load_split(fold_dir / SPLIT_FILES["VALIDATION"], "yes")
+    test = load_split(fold_dir / SPLIT_FILES["TESTING"], "yes")
+    positive = [train_split.labels.index(p) for p in train_cfg.positive
+                if p in train_split.labels]
+    counts = {"train_recordings": train_split.recordings, "test_recordings": test.recordings}
+    if model == "cnn-mel":
+        metrics = _cnn_mel(fold_dir, work, train_cfg, val, test, positive)
+    else:
+        metrics = run_baseline(model, load_split(fold_dir / SPLIT_FILES["TRAINING"], "yes"),
+                               val, test, positive, seed)
+    return {**metrics, **counts}
+
+
+def _cnn_mel(fold_dir: Path, work: Path, cfg: TrainConfig, val: Any, test: Any,
+             positive: list[int]) -> dict[str, float]:
+    """The mel CNN as ``train`` trains it (early stopping on VALIDATION), scored by the
+    study's rule. A run folder left by an interrupted run is resumed, not restarted."""
+    run_dir = work / "run"
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        train(None, run_dir, cfg, resume=True)
+    else:
+        train(fold_dir, run_dir, cfg, overwrite=True)
+    device = devices.resolve(cfg.device, "evaluate").device
+    model, _ = load_model(run_dir / "best.pt", device)
+    pv, _ = predict_segments(model, val, device)
+    pt, _ = predict_segments(model, test, device)
+    metrics = recording_metrics(val.file_index, pv, np.isin(val.file_label, positive),
+                                test.file_index, pt, np.isin(test.file_label, positive),
+                                vote_fraction=cfg.vote_fraction)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return metrics

@@ -1,0 +1,181 @@
+"""``leakhunter study``: every grid cell x model x fold, cached, resumable, summarised.
+
+:func:`run_study` finds the recordings (as ``build`` does), fits the mel range once, lays
+out the grid (:mod:`.grid`; invalid cells listed with their reasons) and the folds
+(:mod:`.folds`: grouped by sensor, stratified by label), then runs what ``runs.csv`` does
+not hold yet, cell by cell so that each cell's features are built once (:mod:`.cache`)
+and serve all its folds and models. Each finished run is one row of ``runs.csv`` at once;
+a stopped study (Ctrl-C, SIGKILL) continues where it stopped when run again, and a run it
+was in the middle of is done again (a CNN run resumes from its last checkpoint). At the
+end, and after every cell, the outputs (:mod:`.outputs`) are written from ``runs.csv``.
+
+``study.json`` records what the runs depend on (the recordings, the folds' settings, the
+build and training settings); a rerun with other such settings is refused, while the grid
+and the models may grow between runs (a study is extended, not restarted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..config import StudyConfig, to_dict
+from ..dataset import mel_range
+from ..dataset.sources import discover
+from ..errors import InputError, LeakhunterError
+from ..recordings.audio import parse_name
+from ..runtime import safe_write
+from ..runtime.log import progress_bar
+from .baselines import available
+from .cache import cached_features, fold_dataset, identity
+from .folds import describe, fixed_split, sensor_folds
+from .grid import make_grid
+from .outputs import read_runs, write_outputs
+from .runs import RUNS_FILE, append_run, finished, run_key, run_model
+
+log = logging.getLogger(__name__)
+
+STUDY_FILE = "study.json"
+WORK = "work"  # STUDY_DIR/work/: fold datasets and run folders while a run lasts
+
+
+def run_study(recordings: str | Path, study_dir: str | Path,
+              cfg: StudyConfig = StudyConfig()) -> dict[str, Any]:  # noqa: B008
+    """Run (or continue) the study of ``recordings`` in ``study_dir``; returns what was
+    done: runs planned, done before, done now, failed, the build seconds, the outputs."""
+    started = time.perf_counter()
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    found = discover(recordings)
+    sources = found.sources
+    paths = [s.path for s in sources]
+    labels = [s.label for s in sources]
+    sensors = [s.group or parse_name(s.path).sensor_id for s in sources]
+    base = dataclasses.replace(cfg.build, feature=mel_range.fitted(cfg.build.feature, paths))
+    grid = make_grid(cfg.long_s, cfg.short_points, base.feature, cfg.train.model)
+    if not grid.cells:
+        raise InputError("no valid configuration in the grid: " + "; ".join(
+            f"{long:g} s / {short}: {why}" for long, short, why in grid.invalid))
+    folds = (sensor_folds(labels, sensors, cfg.folds, cfg.seed, cfg.validation_share)
+             if cfg.folds > 1 else fixed_split(labels, sensors, cfg.build.split))
+    recordings_id = identity(sources)
+    _check_same_study(study_dir, cfg, recordings_id)
+    notes = [f"{len(sources)} recordings from {len(set(sensors))} sensors ("
+             + ", ".join(f"{labels.count(lab)} {lab}" for lab in found.labels) + ")"]
+    notes += [f"{long:g} s / {short} points: invalid ({why})"
+              for long, short, why in grid.invalid]
+    models = []
+    for model in cfg.models:
+        why = available(model)
+        if why:
+            notes.append(f"{model} skipped: {why}")
+        else:
+            models.append(model)
+    skipped = [n for n in notes if " skipped: " in n]
+    if not models:
+        raise InputError("no model to run: " + "; ".join(skipped))
+    for line in skipped:
+        log.warning("%s", line)
+    cfg_run = dataclasses.replace(cfg, models=tuple(models))  # what the outputs report
+    notes += describe(folds, labels, sensors)
+    runs_path = study_dir / RUNS_FILE
+    done = finished(runs_path)
+    plan = [(cell, model, fold) for cell in grid.cells for fold in folds for model in models]
+    todo = [p for p in plan if run_key(p[0].key, p[1], p[2].index) not in done]
+    log.info("study: %d runs planned, %d done before, %d to do", len(plan),
+             len(plan) - len(todo), len(todo))
+    build_s, failed, ran = 0.0, 0, 0
+    with progress_bar(total=len(todo), desc="study", unit="run") as bar:
+        for cell in grid.cells:
+            mine = [(m, f) for c, m, f in todo if c is cell]
+            if not mine:
+                continue
+            features = cached_features(study_dir, cell, base, sources, recordings_id)
+            build_s += features.seconds
+            for fold in folds:
+                fold_models = [m for m, f in mine if f is fold]
+                if not fold_models:
+                    continue
+                work = study_dir / WORK / cell.key / f"fold{fold.index}"
+                fold_dir = fold_dataset(features.folder, fold, paths, work / "dataset")
+                for model in fold_models:
+                    row = _one_run(cell, model, fold.index, fold_dir, work, cfg)
+                    append_run(runs_path, row)
+                    failed += row["status"] == "failed"
+                    ran += 1
+                    bar.update(1)
+                shutil.rmtree(work, ignore_errors=True)
+            write_outputs(study_dir, read_runs(runs_path), cfg_run, base, notes)
+    outputs = write_outputs(study_dir, read_runs(runs_path), cfg_run, base, notes) \
+        if runs_path.is_file() else []
+    shutil.rmtree(study_dir / WORK, ignore_errors=True)
+    return {"planned": len(plan), "done_before": len(plan) - len(todo), "ran": ran,
+            "failed": failed, "build_s": build_s, "total_s": time.perf_counter() - started,
+            "invalid": grid.invalid, "models": models, "outputs": [str(p) for p in outputs],
+            "notes": notes}
+
+
+def _one_run(cell: Any, model: str, fold: int, fold_dir: Path, work: Path,
+             cfg: StudyConfig) -> dict[str, Any]:
+    """One run's ``runs.csv`` row; a failure a user can act on is a row, not a stop."""
+    row: dict[str, Any] = {"cell": cell.key, "long_s": cell.long_s,
+                           "short_points": cell.short_points, "model": model, "fold": fold}
+    started = time.perf_counter()
+    try:
+        with _quiet():
+            result = run_model(model, fold_dir, work, cfg.train, cfg.train.seed)
+    except LeakhunterError as exc:
+        log.warning("%s %s fold %d failed: %s", cell.key, model, fold, exc)
+        return {**row, "status": "failed", "reason": str(exc),
+                "seconds": round(time.perf_counter() - started, 2)}
+    return {**row, **{k: _round(v) for k, v in result.items()}, "status": "ok",
+            "reason": "", "seconds": round(time.perf_counter() - started, 2)}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Each run's training and build log down to warnings, unless the user asked for
+    debug output: a study is hundreds of runs, its progress bar says where it is."""
+    names = ("leakhunter.training", "leakhunter.dataset", "leakhunter.study.baselines")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    if logging.getLogger("leakhunter").getEffectiveLevel() > logging.DEBUG:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _check_same_study(study_dir: Path, cfg: StudyConfig, recordings: str) -> None:
+    """Write ``study.json`` the first time; later, refuse settings the runs depend on that
+    differ from it (the grid and the models may change: the study grows)."""
+    path = study_dir / STUDY_FILE
+    fixed = {"recordings": recordings, "folds": cfg.folds, "seed": cfg.seed,
+             "validation_share": cfg.validation_share,
+             # where and how fast a run trains does not change what it learns
+             "train": to_dict(dataclasses.replace(cfg.train, device="auto", preload="auto",
+                                                  loader_workers=2, log_every=50)),
+             "build": to_dict(dataclasses.replace(cfg.build, workers=0, device="auto"))}
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in fixed if before.get(k) != json.loads(json.dumps(fixed[k])))
+        if changed:
+            raise InputError(f"{study_dir} holds a study with other {', '.join(changed)}: "
+                             f"its runs would not compare; give another --out, or delete "
+                             f"{study_dir} to start again")
+        return
+    safe_write.write_json(path, fixed)

@@ -1,0 +1,129 @@
+"""A whole study (leakhunter.study.study and ``leakhunter study``): every cell, model and
+fold run once, features built once per cell, a killed study resumed without repeating a
+run, changed settings refused, invalid cells and a missing extra said in one line."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from leakhunter.cli import main
+from leakhunter.config import BuildConfig, ModelConfig, StudyConfig, TrainConfig
+from leakhunter.errors import InputError
+from leakhunter.study import study as study_module
+from leakhunter.study.baselines import XGBOOST_LINE
+from leakhunter.study.cache import FEATURES
+from leakhunter.study.runs import RUNS_FILE
+
+CFG = StudyConfig(long_s=(0.25, 0.5), short_points=(512,), models=("cnn-mel", "mfcc-rf"),
+                  folds=3, build=BuildConfig(workers=1),
+                  train=TrainConfig(epochs=1, batch_size=64, augment=(),
+                                    model=ModelConfig(width=8, dense=32)))
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 recordings per label from 4 sensors each, 2 s at 8,192 Hz."""
+    out = tmp_path_factory.mktemp("study") / "rec"
+    assert main(["synth", str(out), "--count", "8", "--sensors", "4", "--duration", "2",
+                 "--sample-rate", "8192", "--out-of-water", "0", "-q"]) == 0
+    return out
+
+
+def rows(study_dir: Path) -> list[dict[str, str]]:
+    with (study_dir / RUNS_FILE).open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def finished(recordings: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("study") / "out"
+    return out, study_module.run_study(recordings, out, CFG)
+
+
+def test_every_cell_model_and_fold_runs_once_and_tests_every_recording(
+        finished: tuple[Path, dict]) -> None:
+    out, result = finished
+    runs = rows(out)
+    assert result["planned"] == result["ran"] == len(runs) == 2 * 2 * 3
+    assert {r["status"] for r in runs} == {"ok"}
+    keys = Counter((r["cell"], r["model"], r["fold"]) for r in runs)
+    assert set(keys.values()) == {1}
+    for cell in ("long0.25-short512", "long0.5-short512"):
+        for model in CFG.models:
+            tested = [int(r["test_recordings"]) for r in runs
+                      if r["cell"] == cell and r["model"] == model]
+            assert sum(tested) == 16  # each recording tested exactly once per cell and model
+    for r in runs:
+        assert 0.0 <= float(r["accuracy"]) <= 1.0 and float(r["seconds"]) > 0
+    assert len(list((out / FEATURES).iterdir())) == 2  # one build per cell
+    for name in ("summary.csv", "segmentation.png", "models.png", "study.md",
+                 "best_build.toml"):
+        assert (out / name).is_file(), name
+    assert not (out / "work").exists()  # fold datasets and run folders cleaned up
+
+
+def test_a_killed_study_resumes_without_repeating_a_run(
+        recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = replace(CFG, long_s=(0.25,), models=("mfcc-rf",))
+    real = study_module.run_model
+    calls: list[str] = []
+
+    def killed_on_third(model: str, fold_dir: Path, *args):
+        calls.append(str(fold_dir))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C, or SIGKILL between two runs
+        return real(model, fold_dir, *args)
+
+    monkeypatch.setattr(study_module, "run_model", killed_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        study_module.run_study(recordings, tmp_path, cfg)
+    assert len(rows(tmp_path)) == 2
+    with (tmp_path / RUNS_FILE).open("a") as fh:  # a row cut off by a kill mid-write
+        fh.write("long0.25-short512,0.25,512,mfcc-rf,2,0.5")
+    calls.clear()
+    monkeypatch.setattr(study_module, "run_model", lambda *a: (calls.append("x"), real(*a))[1])
+    result = study_module.run_study(recordings, tmp_path, cfg)
+    assert (result["done_before"], result["ran"], len(calls)) == (2, 1, 1)
+    assert result["build_s"] == 0.0  # the cell's features were reused, not rebuilt
+    assert sorted(r["fold"] for r in rows(tmp_path)) == ["0", "1", "2"]
+
+
+def test_other_settings_in_the_same_folder_are_refused(finished: tuple[Path, dict],
+                                                       recordings: Path) -> None:
+    out, _ = finished
+    with pytest.raises(InputError, match="holds a study with other train"):
+        study_module.run_study(recordings, out, replace(CFG, train=replace(CFG.train,
+                                                                           epochs=3)))
+
+
+def test_invalid_cells_are_skipped_with_their_reason(recordings: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    assert main(["study", str(recordings), "--out", str(tmp_path), "--long", "0.125",
+                 "--short", "512,1024", "--models", "mfcc-rf", "--folds", "3",
+                 "--workers", "1", "-q"]) == 0
+    said = capsys.readouterr().out
+    assert "skipped 0.125 s / 1024 points: a 0.125 s segment at 8192 Hz is 1024 points: " \
+           "one 1024-point frame (at least 2 frames needed)" in said
+    assert "3 runs planned" in said
+    assert "0.125 s / 1024 points: invalid" in (tmp_path / "study.md").read_text()
+
+
+def test_a_missing_xgboost_is_one_line(recordings: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(study_module, "available",
+                        lambda m: XGBOOST_LINE if m == "mfcc-xgboost" else None)
+    assert main(["study", str(recordings), "--out", str(tmp_path), "--long", "0.25",
+                 "--short", "512", "--models", "mfcc-xgboost", "--folds", "3",
+                 "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no model to run: mfcc-xgboost skipped: mfcc-xgboost needs xgboost: pip install " \
+           "'leakhunter[baselines]'" in err
