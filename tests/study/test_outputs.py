@@ -192,10 +192,10 @@ def test_write_outputs_writes_the_five_files(tmp_path) -> None:
                        split=SplitConfig(fractions=(0.6, 0.3, 0.1), seed=7),
                        device="cpu", strict=True, workers=2)
     cfg = StudyConfig(long_s=(0.125, 0.25, 0.5), short_points=(256, 512, 1024),
-                      models=("cnn-mel", "cnn-raw", "mfcc-rf"), folds=5, build=base)
+                      models=("cnn-mel", "mfcc-svm", "mfcc-rf"), folds=5, build=base)
     notes = ["120 recordings from 24 sensors (60 leak, 60 no-leak)",
              "0.125 s / 1024 points: invalid (a long segment of 512 samples is shorter "
-             "than one frame)", "cnn-raw skipped: not asked for"]
+             "than one frame)", "mfcc-svm: no runs yet"]
     paths = write_outputs(tmp_path / "study", runs, cfg, base, notes)
     names = ["summary.csv", "segmentation.png", "models.png", "study.md", "best_build.toml"]
     assert [p.name for p in paths] == names
@@ -223,8 +223,8 @@ def test_write_outputs_writes_the_five_files(tmp_path) -> None:
     rf = [0.75, 0.77, 0.74, 0.76, 0.78]
     rf_line = next(line for line in md.splitlines() if line.startswith("| mfcc-rf"))
     assert f"{np.mean(rf):.3f} ± {np.std(rf, ddof=1):.3f}" in rf_line and "0.7578" in rf_line
-    raw_line = next(line for line in md.splitlines() if line.startswith("| cnn-raw"))
-    assert raw_line.startswith("| cnn-raw (raw CNN) | 0 | — |") and "0.9568" in raw_line
+    svm_line = next(line for line in md.splitlines() if line.startswith("| mfcc-svm"))
+    assert svm_line.startswith("| mfcc-svm (MFCC + SVM) | 0 | — |") and "0.8385" in svm_line
     assert "| 0.940 ± 0.016 † |" in md  # the paper's choice marked in the grid
     assert "0.9876" in md and "Ma et al. (2025, Table 2) report on their own" in md
     assert paired_comparison(runs)["verdict"] in md

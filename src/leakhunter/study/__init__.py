@@ -1,5 +1,5 @@
 """The paper's experiments on a user's recordings (``leakhunter study``): the segmentation
-grid (long segments x short frames), the model comparison (mel CNN, raw CNN, MFCC with a
+grid (long segments x short frames), the model comparison (the mel CNN against MFCC with a
 random forest, an SVM, XGBoost), sensor-grouped k-fold cross-validation, cached features
 and resumable runs.
 
