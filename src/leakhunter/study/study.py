@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import StudyConfig, to_dict
+from ..config import STUDY_MODELS, StudyConfig, to_dict
 from ..dataset import mel_range
 from ..dataset.sources import discover
 from ..errors import InputError, LeakhunterError
@@ -69,8 +69,6 @@ def run_study(recordings: str | Path, study_dir: str | Path,
     _check_same_study(study_dir, cfg, recordings_id)
     notes = [f"{len(sources)} recordings from {len(set(sensors))} sensors ("
              + ", ".join(f"{labels.count(lab)} {lab}" for lab in found.labels) + ")"]
-    notes += [f"{long:g} s / {short} points: invalid ({why})"
-              for long, short, why in grid.invalid]
     models = []
     for model in cfg.models:
         why = available(model)
@@ -83,7 +81,6 @@ def run_study(recordings: str | Path, study_dir: str | Path,
         raise InputError("no model to run: " + "; ".join(skipped))
     for line in skipped:
         log.warning("%s", line)
-    cfg_run = dataclasses.replace(cfg, models=tuple(models))  # what the outputs report
     notes += describe(folds, labels, sensors)
     runs_path = study_dir / RUNS_FILE
     done = finished(runs_path)
@@ -112,14 +109,29 @@ def run_study(recordings: str | Path, study_dir: str | Path,
                     ran += 1
                     bar.update(1)
                 shutil.rmtree(work, ignore_errors=True)
-            write_outputs(study_dir, read_runs(runs_path), cfg_run, base, notes)
-    outputs = write_outputs(study_dir, read_runs(runs_path), cfg_run, base, notes) \
-        if runs_path.is_file() else []
+            _outputs(study_dir, cfg, models, base, notes)
+    outputs = _outputs(study_dir, cfg, models, base, notes) if runs_path.is_file() else []
     shutil.rmtree(study_dir / WORK, ignore_errors=True)
     return {"planned": len(plan), "done_before": len(plan) - len(todo), "ran": ran,
             "failed": failed, "build_s": build_s, "total_s": time.perf_counter() - started,
             "invalid": grid.invalid, "models": models, "outputs": [str(p) for p in outputs],
             "notes": notes}
+
+
+def _outputs(study_dir: Path, cfg: StudyConfig, models: list[str], base: Any,
+             notes: list[str]) -> list[Path]:
+    """The outputs of every run ``runs.csv`` holds: a study extended by several calls
+    (another grid, more models) is reported whole, its grid and models the union of all."""
+    runs = read_runs(study_dir / RUNS_FILE)
+    longs = sorted({float(r["long_s"]) for r in runs} | set(cfg.long_s))
+    shorts = sorted({int(r["short_points"]) for r in runs} | set(cfg.short_points))
+    done = [m for m in STUDY_MODELS if m in {r["model"] for r in runs} | set(models)]
+    grid = make_grid(longs, shorts, base.feature, cfg.train.model)
+    lines = notes[:1] + [f"{long:g} s / {short} points: invalid ({why})"
+                         for long, short, why in grid.invalid] + notes[1:]
+    whole = dataclasses.replace(cfg, long_s=tuple(longs), short_points=tuple(shorts),
+                                models=tuple(done))
+    return write_outputs(study_dir, runs, whole, base, lines)
 
 
 def _one_run(cell: Any, model: str, fold: int, fold_dir: Path, work: Path,
