@@ -127,3 +127,37 @@ def test_a_missing_xgboost_is_one_line(recordings: Path, tmp_path: Path,
     assert err.count("\n") == 1
     assert "no model to run: mfcc-xgboost skipped: mfcc-xgboost needs xgboost: pip install " \
            "'leakhunter[baselines]'" in err
+
+
+def test_a_study_shared_by_two_machines_runs_each_run_once(
+        recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machine 1 stops (Ctrl-C) in its second run, which goes back to the queue; machine 2,
+    with a folder of its own, runs everything left; machine 1, started again, finds nothing
+    left and writes the whole study."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    cfg = replace(CFG, long_s=(0.25,), models=("mfcc-rf",), storage=url)
+    real = study_module.run_model
+    calls: list[tuple[str, Path]] = []
+
+    def stopping_on_second(model: str, fold_dir: Path, *args):
+        calls.append(("one", fold_dir))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model, fold_dir, *args)
+
+    monkeypatch.setattr(study_module, "run_model", stopping_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        study_module.run_study(recordings, tmp_path / "one", cfg)
+    monkeypatch.setattr(study_module, "run_model", lambda *a: (calls.append(("two", a[1])),
+                                                                real(*a))[1])
+    two = study_module.run_study(recordings, tmp_path / "two", cfg)
+    assert (two["planned"], two["done_before"], two["ran"]) == (3, 1, 2)
+    again = study_module.run_study(recordings, tmp_path / "one", cfg)
+    assert again["ran"] == 0
+    for folder in ("one", "two"):
+        done = rows(tmp_path / folder)
+        assert sorted(r["fold"] for r in done) == ["0", "1", "2"]
+        assert {r["status"] for r in done} == {"ok"}
+    assert [who for who, _ in calls] == ["one", "one", "two", "two"]
+    with pytest.raises(InputError, match="plans another study"):
+        study_module.run_study(recordings, tmp_path / "three", replace(cfg, long_s=(0.5,)))

@@ -19,6 +19,10 @@ def _ints(text: str) -> tuple[int, ...]:
                                          f"{text!r}") from None
 
 
+def _optional_text(text: str) -> str | None:
+    return None if text.strip().lower() in ("", "none") else text
+
+
 def add_study(sub: Any) -> None:
     p = sub.add_parser(
         "study", help="the paper's experiments on your recordings: segmentation grid, "
@@ -50,6 +54,10 @@ def add_study(sub: Any) -> None:
            "threshold")
     option(p, ["--split"], "build.split.fractions", d, "with --folds 1: TRAINING, "
            "VALIDATION, TESTING fractions", type=floats)
+    option(p, ["--storage"], "storage", d, "an Optuna database URL every machine reaches "
+           "(sqlite:///study.db, postgresql://...): each machine runs what is left of one "
+           "shared study, no run twice; none: this machine alone", type=_optional_text)
+    option(p, ["--study-name"], "study_name", d, "the study's name in --storage")
     g = p.add_argument_group("training of each CNN run (as train's flags)")
     option(g, ["--epochs"], "train.epochs", d, "maximum epochs per run")
     option(g, ["--time-budget"], "train.time_budget_s", d, "training seconds per run "

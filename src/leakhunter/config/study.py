@@ -35,6 +35,8 @@ class StudyConfig:
     folds: int = 5  # sensor-grouped, label-stratified; 1: the fixed split of build.split
     seed: int = 0  # the folds' shuffle (the runs' training seed is train.seed)
     validation_share: float = 0.2  # of each fold's training sensors: early stopping, threshold
+    storage: str | None = None  # an Optuna database URL shared by several machines; None: local
+    study_name: str = "leakhunter-study"  # the study's name in that database
     build: BuildConfig = field(default_factory=BuildConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

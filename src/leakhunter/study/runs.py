@@ -69,6 +69,15 @@ def append_run(path: Path, row: dict[str, Any]) -> None:
             os.fsync(fh.fileno())
 
 
+def write_runs(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``runs.csv`` rewritten whole from ``rows`` (a shared study's, from its database)."""
+    with safe_write.writing(path, f"writing {path.name}") as fh:
+        writer = csv.DictWriter(fh, fieldnames=RUNS_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in RUNS_COLUMNS})
+
+
 def _end_with_newline(path: Path) -> None:
     """Cut an unfinished last line (a crash mid-write) so the next row starts cleanly."""
     data = path.read_bytes()

@@ -18,27 +18,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import STUDY_MODELS, StudyConfig, to_dict
+from ..config import STUDY_MODELS, BuildConfig, StudyConfig, to_dict
 from ..dataset import mel_range
-from ..dataset.sources import discover
+from ..dataset.sources import Source, discover
 from ..errors import InputError, LeakhunterError
 from ..recordings.audio import parse_name
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from .baselines import available
 from .cache import cached_features, fold_dataset, identity
-from .folds import describe, fixed_split, sensor_folds
-from .grid import make_grid
+from .folds import Fold, describe, fixed_split, sensor_folds
+from .grid import Cell, make_grid
 from .outputs import read_runs, write_outputs
-from .runs import RUNS_FILE, append_run, finished, run_key, run_model
+from .runs import RUNS_FILE, append_run, finished, run_key, run_model, write_runs
+from .shared import Shared, open_shared
 
 log = logging.getLogger(__name__)
 
@@ -83,39 +87,118 @@ def run_study(recordings: str | Path, study_dir: str | Path,
         log.warning("%s", line)
     notes += describe(folds, labels, sensors)
     runs_path = study_dir / RUNS_FILE
-    done = finished(runs_path)
     plan = [(cell, model, fold) for cell in grid.cells for fold in folds for model in models]
-    todo = [p for p in plan if run_key(p[0].key, p[1], p[2].index) not in done]
-    log.info("study: %d runs planned, %d done before, %d to do", len(plan),
-             len(plan) - len(todo), len(todo))
-    build_s, failed, ran = 0.0, 0, 0
-    with progress_bar(total=len(todo), desc="study", unit="run") as bar:
-        for cell in grid.cells:
-            mine = [(m, f) for c, m, f in todo if c is cell]
-            if not mine:
-                continue
-            features = cached_features(study_dir, cell, base, sources, recordings_id)
-            build_s += features.seconds
-            for fold in folds:
-                fold_models = [m for m, f in mine if f is fold]
-                if not fold_models:
-                    continue
-                work = study_dir / WORK / cell.key / f"fold{fold.index}"
-                fold_dir = fold_dataset(features.folder, fold, paths, work / "dataset")
-                for model in fold_models:
-                    row = _one_run(cell, model, fold.index, fold_dir, work, cfg)
-                    append_run(runs_path, row)
-                    failed += row["status"] == "failed"
-                    ran += 1
-                    bar.update(1)
-                shutil.rmtree(work, ignore_errors=True)
-            _outputs(study_dir, cfg, models, base, notes)
+    cells = {cell.key: cell for cell in grid.cells}
+    job = _Job(study_dir, cfg, base, sources, recordings_id, paths, folds, cells)
+    if cfg.storage:
+        shared = open_shared(cfg.storage, cfg.study_name,
+                             [run_key(c.key, m, f.index) for c, m, f in plan],
+                             _shared_identity(cfg, sources, recordings))
+        done_before = len(shared.rows())
+        ran, failed = _run_shared(job, shared, len(plan) - done_before)
+        write_runs(runs_path, shared.rows())
+    else:
+        done = finished(runs_path)
+        todo = [p for p in plan if run_key(p[0].key, p[1], p[2].index) not in done]
+        done_before = len(plan) - len(todo)
+        ran, failed = _run_local(job, todo, lambda: _outputs(study_dir, cfg, models, base,
+                                                             notes))
+    log.info("study: %d runs planned, %d done before, %d run now", len(plan), done_before,
+             ran)
     outputs = _outputs(study_dir, cfg, models, base, notes) if runs_path.is_file() else []
     shutil.rmtree(study_dir / WORK, ignore_errors=True)
-    return {"planned": len(plan), "done_before": len(plan) - len(todo), "ran": ran,
-            "failed": failed, "build_s": build_s, "total_s": time.perf_counter() - started,
+    return {"planned": len(plan), "done_before": done_before, "ran": ran,
+            "failed": failed, "build_s": job.build_s, "total_s": time.perf_counter() - started,
             "invalid": grid.invalid, "models": models, "outputs": [str(p) for p in outputs],
             "notes": notes}
+
+
+@dataclass
+class _Job:
+    """What every run of one call needs, and the seconds spent building features."""
+
+    study_dir: Path
+    cfg: StudyConfig
+    base: BuildConfig
+    sources: list[Source]
+    recordings: str
+    paths: list[str]
+    folds: list[Fold]
+    cells: dict[str, Cell]
+    build_s: float = 0.0
+    built: dict[str, Path] = field(default_factory=dict)
+
+    def features(self, cell: Cell) -> Path:
+        """The cell's features folder, built (or found in the cache) once per call."""
+        if cell.key not in self.built:
+            got = cached_features(self.study_dir, cell, self.base, self.sources,
+                                  self.recordings)
+            self.build_s += got.seconds
+            self.built[cell.key] = got.folder
+        return self.built[cell.key]
+
+    def run(self, cell: Cell, model: str, fold: Fold) -> dict[str, Any]:
+        """One run in a fold dataset of its own, removed afterwards."""
+        work = self.study_dir / WORK / cell.key / f"fold{fold.index}" / model
+        try:
+            fold_dir = fold_dataset(self.features(cell), fold, self.paths, work / "dataset")
+            return _one_run(cell, model, fold.index, fold_dir, work, self.cfg)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_local(job: _Job, todo: list[tuple[Cell, str, Fold]],
+               outputs: Any) -> tuple[int, int]:
+    """The runs not in ``runs.csv`` yet, cell by cell; each row appended when done, the
+    outputs refreshed after each cell. Returns (runs, failed)."""
+    runs_path = job.study_dir / RUNS_FILE
+    ran = failed = 0
+    with progress_bar(total=len(todo), desc="study", unit="run") as bar:
+        for key, cell in job.cells.items():
+            mine = [(m, f) for c, m, f in todo if c.key == key]
+            for model, fold in mine:
+                row = job.run(cell, model, fold)
+                append_run(runs_path, row)
+                failed += row["status"] == "failed"
+                ran += 1
+                bar.update(1)
+            if mine:
+                outputs()
+    return ran, failed
+
+
+def _run_shared(job: _Job, shared: Shared, left: int) -> tuple[int, int]:
+    """Claim and run waiting runs of the shared study until none is left; a run this
+    process cannot finish (Ctrl-C) is given back at once. Returns (runs, failed)."""
+    ran = failed = 0
+    folds = {f.index: f for f in job.folds}
+    with progress_bar(total=left, desc="study (shared)", unit="run") as bar:
+        while (claimed := shared.next_run()) is not None:
+            trial, (key, model, fold) = claimed
+            try:
+                with shared.beating(trial):
+                    row = job.run(job.cells[key], model, folds[fold])
+            except BaseException:
+                shared.release(trial)
+                raise
+            shared.finish(trial, row)
+            failed += row["status"] == "failed"
+            ran += 1
+            bar.update(1)
+    return ran, failed
+
+
+def _shared_identity(cfg: StudyConfig, sources: list[Source],
+                     recordings: str | Path) -> dict[str, Any]:
+    """What every machine of a shared study must agree on: the recordings (paths relative
+    to the input, labels and sizes: mount points and copies differ between machines), the
+    folds' settings and the build and training settings."""
+    root = Path(recordings)
+    root = root if root.is_dir() else root.parent
+    files = sorted((os.path.relpath(s.path, root), s.label, os.path.getsize(s.path))
+                   for s in sources)
+    return {"recordings": hashlib.sha256(json.dumps(files).encode()).hexdigest(),
+            **_fixed(cfg)}
 
 
 def _outputs(study_dir: Path, cfg: StudyConfig, models: list[str], base: Any,
@@ -172,16 +255,19 @@ def _round(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
+def _fixed(cfg: StudyConfig) -> dict[str, Any]:
+    """The settings a study's runs depend on (not where or how fast they run)."""
+    return {"folds": cfg.folds, "seed": cfg.seed, "validation_share": cfg.validation_share,
+            "train": to_dict(dataclasses.replace(cfg.train, device="auto", preload="auto",
+                                                 loader_workers=2, log_every=50)),
+            "build": to_dict(dataclasses.replace(cfg.build, workers=0, device="auto"))}
+
+
 def _check_same_study(study_dir: Path, cfg: StudyConfig, recordings: str) -> None:
     """Write ``study.json`` the first time; later, refuse settings the runs depend on that
     differ from it (the grid and the models may change: the study grows)."""
     path = study_dir / STUDY_FILE
-    fixed = {"recordings": recordings, "folds": cfg.folds, "seed": cfg.seed,
-             "validation_share": cfg.validation_share,
-             # where and how fast a run trains does not change what it learns
-             "train": to_dict(dataclasses.replace(cfg.train, device="auto", preload="auto",
-                                                  loader_workers=2, log_every=50)),
-             "build": to_dict(dataclasses.replace(cfg.build, workers=0, device="auto"))}
+    fixed = {"recordings": recordings, **_fixed(cfg)}
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in fixed if before.get(k) != json.loads(json.dumps(fixed[k])))
