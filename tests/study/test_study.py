@@ -103,9 +103,10 @@ def test_other_settings_in_the_same_folder_are_refused(finished: tuple[Path, dic
 
 
 def test_invalid_cells_are_skipped_with_their_reason(recordings: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]
-                                                     ) -> None:
-    assert main(["study", str(recordings), "--out", str(tmp_path), "--long", "0.125",
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(recordings.parent)  # recordings given relative to where one stands
+    assert main(["study", recordings.name, "--out", str(tmp_path), "--long", "0.125",
                  "--short", "512,1024", "--models", "mfcc-rf", "--folds", "3",
                  "--workers", "1", "-q"]) == 0
     said = capsys.readouterr().out

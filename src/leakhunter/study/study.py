@@ -58,7 +58,9 @@ def run_study(recordings: str | Path, study_dir: str | Path,
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     found = discover(recordings)
-    sources = found.sources
+    # absolute paths: the build manifest lives in STUDY_DIR, and the cache finds a
+    # fold's recordings by the path the build stored
+    sources = [dataclasses.replace(s, path=os.path.abspath(s.path)) for s in found.sources]
     paths = [s.path for s in sources]
     labels = [s.label for s in sources]
     sensors = [s.group or parse_name(s.path).sensor_id for s in sources]
