@@ -89,11 +89,21 @@ def cached_features(study_dir: Path, cell: Cell, base: BuildConfig, sources: lis
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder.parent / f"{folder.name}.manifest.csv"
     _write_manifest(manifest, sources)
+    # build's own log speaks of splits; here they are only shards, so it is kept to
+    # errors and one line says what the build kept
+    quiet = logging.getLogger("leakhunter.dataset")
+    level = quiet.level
+    if logging.getLogger("leakhunter").getEffectiveLevel() > logging.DEBUG:
+        quiet.setLevel(logging.ERROR)
     try:
-        log.info("features for %s: building from %d recordings", cell.key, len(sources))
-        build_dataset(manifest, folder, build, overwrite=True, fit_fmax=False)
+        report = build_dataset(manifest, folder, build, overwrite=True, fit_fmax=False)
     finally:
+        quiet.setLevel(level)
         manifest.unlink(missing_ok=True)
+    kept = sum(split["recordings"] for split in report["splits"].values())
+    left = len(report["skipped"]) + len(report["excluded_out_of_water"])
+    log.info("features for %s: %d recordings%s", cell.key, kept,
+             f" ({left} left out: see {folder / REPORT_FILE})" if left else "")
     return CachedFeatures(folder, True, time.perf_counter() - started)
 
 
