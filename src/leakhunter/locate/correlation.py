@@ -89,6 +89,16 @@ def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
 
 
 @functools.lru_cache(maxsize=8)
+def _steps_table(n: int, upsample: int) -> torch.Tensor:
+    """``exp(2 pi i k j / (n upsample))`` ``[F, 2 upsample + 1]`` (complex128, CPU): the
+    fine steps of :func:`refine`, made once per window length."""
+    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    steps = torch.arange(-upsample, upsample + 1, dtype=torch.float64) / upsample
+    return torch.polar(torch.ones(k.numel(), steps.numel(), dtype=torch.float64),
+                       (2 * math.pi / n) * k[:, None] * steps[None, :])
+
+
+@functools.lru_cache(maxsize=8)
 def _hann(window: int) -> torch.Tensor:
     """The periodic Hann window on the CPU, made once per length (long windows cost)."""
     return torch.hann_window(window, periodic=True, dtype=torch.float32)
@@ -170,19 +180,16 @@ def refine(x: torch.Tensor, around: torch.Tensor, upsample: int = UPSAMPLE
     real = x.real.dtype
     turn = ((2 * math.pi / n) * k[None, :] * around.double()[:, None]).to(real)  # [P, F]
     shifted = x * torch.polar(torch.ones_like(turn), turn) * c.to(real)[None, :]
-    steps = torch.arange(-upsample, upsample + 1, device=x.device, dtype=torch.float64)
-    steps = steps / upsample  # [J] samples
-    table = torch.polar(torch.ones(k.numel(), steps.numel(), dtype=torch.float64,
-                                   device=x.device),
-                        (2 * math.pi / n) * k[:, None] * steps[None, :])  # [F, J]
-    values = (shifted @ table.to(x.dtype)).real / n  # [P, J]
+    steps = torch.arange(-upsample, upsample + 1, dtype=torch.float64) / upsample  # [J]
+    table = _steps_table(n, upsample).to(device=x.device, dtype=x.dtype)  # [F, J]
+    values = (shifted @ table).real / n  # [P, J]
     i = values.argmax(dim=1).clamp(1, steps.numel() - 2)
     rows = torch.arange(values.shape[0], device=x.device)
     left, mid, right = values[rows, i - 1], values[rows, i], values[rows, i + 1]
     curvature = left - 2 * mid + right
     shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-30),
                         torch.zeros_like(mid)).clamp(-0.5, 0.5)
-    delay = around.to(real) + (steps.to(real)[i] + shift / upsample)
+    delay = around.to(real) + (steps.to(device=x.device, dtype=real)[i] + shift / upsample)
     height = mid - 0.25 * (left - right) * shift  # the parabola's top
     return delay, height
 
