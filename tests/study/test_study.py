@@ -9,14 +9,19 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from leakhunter.cli import main
 from leakhunter.config import BuildConfig, ModelConfig, StudyConfig, TrainConfig
+from leakhunter.dataset.segments import load_split
+from leakhunter.dataset.store import SPLIT_FILES
 from leakhunter.errors import InputError
 from leakhunter.study import study as study_module
 from leakhunter.study.baselines import XGBOOST_LINE
 from leakhunter.study.cache import FEATURES
+from leakhunter.study.raw import cached_raw, segments_of
 from leakhunter.study.runs import RUNS_FILE
 
 CFG = StudyConfig(long_s=(0.25, 0.5), short_points=(512,), models=("cnn-mel", "mfcc-rf"),
@@ -162,3 +167,22 @@ def test_a_study_shared_by_two_machines_runs_each_run_once(
     assert [who for who, _ in calls] == ["one", "one", "two", "two"]
     with pytest.raises(InputError, match="plans another study"):
         study_module.run_study(recordings, tmp_path / "three", replace(cfg, long_s=(0.5,)))
+
+
+def test_the_raw_cnn_sees_each_segments_waveform(finished: tuple[Path, dict],
+                                                 recordings: Path, tmp_path: Path) -> None:
+    out, _ = finished
+    features = next((out / FEATURES).glob("long0.25-short512-*"))
+    raw = cached_raw(features, CFG.build.audio)
+    mel = load_split(features / SPLIT_FILES["TRAINING"], "yes")
+    data = load_split(raw / SPLIT_FILES["TRAINING"], "yes")
+    feature = mel.feature
+    assert data.mel.shape == (mel.segments, 1, feature.segment_samples)
+    assert data.paths == mel.paths and (data.file_index == mel.file_index).all()
+    first = data.file_index == 0
+    expected = segments_of(data.paths[0], feature, CFG.build.audio, int(first.sum()))
+    np.testing.assert_allclose(data.mel[torch.from_numpy(first)][:, 0].float().numpy(),
+                               expected, atol=2e-3)  # float16 of samples in [-1, 1]
+    cfg = replace(CFG, long_s=(0.25,), models=("cnn-raw",))
+    result = study_module.run_study(recordings, tmp_path, cfg)
+    assert result["ran"] == 3 and {r["status"] for r in rows(tmp_path)} == {"ok"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from .stages import BuildConfig, TrainConfig
 
-STUDY_MODELS = ("cnn-mel", "mfcc-rf", "mfcc-svm", "mfcc-xgboost")
+STUDY_MODELS = ("cnn-mel", "cnn-raw", "mfcc-rf", "mfcc-svm", "mfcc-xgboost")
 PAPER_LONG_S = (0.125, 0.25, 0.5, 0.75, 1.0)  # Fig. 3: long segments, seconds
 PAPER_SHORT = (64, 128, 256, 512, 1024)  # Fig. 3: short frames, points
 PAPER_CHOICE = (0.25, 512)  # the paper's chosen long segment (s) and short frame (points)

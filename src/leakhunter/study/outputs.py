@@ -146,7 +146,6 @@ def _report(study_dir: Path, runs: list[dict[str, Any]], summary: list[dict[str,
     best_cell = (best["long_s"], best["short_points"]) if best else None
     ok = [r for r in runs if r["status"] == "ok"]
     failed = [r for r in runs if r["status"] != "ok"]
-    planned = len(cfg.long_s) * len(cfg.short_points) * len(cfg.models) * cfg.folds
     folds = (f"{cfg.folds} sensor-grouped folds (each fold's test recordings come from "
              f"sensors its models never trained on)" if cfg.folds > 1
              else "1 fold: the fixed split of the build settings")
@@ -160,8 +159,8 @@ def _report(study_dir: Path, runs: list[dict[str, Any]], summary: list[dict[str,
            f"- Models: {', '.join(cfg.models)}.",
            f"- Folds: {folds}; {cfg.validation_share:.0%} of each fold's training sensors "
            f"held out for early stopping and the threshold.",
-           f"- Runs: {len(ok)} finished, {len(failed)} failed, "
-           f"{max(planned - len(ok) - len(failed), 0)} not run, of {planned} planned.",
+           f"- Runs: {len(ok)} finished, {len(failed)} failed"
+           + "".join(f"; {m} {sum(r['model'] == m for r in ok)}" for m in cfg.models) + ".",
            f"- Recordings per run: {_span(ok, 'train_recordings')} for training, "
            f"{_span(ok, 'test_recordings')} tested.",
            f"- Features: {f.sample_rate} Hz, {f.n_mels} mel bands, long segments overlapping "

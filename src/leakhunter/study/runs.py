@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +99,22 @@ def run_model(model: str, fold_dir: Path, work: Path, train_cfg: TrainConfig,
                 if p in train_split.labels]
     counts = {"train_recordings": train_split.recordings, "test_recordings": test.recordings}
     if model == "cnn-mel":
-        metrics = _cnn_mel(fold_dir, work, train_cfg, val, test, positive)
+        metrics = _cnn(fold_dir, work, train_cfg, val, test, positive)
+    elif model == "cnn-raw":
+        # the augmentations and the masking are made for log-mel bands in dB
+        raw_cfg = replace(train_cfg, augment=(), spec_augment=False)
+        metrics = _cnn(fold_dir, work, raw_cfg, val, test, positive)
     else:
         metrics = run_baseline(model, load_split(fold_dir / SPLIT_FILES["TRAINING"], "yes"),
                                val, test, positive, seed)
     return {**metrics, **counts}
 
 
-def _cnn_mel(fold_dir: Path, work: Path, cfg: TrainConfig, val: Any, test: Any,
-             positive: list[int]) -> dict[str, float]:
-    """The mel CNN as ``train`` trains it (early stopping on VALIDATION), scored by the
-    study's rule. A run folder left by an interrupted run is resumed, not restarted."""
+def _cnn(fold_dir: Path, work: Path, cfg: TrainConfig, val: Any, test: Any,
+         positive: list[int]) -> dict[str, float]:
+    """The CNN as ``train`` trains it (early stopping on VALIDATION) on the fold's inputs
+    (log-mels, or raw segments: :mod:`.raw`), scored by the study's rule. A run folder
+    left by an interrupted run is resumed, not restarted."""
     run_dir = work / "run"
     if (run_dir / "checkpoints" / "last.pt").is_file():
         train(None, run_dir, cfg, resume=True)

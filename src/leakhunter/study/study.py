@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import STUDY_MODELS, BuildConfig, StudyConfig, to_dict
+from ..config import PAPER_CHOICE, STUDY_MODELS, BuildConfig, StudyConfig, to_dict
 from ..dataset import mel_range
 from ..dataset.sources import Source, discover
 from ..errors import InputError, LeakhunterError
@@ -41,6 +41,7 @@ from .cache import cached_features, fold_dataset, identity
 from .folds import Fold, describe, fixed_split, sensor_folds
 from .grid import Cell, make_grid
 from .outputs import read_runs, write_outputs
+from .raw import cached_raw
 from .runs import RUNS_FILE, append_run, finished, run_key, run_model, write_runs
 from .shared import Shared, open_shared
 
@@ -89,7 +90,14 @@ def run_study(recordings: str | Path, study_dir: str | Path,
         log.warning("%s", line)
     notes += describe(folds, labels, sensors)
     runs_path = study_dir / RUNS_FILE
-    plan = [(cell, model, fold) for cell in grid.cells for fold in folds for model in models]
+    # the raw CNN sees waveforms: its runs do not depend on the short frame, so it runs
+    # at one (the paper's 512 points when in the grid)
+    raw_short = PAPER_CHOICE[1] if PAPER_CHOICE[1] in cfg.short_points else cfg.short_points[0]
+    if "cnn-raw" in models:
+        notes.append(f"cnn-raw runs at {raw_short} points only: its input, the waveform, "
+                     f"does not depend on the short frame")
+    plan = [(cell, model, fold) for cell in grid.cells for fold in folds for model in models
+            if model != "cnn-raw" or cell.short_points == raw_short]
     cells = {cell.key: cell for cell in grid.cells}
     job = _Job(study_dir, cfg, base, sources, recordings_id, paths, folds, cells)
     if cfg.storage:
@@ -128,7 +136,7 @@ class _Job:
     folds: list[Fold]
     cells: dict[str, Cell]
     build_s: float = 0.0
-    built: dict[str, Path] = field(default_factory=dict)
+    built: dict[Any, Path] = field(default_factory=dict)  # cell key (, model) -> shards
 
     def features(self, cell: Cell) -> Path:
         """The cell's features folder, built (or found in the cache) once per call."""
@@ -139,11 +147,24 @@ class _Job:
             self.built[cell.key] = got.folder
         return self.built[cell.key]
 
+    def inputs(self, cell: Cell, model: str) -> Path:
+        """The shards a model's fold datasets are cut from: the cell's log-mels, or for
+        the raw CNN its raw segments (built from them once per call, cached)."""
+        features = self.features(cell)
+        if model != "cnn-raw":
+            return features
+        if (cell.key, model) not in self.built:
+            started = time.perf_counter()
+            self.built[(cell.key, model)] = cached_raw(features, self.base.audio)
+            self.build_s += time.perf_counter() - started
+        return self.built[(cell.key, model)]
+
     def run(self, cell: Cell, model: str, fold: Fold) -> dict[str, Any]:
         """One run in a fold dataset of its own, removed afterwards."""
         work = self.study_dir / WORK / cell.key / f"fold{fold.index}" / model
         try:
-            fold_dir = fold_dataset(self.features(cell), fold, self.paths, work / "dataset")
+            fold_dir = fold_dataset(self.inputs(cell, model), fold, self.paths,
+                                    work / "dataset")
             return _one_run(cell, model, fold.index, fold_dir, work, self.cfg)
         finally:
             shutil.rmtree(work, ignore_errors=True)
