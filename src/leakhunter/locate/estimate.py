@@ -12,8 +12,9 @@ the CPU or a GPU), their spans and wave speeds, and returns one :class:`Location
    ``SMOOTH_HZ`` and the frequencies standing ``BAND_SIGMAS`` standard errors above that
    floor are the band. ``band_hz`` fixes the band instead.
 3. **Delay**: the generalised cross-correlation over the band with the configured
-   weighting (:mod:`.correlation`), searched within the physically possible delays (plus
-   ``SEARCH_MARGIN``), interpolated between samples.
+   weighting (:mod:`.correlation`) at whole samples, searched within the physically
+   possible delays (plus ``SEARCH_MARGIN``); the peak is then evaluated between samples
+   (:func:`~.correlation.refine`).
 4. **Quality**: the peak's height above the correlation at lags no source between or
    beyond the sensors can produce (beyond the search range), in robust standard deviations
    of it. A pair without a common source stands at about 4 (the largest of many noise
@@ -41,7 +42,7 @@ import torch
 
 from ..config import LocateConfig
 from ..errors import ConfigError
-from .correlation import Correlation, Peak, Spectra, refine, spectra, weighted
+from .correlation import Correlation, Spectra, refine, spectra, weighted
 from .wave_speed import WaveSpeed
 
 LOCATED, OUTSIDE, NO_CORRELATION, BAD_INPUT = "located", "outside", "no correlation", "bad input"
@@ -183,11 +184,10 @@ def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[flo
     search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
     coarse = _limited(corr, search).values.argmax(dim=1)
     delay, height = refine(x, corr.lags[coarse])
-    found = Peak(delay=delay, height=height, quality=height)
     inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
     return Measured(
-        delay=found.delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, found.delay),
-        quality=_quality(corr, found.height, found.delay, search, window),
+        delay=delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, delay),
+        quality=_quality(corr, height, delay, search, window),
         bandwidth=band.sum(dim=1) * s.step,
         band_low=torch.where(band, s.freqs, inf).amin(dim=1),
         band_high=torch.where(band, s.freqs, -inf).amax(dim=1),
