@@ -24,6 +24,8 @@ from leakhunter.study.cache import FEATURES
 from leakhunter.study.raw import cached_raw, segments_of
 from leakhunter.study.runs import RUNS_FILE
 
+from ..helpers.cuda import FakeCuda
+
 CFG = StudyConfig(long_s=(0.25, 0.5), short_points=(512,), models=("cnn-mel", "mfcc-rf"),
                   folds=3, build=BuildConfig(workers=1),
                   train=TrainConfig(epochs=1, batch_size=64, augment=(),
@@ -186,3 +188,25 @@ def test_the_raw_cnn_sees_each_segments_waveform(finished: tuple[Path, dict],
     cfg = replace(CFG, long_s=(0.25,), models=("cnn-raw",))
     result = study_module.run_study(recordings, tmp_path, cfg)
     assert result["ran"] == 3 and {r["status"] for r in rows(tmp_path)} == {"ok"}
+
+
+def test_jobs_share_the_runs_of_one_machine(recordings: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Two jobs (this process and one started for it) take the runs from one queue: each
+    run once, one runs.csv, the feature cache built once."""
+    assert main(["study", str(recordings), "--out", str(tmp_path), "--long", "0.25",
+                 "--short", "512", "--models", "mfcc-rf", "--folds", "3", "--jobs", "2",
+                 "--workers", "1"]) == 0
+    assert "3 runs planned, 0 done before, 3 run now (0 failed)" in capsys.readouterr().out
+    assert sorted(r["fold"] for r in rows(tmp_path)) == ["0", "1", "2"]
+    assert (tmp_path / "study.db").is_file()
+    assert len([p for p in (tmp_path / FEATURES).iterdir() if p.is_dir()]) == 1
+
+
+def test_jobs_take_the_cuda_devices_in_turn(fake_cuda: FakeCuda) -> None:
+    fake_cuda.count = 2
+    shared = replace(CFG, storage="sqlite:///x.db")
+    assert [study_module.for_job(shared, job, 3).train.device for job in range(3)] == \
+        ["cuda:0", "cuda:1", "cuda:0"]
+    on_cpu = replace(shared, train=replace(CFG.train, device="cpu"))
+    assert study_module.for_job(on_cpu, 1, 3).train.device == "cpu"

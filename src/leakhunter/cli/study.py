@@ -58,6 +58,9 @@ def add_study(sub: Any) -> None:
            "(sqlite:///study.db, postgresql://...): each machine runs what is left of one "
            "shared study, no run twice; none: this machine alone", type=_optional_text)
     option(p, ["--study-name"], "study_name", d, "the study's name in --storage")
+    option(p, ["--jobs"], "jobs", d, "runs at once on this machine: CUDA devices in turn, "
+           "CPU cores shared out (they share the study through --storage, or "
+           "STUDY_DIR/study.db)")
     g = p.add_argument_group("training of each CNN run (as train's flags)")
     option(g, ["--epochs"], "train.epochs", d, "maximum epochs per run")
     option(g, ["--time-budget"], "train.time_budget_s", d, "training seconds per run "

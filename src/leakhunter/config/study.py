@@ -37,6 +37,7 @@ class StudyConfig:
     validation_share: float = 0.2  # of each fold's training sensors: early stopping, threshold
     storage: str | None = None  # an Optuna database URL shared by several machines; None: local
     study_name: str = "leakhunter-study"  # the study's name in that database
+    jobs: int = 1  # runs at once on this machine (GPUs in turn, CPU cores shared out)
     build: BuildConfig = field(default_factory=BuildConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -53,3 +54,4 @@ class StudyConfig:
         _check(len(set(self.models)) == len(self.models), "models repeats a model")
         _check(self.folds >= 1, "folds must be at least 1 (1: the fixed split)")
         _check(0.0 < self.validation_share < 0.5, "validation_share must be in (0, 0.5)")
+        _check(self.jobs >= 1, "jobs must be at least 1")

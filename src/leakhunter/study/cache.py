@@ -28,6 +28,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from filelock import FileLock
 
 from ..config import SPLITS, BuildConfig, FeatureConfig, from_dict, to_dict
 from ..dataset.build import REPORT_FILE, build_dataset
@@ -83,8 +84,16 @@ def cached_features(study_dir: Path, cell: Cell, base: BuildConfig, sources: lis
     same key is there."""
     build = replace(base, feature=cell.feature)
     folder = study_dir / FEATURES / f"{cell.key}-{cache_key(build, recordings)}"
-    if (folder / REPORT_FILE).is_file():
-        return CachedFeatures(folder, False, 0.0)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # several jobs of one study share the cache: one builds a cell, the others wait for it
+    with FileLock(str(folder) + ".lock"):
+        if (folder / REPORT_FILE).is_file():
+            return CachedFeatures(folder, False, 0.0)
+        return _build(folder, cell, build, sources)
+
+
+def _build(folder: Path, cell: Cell, build: BuildConfig,
+           sources: list[Source]) -> CachedFeatures:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder.parent / f"{folder.name}.manifest.csv"

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from ..config import SPLITS, AudioConfig, FeatureConfig, from_dict
 from ..dataset.store import (
@@ -54,8 +55,13 @@ def raw_feature(feature: FeatureConfig) -> FeatureConfig:
 def cached_raw(features: Path, audio: AudioConfig) -> Path:
     """The raw shards of the log-mel shards in ``features``, built now unless there."""
     out = features / RAW
-    if (out / DONE).is_file():
-        return out
+    with FileLock(str(out) + ".lock"):  # one job of a study builds them, the others wait
+        if not (out / DONE).is_file():
+            _build(features, out, audio)
+    return out
+
+
+def _build(features: Path, out: Path, audio: AudioConfig) -> None:
     out.mkdir(exist_ok=True)
     temps: list[Path] = []
     try:
@@ -68,7 +74,6 @@ def cached_raw(features: Path, audio: AudioConfig) -> Path:
         raise
     replace_into_place(temps)
     safe_write.write_json(out / DONE, {"from": str(features)})
-    return out
 
 
 def _raw_shard(mel_path: Path, out_path: Path, audio: AudioConfig) -> Path:

@@ -21,21 +21,26 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import PAPER_CHOICE, STUDY_MODELS, BuildConfig, StudyConfig, to_dict
+import torch
+
+from ..config import PAPER_CHOICE, STUDY_MODELS, BuildConfig, StudyConfig, from_dict, to_dict
 from ..dataset import mel_range
 from ..dataset.sources import Source, discover
 from ..errors import InputError, LeakhunterError
 from ..recordings.audio import parse_name
-from ..runtime import safe_write
-from ..runtime.log import progress_bar
+from ..runtime import devices, safe_write
+from ..runtime.log import progress_bar, setup_logging
+from ..runtime.parallel import default_workers
 from .baselines import available
 from .cache import cached_features, fold_dataset, identity
 from .folds import Fold, describe, fixed_split, sensor_folds
@@ -48,6 +53,7 @@ from .shared import Shared, open_shared
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "study.json"
+SHARED_DB = "study.db"  # --jobs without --storage: the jobs' database
 WORK = "work"  # STUDY_DIR/work/: fold datasets and run folders while a run lasts
 
 
@@ -55,6 +61,8 @@ def run_study(recordings: str | Path, study_dir: str | Path,
               cfg: StudyConfig = StudyConfig()) -> dict[str, Any]:  # noqa: B008
     """Run (or continue) the study of ``recordings`` in ``study_dir``; returns what was
     done: runs planned, done before, done now, failed, the build seconds, the outputs."""
+    if cfg.jobs > 1:
+        return _run_jobs(recordings, Path(study_dir), cfg)
     started = time.perf_counter()
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +129,62 @@ def run_study(recordings: str | Path, study_dir: str | Path,
             "failed": failed, "build_s": job.build_s, "total_s": time.perf_counter() - started,
             "invalid": grid.invalid, "models": models, "outputs": [str(p) for p in outputs],
             "notes": notes}
+
+
+def _run_jobs(recordings: str | Path, study_dir: Path, cfg: StudyConfig) -> dict[str, Any]:
+    """``cfg.jobs`` processes on one machine share the study as machines do (its database:
+    ``--storage``, or ``STUDY_DIR/study.db``) and its folder (the feature cache is locked
+    per cell): this one and ``jobs - 1`` started here. Each CUDA device takes every
+    ``jobs``-th process; on the CPU each process gets its share of the cores. When all
+    have finished, ``runs.csv`` and the outputs are written from every run."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    url = cfg.storage or f"sqlite:///{(study_dir / SHARED_DB).resolve()}"
+    one = dataclasses.replace(cfg, jobs=1, storage=url)
+    threads = max(1, default_workers() // cfg.jobs)
+    quiet = logging.getLogger("leakhunter").getEffectiveLevel()
+    context = multiprocessing.get_context("spawn")  # no torch or database state inherited
+    others = [context.Process(target=_job, name=f"study-job-{job}",
+                              args=(str(recordings), str(study_dir),
+                                    to_dict(for_job(one, job, cfg.jobs)), threads, quiet))
+              for job in range(1, cfg.jobs)]
+    for process in others:
+        process.start()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        first = run_study(recordings, study_dir, for_job(one, 0, cfg.jobs))
+    finally:
+        for process in others:
+            process.join()
+        torch.set_num_threads(before)
+    result = run_study(recordings, study_dir, for_job(one, 0, cfg.jobs))  # writes it all
+    result["ran"] = result["done_before"] - first["done_before"]
+    result["done_before"] = first["done_before"]
+    stopped = [p.name for p in others if p.exitcode]
+    if stopped:
+        raise LeakhunterError(f"{', '.join(stopped)} stopped with an error (above); the runs "
+                              f"they held are queued again: run the same command to finish")
+    return result
+
+
+def for_job(cfg: StudyConfig, job: int, jobs: int) -> StudyConfig:
+    """Job ``job``'s settings: on a machine with CUDA devices, ``auto`` or ``cuda`` become
+    the job's device in turn."""
+    if cfg.train.device in ("auto", "cuda") and devices.cuda_available():
+        device = f"cuda:{job % torch.cuda.device_count()}"
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    return cfg
+
+
+def _job(recordings: str, study_dir: str, cfg: dict[str, Any], threads: int,
+         level: int) -> None:
+    """A started job's process: the shared study's runs until none is left."""
+    setup_logging(quiet=True, debug=level <= logging.DEBUG)  # the first job reports
+    torch.set_num_threads(threads)
+    try:
+        run_study(recordings, study_dir, from_dict(StudyConfig, cfg))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 @dataclass
