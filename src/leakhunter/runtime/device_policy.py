@@ -11,6 +11,9 @@ Decided from measurements rather than from "a GPU is always faster":
   CNN's work is what a GPU is for; decoding in ``predict`` stays on CPU workers either way).
 * ``export``: the CPU: the exported graph runs in onnxruntime on the CPU, and its parity
   reference is computed in float32 there.
+* ``locate``: the CPU, where each worker reads and correlates its own pairs; ``--device
+  cuda`` correlates many pairs per GPU call, but no GPU has measured it yet.
+* ``study``: CUDA when present, as ``train``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ AUTO = {  # what --device auto picks per command, and why
     "export": ("cpu", "the exported graph runs in onnxruntime on the CPU"),
     "learn": ("cuda", "fine-tuning and scoring run fastest on a GPU"),
     "study": ("cuda", "each run's CNN trains fastest on a GPU"),
-    "locate": ("cpu", "decoding and resampling the pairs dominate; the correlation keeps "
-                      "up on the CPU"),
+    "locate": ("cpu", "CPU workers read and correlate pairs side by side; the CUDA path "
+                      "is not measured yet"),
 }
 
 
