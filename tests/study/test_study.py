@@ -210,3 +210,13 @@ def test_jobs_take_the_cuda_devices_in_turn(fake_cuda: FakeCuda) -> None:
         ["cuda:0", "cuda:1", "cuda:0"]
     on_cpu = replace(shared, train=replace(CFG.train, device="cpu"))
     assert study_module.for_job(on_cpu, 1, 3).train.device == "cpu"
+
+
+def test_one_fold_is_builds_fixed_split(recordings: Path, tmp_path: Path) -> None:
+    cfg = replace(CFG, long_s=(0.25,), models=("mfcc-rf",), folds=1,
+                  build=replace(CFG.build, split=replace(CFG.build.split,
+                                                         fractions=(0.5, 0.25, 0.25))))
+    result = study_module.run_study(recordings, tmp_path, cfg)
+    (run,) = rows(tmp_path)
+    assert result["ran"] == 1 and run["fold"] == "0" and run["status"] == "ok"
+    assert int(run["test_recordings"]) + int(run["train_recordings"]) < 16
