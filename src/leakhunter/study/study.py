@@ -12,6 +12,10 @@ end, and after every cell, the outputs (:mod:`.outputs`) are written from ``runs
 ``study.json`` records what the runs depend on (the recordings, the folds' settings, the
 build and training settings); a rerun with other such settings is refused, while the grid
 and the models may grow between runs (a study is extended, not restarted).
+
+With ``--storage`` the runs are the waiting trials of one Optuna study that several
+machines share (:mod:`.shared`); ``--jobs N`` is that on one machine, N processes sharing
+one folder and a SQLite database in it.
 """
 
 from __future__ import annotations
@@ -124,7 +128,8 @@ def run_study(recordings: str | Path, study_dir: str | Path,
     log.info("study: %d runs planned, %d done before, %d run now", len(plan), done_before,
              ran)
     outputs = _outputs(study_dir, cfg, models, base, notes) if runs_path.is_file() else []
-    shutil.rmtree(study_dir / WORK, ignore_errors=True)
+    if not cfg.storage:  # a shared folder's other jobs may still be running in it
+        shutil.rmtree(study_dir / WORK, ignore_errors=True)  # what a killed run left
     return {"planned": len(plan), "done_before": done_before, "ran": ran,
             "failed": failed, "build_s": job.build_s, "total_s": time.perf_counter() - started,
             "invalid": grid.invalid, "models": models, "outputs": [str(p) for p in outputs],
