@@ -86,7 +86,7 @@ def cached_features(study_dir: Path, cell: Cell, base: BuildConfig, sources: lis
     folder = study_dir / FEATURES / f"{cell.key}-{cache_key(build, recordings)}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     # several jobs of one study share the cache: one builds a cell, the others wait for it
-    with FileLock(str(folder) + ".lock"):
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
         if (folder / REPORT_FILE).is_file():
             return CachedFeatures(folder, False, 0.0)
         return _build(folder, cell, build, sources)

@@ -55,7 +55,7 @@ def raw_feature(feature: FeatureConfig) -> FeatureConfig:
 def cached_raw(features: Path, audio: AudioConfig) -> Path:
     """The raw shards of the log-mel shards in ``features``, built now unless there."""
     out = features / RAW
-    with FileLock(str(out) + ".lock"):  # one job of a study builds them, the others wait
+    with FileLock(str(features / ".raw.lock")):  # one job builds them, the others wait
         if not (out / DONE).is_file():
             _build(features, out, audio)
     return out
