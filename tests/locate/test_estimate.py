@@ -119,3 +119,23 @@ def test_the_tensor_work_stays_on_the_pairs_device(fake_cuda: FakeCuda) -> None:
     # --device auto keeps locate on the CPU even with a GPU; cuda asks for one by index
     assert devices.resolve("auto", "locate").device == torch.device("cpu")
     assert devices.resolve("cuda", "locate").device == torch.device("cuda", 0)
+
+
+def test_a_leak_under_a_louder_source_beyond_an_end_is_still_located() -> None:
+    """A pump beyond B, four times the leak's power, wins the correlation's peak; the leak
+    30 m from A is the strongest peak between the sensors, and is reported."""
+    rng = np.random.default_rng(5)
+    d, c, n = 100.0, 1300.0, 8 * RATE
+    edge, leak = round(d / c * RATE), round((2 * 30.0 - d) / c * RATE)  # samples, t_A - t_B
+    pump, hiss = rng.standard_normal(n + 2000), rng.standard_normal(n + 2000)
+    # a[k] = b[k - tau] for each source: A hears it tau samples after B
+    a = pump[1000 - edge:1000 - edge + n] + 0.5 * hiss[1000 - leak:1000 - leak + n]
+    b = pump[1000:1000 + n] + 0.5 * hiss[1000:1000 + n]
+    a, b = (x + 0.3 * rng.standard_normal(n) for x in (a, b))
+    speed = WaveSpeed(c, c, c, "given")
+    window = window_samples(d, c, RATE, n, CFG)
+    loc = locate_batch(torch.tensor(a, dtype=torch.float32)[None],
+                       torch.tensor(b, dtype=torch.float32)[None], RATE, [d], [speed], CFG,
+                       window)[0][0]
+    assert loc.status == LOCATED and abs(loc.position_m - 30.0) < 0.5
+    assert "a louder correlated sound comes from B's end" in loc.reason

@@ -154,6 +154,9 @@ class Measured:
     delay: torch.Tensor
     sigma: torch.Tensor
     quality: torch.Tensor
+    inner_delay: torch.Tensor  # the highest peak strictly between the sensors, away from
+    inner_sigma: torch.Tensor  # the first; used when the first is at or beyond an end
+    inner_quality: torch.Tensor
     bandwidth: torch.Tensor
     band_low: torch.Tensor
     band_high: torch.Tensor
@@ -167,7 +170,8 @@ class Measured:
 
 def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
             slowest_m_s: list[float], cfg: LocateConfig, window: int,
-            weights: torch.Tensor | None = None) -> Measured:
+            weights: torch.Tensor | None = None,
+            fastest_m_s: list[float] | None = None) -> Measured:
     """The correlation of ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) over
     ``window`` samples (each weighted by ``weights`` ``[P, K]`` when given), searched up to
     each span over its slowest wave speed. Tensor work only, on the pairs' device: nothing
@@ -184,10 +188,23 @@ def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[flo
     search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
     coarse = _limited(corr, search).values.argmax(dim=1)
     delay, height = refine(x, corr.lags[coarse])
+    # the highest peak a source strictly between the sensors can make (inside the edges
+    # at the fastest speed), two half-widths away from the first: a leak heard under a
+    # louder pump beyond an end
+    fastest = torch.tensor(fastest_m_s or slowest_m_s, dtype=a.dtype, device=a.device)
+    inner = dist / fastest * (1 - 2 * cfg.edge_share) * rate
+    near = (corr.lags[None, :] - delay[:, None]).abs() <= \
+        2 * _half_width(corr, delay)[:, None] + 1
+    masked = corr.values.masked_fill((corr.lags[None, :].abs() > inner[:, None]) | near,
+                                     float("-inf"))
+    inner_delay, inner_height = refine(x, corr.lags[masked.argmax(dim=1)])
     inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
     return Measured(
         delay=delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, delay),
         quality=_quality(corr, height, delay, search, window),
+        inner_delay=inner_delay,
+        inner_sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, inner_delay),
+        inner_quality=_quality(corr, inner_height, inner_delay, search, window),
         bandwidth=band.sum(dim=1) * s.step,
         band_low=torch.where(band, s.freqs, inf).amin(dim=1),
         band_high=torch.where(band, s.freqs, -inf).amax(dim=1),
@@ -203,13 +220,15 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
     (from :func:`window_samples` for the longest span of the batch), its Welch windows
     weighted by ``weights`` ``[P, K]`` when given. Returns the locations and, with
     ``curves``, what a plot of each needs."""
-    m = measure(a, b, rate, distances_m, [v.low for v in speeds], cfg, window, weights)
+    m = measure(a, b, rate, distances_m, [v.low for v in speeds], cfg, window, weights,
+                [v.high for v in speeds])
     # one transfer of the per-pair figures, not one wait per number
     per_pair = torch.stack([m.delay, m.sigma, m.quality, m.bandwidth, m.band_low,
-                            m.band_high, m.coherence]).double().cpu().T.tolist()
+                            m.band_high, m.coherence, m.inner_delay, m.inner_sigma,
+                            m.inner_quality]).double().cpu().T.tolist()
     z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
     out = []
-    for (delay, sigma, quality, bandwidth, low, high, coherence), d, v in zip(
+    for (delay, sigma, quality, bandwidth, low, high, coherence, *inner), d, v in zip(
             per_pair, distances_m, speeds):
         base = dict(wave_speed_m_s=v.speed, speed_low_m_s=v.low, speed_high_m_s=v.high,
                     quality=quality, coherence=coherence, window_s=window / rate,
@@ -221,12 +240,18 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
                                 **base))
             continue
         tau, err = delay / rate, z * sigma / rate
-        corners = [(d + c * t) / 2 for c in (v.low, v.high) for t in (tau - err, tau + err)]
         status, why = LOCATED, ""
         if v.high * abs(tau) >= (1 - 2 * cfg.edge_share) * d:
-            status = OUTSIDE
-            why = (f"the correlated sound comes from {'A' if tau < 0 else 'B'}'s end or "
-                   f"beyond it, not from between the sensors")
+            end = "A" if tau < 0 else "B"
+            if inner[2] >= cfg.min_quality:  # a weaker source between the sensors too
+                why = (f"a louder correlated sound comes from {end}'s end or beyond it "
+                       f"(peak quality {quality:.1f}); this is the strongest between them")
+                tau, err, base["quality"] = inner[0] / rate, z * inner[1] / rate, inner[2]
+            else:
+                status = OUTSIDE
+                why = (f"the correlated sound comes from {end}'s end or beyond it, not from "
+                       f"between the sensors")
+        corners = [(d + c * t) / 2 for c in (v.low, v.high) for t in (tau - err, tau + err)]
         out.append(Location(status, (d + v.speed * tau) / 2, min(corners), max(corners), tau,
                             err, reason=why, **base))
     plots = None

@@ -3,10 +3,10 @@
 * :func:`locate_pair`: two files, a span and a wave speed -> a :class:`PairResult` (the
   :class:`~.estimate.Location`, what was done to the audio, and the curves a plot needs).
 * :func:`locate_jobs`: many :class:`~.pairing.PairJob` -> one row of
-  :data:`LOCATION_COLUMNS` each, in the jobs' order. Worker processes decode and resample
-  (the CPU's work); the main process correlates pairs of one length, rate and window
-  together, ``batch`` at a time, on the chosen device. A bad job or an unreadable file is
-  a row with status ``bad input`` and the reason, never a stop.
+  :data:`LOCATION_COLUMNS` each, in the jobs' order. Pairs of one length, rate and window
+  are correlated together, :data:`BATCH` at a time: on the CPU inside the worker
+  processes that read them, on CUDA in this process while the workers read. A bad job or
+  an unreadable file is a row with status ``bad input`` and the reason, never a stop.
 * :func:`calibrate_speed`: the wave speed that puts a source opened at a known position
   where the correlation says it is.
 """
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 LOCATION_COLUMNS = ("a", "b", "distance_m", "wave_speed_m_s", "delay_s", "position_m",
                     "low_m", "high_m", "status", "peak", "coherence", "band_low_hz",
                     "band_high_hz", "delay_error_s", "speed_low_m_s", "speed_high_m_s",
-                    "window_s", "seconds", "sample_rate", "reason", "notes", "speed_source", "plot")
+                    "window_s", "seconds", "sample_rate", "reason", "notes", "speed_source",
+                    "plot")
 Detector: TypeAlias = Mapping[str, "Timeline | str"]  # detector.timelines: path -> its timeline
 BATCH = {"cpu": 16, "cuda": 256}  # pairs correlated at once; bounded by memory, not speed
 
