@@ -220,3 +220,13 @@ def test_one_fold_is_builds_fixed_split(recordings: Path, tmp_path: Path) -> Non
     (run,) = rows(tmp_path)
     assert result["ran"] == 1 and run["fold"] == "0" and run["status"] == "ok"
     assert int(run["test_recordings"]) + int(run["train_recordings"]) < 16
+
+
+def test_recordings_out_of_water_are_left_out_of_the_folds(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    assert main(["synth", str(rec), "--count", "8", "--sensors", "4", "--duration", "2",
+                 "--sample-rate", "8192", "--out-of-water", "1", "-q"]) == 0
+    cfg = replace(CFG, long_s=(0.25,), models=("mfcc-rf",))
+    result = study_module.run_study(rec, tmp_path / "out", cfg)
+    assert sum(int(r["test_recordings"]) for r in rows(tmp_path / "out")) == 14
+    assert "; 2 more left out, out of water (gain <= 1 dB)" in result["notes"][0]

@@ -41,7 +41,7 @@ from ..config import PAPER_CHOICE, STUDY_MODELS, BuildConfig, StudyConfig, from_
 from ..dataset import mel_range
 from ..dataset.sources import Source, discover
 from ..errors import InputError, LeakhunterError
-from ..recordings.audio import parse_name
+from ..recordings.audio import gain_too_low, parse_name
 from ..runtime import devices, safe_write
 from ..runtime.log import progress_bar, setup_logging
 from ..runtime.parallel import default_workers
@@ -74,6 +74,13 @@ def run_study(recordings: str | Path, study_dir: str | Path,
     # absolute paths: the build manifest lives in STUDY_DIR, and the cache finds a
     # fold's recordings by the path the build stored
     sources = [dataclasses.replace(s, path=os.path.abspath(s.path)) for s in found.sources]
+    # recordings build leaves out by their names (a sensor out of water) are left out of
+    # the folds too, so each fold's counts are what its runs see
+    dry = [s for s in sources if gain_too_low(parse_name(s.path), cfg.build.audio)]
+    sources = [s for s in sources if s not in dry]
+    if not sources:
+        raise InputError(f"{recordings}: every recording is out of water (gain <= "
+                         f"{cfg.build.audio.min_gain_db:g} dB in its name)")
     paths = [s.path for s in sources]
     labels = [s.label for s in sources]
     sensors = [s.group or parse_name(s.path).sensor_id for s in sources]
@@ -87,7 +94,9 @@ def run_study(recordings: str | Path, study_dir: str | Path,
     recordings_id = identity(sources)
     _check_same_study(study_dir, cfg, recordings_id)
     notes = [f"{len(sources)} recordings from {len(set(sensors))} sensors ("
-             + ", ".join(f"{labels.count(lab)} {lab}" for lab in found.labels) + ")"]
+             + ", ".join(f"{labels.count(lab)} {lab}" for lab in found.labels) + ")"
+             + (f"; {len(dry)} more left out, out of water (gain <= "
+                f"{cfg.build.audio.min_gain_db:g} dB)" if dry else "")]
     models = []
     for model in cfg.models:
         why = available(model)
