@@ -11,12 +11,13 @@ against the run it continues.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ..config import from_dict, load_toml
 from ..runtime.device_policy import auto_help
 
+T = TypeVar("T")
 CFG = "cfg:"  # prefix of argparse dests that override a config field (dotted path)
 TRAIN = "train:"  # tune: prefix of the dests of train settings fixed on the command line
 
@@ -97,9 +98,25 @@ def optional_names(text: str) -> tuple[str, ...]:
     return () if text.strip().lower() in ("none", "off") else names(text)
 
 
-def optional_float(text: str) -> float | None:
-    """argparse type: a number, or "none"/"off" for ``None``."""
-    return None if text.lower() in ("none", "off") else float(text)
+def optional(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """argparse type: ``parse(text)``, or "none"/"off" for ``None``."""
+    def parse_or_none(text: str) -> T | None:
+        return None if text.strip().lower() in ("", "none", "off") else parse(text)
+
+    parse_or_none.__name__ = getattr(parse, "__name__", "value")  # argparse's error names it
+    return parse_or_none
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """argparse type: "64,128" -> (64, 128)."""
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got "
+                                         f"{text!r}") from None
+
+
+optional_float = optional(float)  # a number, or "none"/"off"
 
 
 def log_flags(parser: argparse.ArgumentParser, default: Any) -> None:

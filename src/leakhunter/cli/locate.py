@@ -16,7 +16,16 @@ from typing import Any
 
 from ..config import WEIGHTINGS, LocateConfig
 from ..errors import ConfigError
-from .flags import common, device_flag, low_high, names, option, settings
+from .flags import (
+    common,
+    device_flag,
+    low_high,
+    names,
+    option,
+    optional,
+    optional_float,
+    settings,
+)
 
 SHOWN = 20  # located pairs printed; the CSV holds them all
 
@@ -97,30 +106,18 @@ def add_locate(sub: Any) -> None:
     option(method, ["--weighting"], "weighting", d, "cross-spectrum weighting",
            choices=WEIGHTINGS)
     option(method, ["--window"], "window_s", d, "Welch window in seconds (none: from the "
-           "span and the slowest wave speed)", type=_optional_float)
+           "span and the slowest wave speed)", type=optional_float)
     option(method, ["--band"], "band_hz", d, "LOW,HIGH Hz to correlate over (none: the "
-           "frequencies where the sensors are coherent)", type=_optional_band)
+           "frequencies where the sensors are coherent)", type=optional(low_high))
     option(method, ["--min-quality"], "min_quality", d, "peak quality below which a pair "
            "has no correlation (independent noise stands at about 4)")
     option(method, ["--sample-rate"], "sample_rate", d, "rate both recordings are "
-           "brought to (none: the higher of the two)", type=_optional_int)
+           "brought to (none: the higher of the two)", type=optional(int))
     option(method, ["--workers"], "workers", d, "processes decoding recordings (0: one "
            "per CPU core)")
     device_flag(method, "locate", what="where the correlation runs", config=d)
     common(p)
     p.set_defaults(func=run_locate)
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "off") else float(text)
-
-
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "off") else int(text)
-
-
-def _optional_band(text: str) -> tuple[float, float] | None:
-    return None if text.lower() in ("none", "off") else low_high(text)
 
 
 def run_locate(args: argparse.Namespace) -> int:

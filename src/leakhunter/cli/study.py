@@ -7,20 +7,7 @@ import argparse
 from typing import Any
 
 from ..config import STUDY_MODELS, StudyConfig
-from .flags import common, device_flag, floats, names, option, settings
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    """argparse type: "64,128" -> (64, 128)."""
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got "
-                                         f"{text!r}") from None
-
-
-def _optional_text(text: str) -> str | None:
-    return None if text.strip().lower() in ("", "none") else text
+from .flags import common, device_flag, floats, ints, names, option, optional, settings
 
 
 def add_study(sub: Any) -> None:
@@ -43,7 +30,7 @@ def add_study(sub: Any) -> None:
                    help="folder for the study's files (default: none, required)")
     d = StudyConfig()
     option(p, ["--long"], "long_s", d, "long segments in seconds", type=floats)
-    option(p, ["--short"], "short_points", d, "short frames in points", type=_ints)
+    option(p, ["--short"], "short_points", d, "short frames in points", type=ints)
     option(p, ["--models"], "models", d, f"models to compare: {', '.join(STUDY_MODELS)}",
            type=names)
     option(p, ["--folds"], "folds", d, "sensor-grouped folds; 1: build's fixed split "
@@ -56,7 +43,7 @@ def add_study(sub: Any) -> None:
            "VALIDATION, TESTING fractions", type=floats)
     option(p, ["--storage"], "storage", d, "an Optuna database URL every machine reaches "
            "(sqlite:///study.db, postgresql://...): each machine runs what is left of one "
-           "shared study, no run twice; none: this machine alone", type=_optional_text)
+           "shared study, no run twice; none: this machine alone", type=optional(str))
     option(p, ["--study-name"], "study_name", d, "the study's name in --storage")
     option(p, ["--jobs"], "jobs", d, "runs at once on this machine: CUDA devices in turn, "
            "CPU cores shared out (they share the study through --storage, or "

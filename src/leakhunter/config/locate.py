@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from .stages import check
 
 WEIGHTINGS = ("plain", "phat", "scot", "ml")  # locate/correlation.py says what each does
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -42,21 +37,21 @@ class LocateConfig:
     device: str = "auto"  # where the correlation runs: auto, cpu, cuda, cuda:N
 
     def __post_init__(self) -> None:
-        _check(self.weighting in WEIGHTINGS,
+        check(self.weighting in WEIGHTINGS,
                f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}")
-        _check(self.window_s is None or self.window_s > 0, "window_s must be positive")
-        _check(self.window_spans >= 3.0, "window_spans must be at least 3 (2: the wrap limit)")
-        _check(self.min_window_s > 0, "min_window_s must be positive")
-        _check(self.band_hz is None or (len(self.band_hz) == 2 and
+        check(self.window_s is None or self.window_s > 0, "window_s must be positive")
+        check(self.window_spans >= 3.0, "window_spans must be at least 3 (2: the wrap limit)")
+        check(self.min_window_s > 0, "min_window_s must be positive")
+        check(self.band_hz is None or (len(self.band_hz) == 2 and
                                         0 <= self.band_hz[0] < self.band_hz[1]),
                "band_hz must be (low, high) with 0 <= low < high")
-        _check(self.min_quality >= 0, "min_quality must be non-negative")
-        _check(0 <= self.edge_share < 0.5, "edge_share must be in [0, 0.5)")
-        _check(0 < self.confidence < 1, "confidence must be in (0, 1)")
-        _check(self.max_offset_s >= 0, "max_offset_s must be non-negative")
-        _check(self.sample_rate is None or self.sample_rate >= 1000,
+        check(self.min_quality >= 0, "min_quality must be non-negative")
+        check(0 <= self.edge_share < 0.5, "edge_share must be in [0, 0.5)")
+        check(0 < self.confidence < 1, "confidence must be in (0, 1)")
+        check(self.max_offset_s >= 0, "max_offset_s must be non-negative")
+        check(self.sample_rate is None or self.sample_rate >= 1000,
                "sample_rate must be at least 1000 Hz")
-        _check(self.workers >= 0, "workers must be non-negative")
+        check(self.workers >= 0, "workers must be non-negative")
 
 
 PAIR_MATERIALS = ("ductile iron", "cast iron", "steel", "asbestos cement", "pvc", "pe")
@@ -78,15 +73,15 @@ class PairSynthConfig:
     interference_db: tuple[float, float] = (-10.0, 0.0)  # at the nearer sensor, re the leak there
 
     def __post_init__(self) -> None:
-        _check(self.count >= 1, "count must be at least 1")
-        _check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
-        _check(self.duration_s > 0, "duration must be positive")
-        _check(len(self.materials) >= 1, "need at least one material")
+        check(self.count >= 1, "count must be at least 1")
+        check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
+        check(self.duration_s > 0, "duration must be positive")
+        check(len(self.materials) >= 1, "need at least one material")
         for name in ("span_m", "snr_db", "interference_db"):
-            _check(len(getattr(self, name)) == 2, f"{name} must be two numbers: low, high")
-        _check(0 < self.span_m[0] <= self.span_m[1], "span_m must be 0 < low <= high")
-        _check(self.snr_db[0] <= self.snr_db[1], "snr_db must be low <= high")
-        _check(0.0 <= self.no_leak_share <= 1.0, "no_leak_share must be in [0, 1]")
-        _check(0.0 <= self.interference_share <= 1.0, "interference_share must be in [0, 1]")
-        _check(self.interference_db[0] <= self.interference_db[1],
+            check(len(getattr(self, name)) == 2, f"{name} must be two numbers: low, high")
+        check(0 < self.span_m[0] <= self.span_m[1], "span_m must be 0 < low <= high")
+        check(self.snr_db[0] <= self.snr_db[1], "snr_db must be low <= high")
+        check(0.0 <= self.no_leak_share <= 1.0, "no_leak_share must be in [0, 1]")
+        check(0.0 <= self.interference_share <= 1.0, "interference_share must be in [0, 1]")
+        check(self.interference_db[0] <= self.interference_db[1],
                "interference_db must be low <= high")

@@ -42,17 +42,17 @@ class FeatureConfig:
     top_db: float | None = 80.0  # per-segment dynamic range floor, as librosa's power_to_db
 
     def __post_init__(self) -> None:
-        _check(self.sample_rate > 0, "sample_rate must be positive")
-        _check(0.0 <= self.segment_overlap < 1.0, "segment_overlap must be in [0, 1)")
-        _check(0.0 <= self.frame_overlap < 1.0, "frame_overlap must be in [0, 1)")
-        _check(self.n_fft >= 8, "n_fft must be at least 8")
-        _check(self.n_mels >= 1, "n_mels must be at least 1")
-        _check(self.segment_samples >= self.n_fft,
+        check(self.sample_rate > 0, "sample_rate must be positive")
+        check(0.0 <= self.segment_overlap < 1.0, "segment_overlap must be in [0, 1)")
+        check(0.0 <= self.frame_overlap < 1.0, "frame_overlap must be in [0, 1)")
+        check(self.n_fft >= 8, "n_fft must be at least 8")
+        check(self.n_mels >= 1, "n_mels must be at least 1")
+        check(self.segment_samples >= self.n_fft,
                f"a long segment ({self.segment_samples} samples) is shorter than one "
                f"frame (n_fft={self.n_fft})")
-        _check(0.0 <= self.fmin < self.max_frequency <= self.sample_rate / 2,
+        check(0.0 <= self.fmin < self.max_frequency <= self.sample_rate / 2,
                "need 0 <= fmin < fmax <= sample_rate / 2")
-        _check(self.top_db is None or self.top_db > 0, "top_db must be positive or None")
+        check(self.top_db is None or self.top_db > 0, "top_db must be positive or None")
 
     @property
     def segment_samples(self) -> int:
@@ -100,7 +100,7 @@ class AudioConfig:
     allow_truncated: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.min_duration_s >= 0.0, "min_duration_s must be non-negative")
+        check(self.min_duration_s >= 0.0, "min_duration_s must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -112,12 +112,12 @@ class SplitConfig:
     group_by: str = "sensor"  # "sensor": a sensor's recordings stay together; "recording"
 
     def __post_init__(self) -> None:
-        _check(len(self.fractions) == 3 and all(f >= 0 for f in self.fractions),
+        check(len(self.fractions) == 3 and all(f >= 0 for f in self.fractions),
                "fractions must be three non-negative numbers")
-        _check(all(f > 0 for f in self.fractions),
+        check(all(f > 0 for f in self.fractions),
                "every split needs a positive fraction")
-        _check(math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6), "fractions must sum to 1")
-        _check(self.group_by in ("sensor", "recording"), "group_by must be sensor or recording")
+        check(math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6), "fractions must sum to 1")
+        check(self.group_by in ("sensor", "recording"), "group_by must be sensor or recording")
 
 
 @dataclass(frozen=True)
@@ -150,15 +150,15 @@ class SynthConfig:
     site: str = "A"  # acoustic site (recordings/synth/sites.py): A = the default world, B = plastic
 
     def __post_init__(self) -> None:
-        _check(self.count >= 1, "count must be at least 1")
-        _check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
-        _check(self.duration_s > 0, "duration must be positive")
-        _check(len(self.labels) >= 2, "need at least two labels")
-        _check(len(set(self.labels)) == len(self.labels), "labels must be distinct")
-        _check(0.0 <= self.difficulty <= 1.0, "difficulty must be in [0, 1]")
-        _check(self.sensors_per_label >= 1, "sensors_per_label must be at least 1")
-        _check(0 <= self.out_of_water <= self.count, "out_of_water must be in [0, count]")
-        _check(0.0 <= self.interference <= 1.0, "interference must be in [0, 1]")
+        check(self.count >= 1, "count must be at least 1")
+        check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
+        check(self.duration_s > 0, "duration must be positive")
+        check(len(self.labels) >= 2, "need at least two labels")
+        check(len(set(self.labels)) == len(self.labels), "labels must be distinct")
+        check(0.0 <= self.difficulty <= 1.0, "difficulty must be in [0, 1]")
+        check(self.sensors_per_label >= 1, "sensors_per_label must be at least 1")
+        check(0 <= self.out_of_water <= self.count, "out_of_water must be in [0, count]")
+        check(0.0 <= self.interference <= 1.0, "interference must be in [0, 1]")
 
 
 POOLS = ("avg+max", "flatten")
@@ -183,11 +183,11 @@ class ModelConfig:
     pool: str = "avg+max"  # avg+max | flatten
 
     def __post_init__(self) -> None:
-        _check(self.width >= 1 and self.blocks >= 1 and self.dense >= 1,
+        check(self.width >= 1 and self.blocks >= 1 and self.dense >= 1,
                "width, blocks and dense must be at least 1")
-        _check(self.pool in POOLS, f"pool must be one of {', '.join(POOLS)}")
-        _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
-        _check(self.aux_weight >= 0.0, "aux_weight must be non-negative")
+        check(self.pool in POOLS, f"pool must be one of {', '.join(POOLS)}")
+        check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        check(self.aux_weight >= 0.0, "aux_weight must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -225,21 +225,21 @@ class TrainConfig:
     log_every: int = 50  # steps between progress updates of the running loss
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "epochs must be at least 1")
-        _check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
-        _check(self.lr >= 0, "lr must be positive (or 0: automatic)")
-        _check(self.loss in ("ce", "focal"), "loss must be ce or focal")
-        _check(self.amp in ("auto", "off", "bf16", "fp16"), "amp must be auto/off/bf16/fp16")
-        _check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")
-        _check(0.0 < self.vote_fraction <= 1.0, "vote_fraction must be in (0, 1]")
-        _check(self.mixup >= 0.0, "mixup must be non-negative")
-        _check(all(a in AUGMENTS for a in self.augment),
+        check(self.epochs >= 1, "epochs must be at least 1")
+        check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
+        check(self.lr >= 0, "lr must be positive (or 0: automatic)")
+        check(self.loss in ("ce", "focal"), "loss must be ce or focal")
+        check(self.amp in ("auto", "off", "bf16", "fp16"), "amp must be auto/off/bf16/fp16")
+        check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")
+        check(0.0 < self.vote_fraction <= 1.0, "vote_fraction must be in (0, 1]")
+        check(self.mixup >= 0.0, "mixup must be non-negative")
+        check(all(a in AUGMENTS for a in self.augment),
                f"augment takes {', '.join(AUGMENTS)} (or none)")
-        _check(self.patience >= 1, "patience must be at least 1")
-        _check(len(self.positive) >= 1, "positive needs at least one class")
-        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+        check(self.patience >= 1, "patience must be at least 1")
+        check(len(self.positive) >= 1, "positive needs at least one class")
+        check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
                "target_specificity must be in (0, 1]")
-        _check(self.class_aggregate in ("vote", "mean"), "class_aggregate must be vote/mean")
+        check(self.class_aggregate in ("vote", "mean"), "class_aggregate must be vote/mean")
 
 
 @dataclass(frozen=True)
@@ -297,20 +297,20 @@ class TuneConfig:
     baseline: bool = True  # a new study's first trial trains the train defaults
 
     def __post_init__(self) -> None:
-        _check(self.trials >= 0, "trials must be non-negative")
-        _check(self.timeout_s >= 0, "timeout must be non-negative")
-        _check(self.epochs >= 1, "epochs must be at least 1")
-        _check(self.time_budget_s >= 0, "time_budget_s must be non-negative")
-        _check(bool(self.study_name.strip()), "study_name must not be empty")
-        _check(self.objective in ("f1", "f1,latency", "f1,params"),
+        check(self.trials >= 0, "trials must be non-negative")
+        check(self.timeout_s >= 0, "timeout must be non-negative")
+        check(self.epochs >= 1, "epochs must be at least 1")
+        check(self.time_budget_s >= 0, "time_budget_s must be non-negative")
+        check(bool(self.study_name.strip()), "study_name must not be empty")
+        check(self.objective in ("f1", "f1,latency", "f1,params"),
                "objective must be f1, f1,latency or f1,params")
-        _check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
+        check(self.target_specificity is None or 0.0 < self.target_specificity <= 1.0,
                "target_specificity must be in (0, 1]")
-        _check(self.sampler in ("tpe", "nsga2", "random"), "sampler must be tpe, nsga2 or "
+        check(self.sampler in ("tpe", "nsga2", "random"), "sampler must be tpe, nsga2 or "
                                                            "random")
-        _check(self.pruner in ("median", "hyperband", "none"),
+        check(self.pruner in ("median", "hyperband", "none"),
                "pruner must be median, hyperband or none")
-        _check(self.startup_trials >= 0 and self.pruner_startup_trials >= 0
+        check(self.startup_trials >= 0 and self.pruner_startup_trials >= 0
                and self.pruner_warmup_epochs >= 0, "startup and warm-up counts must be "
                                                    "non-negative")
 
@@ -333,13 +333,13 @@ class LearnConfig:
     split: SplitConfig = field(default_factory=SplitConfig)  # how NEW_INPUT is split
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.keep <= 1.0, "keep must be in (0, 1]")
-        _check(0.0 <= self.confidence <= 1.0, "confidence must be in [0, 1]")
-        _check(self.rounds >= 1, "rounds must be at least 1")
-        _check(0.0 <= self.replay_share < 1.0, "replay_share must be in [0, 1)")
-        _check(self.epochs >= 1, "epochs must be at least 1")
-        _check(self.lr > 0, "lr must be positive")
-        _check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
+        check(0.0 < self.keep <= 1.0, "keep must be in (0, 1]")
+        check(0.0 <= self.confidence <= 1.0, "confidence must be in [0, 1]")
+        check(self.rounds >= 1, "rounds must be at least 1")
+        check(0.0 <= self.replay_share < 1.0, "replay_share must be in [0, 1)")
+        check(self.epochs >= 1, "epochs must be at least 1")
+        check(self.lr > 0, "lr must be positive")
+        check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
 
 
 @dataclass(frozen=True)
@@ -370,31 +370,31 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         for name in ("audio", "spectrograms"):
-            _check(getattr(self, name) in ("flagged", "all", "none"),
+            check(getattr(self, name) in ("flagged", "all", "none"),
                    f"{name} must be flagged, all or none")
-        _check(self.audio_cap_mb >= 0, "audio_cap_mb must be at least 0")
-        _check(self.clip_s > 0, "clip_s must be positive")
-        _check(self.nights >= 1, "nights must be at least 1")
-        _check(1 <= self.min_leak_nights <= self.nights,
+        check(self.audio_cap_mb >= 0, "audio_cap_mb must be at least 0")
+        check(self.clip_s > 0, "clip_s must be positive")
+        check(self.nights >= 1, "nights must be at least 1")
+        check(1 <= self.min_leak_nights <= self.nights,
                "min_leak_nights must be between 1 and nights")
-        _check(self.workers >= 0, "workers must be at least 0")
+        check(self.workers >= 0, "workers must be at least 0")
 
 
 def _check_rule(cfg: EvalConfig | CalibrateConfig) -> None:
     """The decision-rule settings evaluate and calibrate share."""
-    _check(cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
-    _check(cfg.aggregate in (None, "vote", "mean", "max"), "aggregate must be vote/mean/max")
-    _check(cfg.class_aggregate in (None, "vote", "mean"), "class_aggregate must be vote/mean")
-    _check(cfg.vote_fraction is None or 0.0 < cfg.vote_fraction <= 1.0,
+    check(cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}")
+    check(cfg.aggregate in (None, "vote", "mean", "max"), "aggregate must be vote/mean/max")
+    check(cfg.class_aggregate in (None, "vote", "mean"), "class_aggregate must be vote/mean")
+    check(cfg.vote_fraction is None or 0.0 < cfg.vote_fraction <= 1.0,
            "vote_fraction must be in (0, 1]")
-    _check(cfg.threshold is None or 0.0 <= cfg.threshold <= 1.0, "threshold must be in [0, 1]")
-    _check(cfg.target_specificity is None or 0.0 < cfg.target_specificity <= 1.0,
+    check(cfg.threshold is None or 0.0 <= cfg.threshold <= 1.0, "threshold must be in [0, 1]")
+    check(cfg.target_specificity is None or 0.0 < cfg.target_specificity <= 1.0,
            "target_specificity must be in (0, 1]")
-    _check(cfg.threshold is None or cfg.target_specificity is None,
+    check(cfg.threshold is None or cfg.target_specificity is None,
            "give a threshold or a target specificity, not both")
 
 
-def _check(ok: bool, message: str) -> None:
-    """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
+def check(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok`` (every config's checks)."""
     if not ok:
         raise ConfigError(message)

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
-from .stages import BuildConfig, TrainConfig
+from .stages import BuildConfig, TrainConfig, check
 
 STUDY_MODELS = ("cnn-mel", "cnn-raw", "mfcc-rf", "mfcc-svm", "mfcc-xgboost")
 PAPER_LONG_S = (0.125, 0.25, 0.5, 0.75, 1.0)  # Fig. 3: long segments, seconds
 PAPER_SHORT = (64, 128, 256, 512, 1024)  # Fig. 3: short frames, points
 PAPER_CHOICE = (0.25, 512)  # the paper's chosen long segment (s) and short frame (points)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -42,16 +36,16 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        _check(len(self.long_s) >= 1 and all(x > 0 for x in self.long_s),
+        check(len(self.long_s) >= 1 and all(x > 0 for x in self.long_s),
                "long_s needs positive durations in seconds")
-        _check(len(self.short_points) >= 1 and all(n >= 8 for n in self.short_points),
+        check(len(self.short_points) >= 1 and all(n >= 8 for n in self.short_points),
                "short_points needs frame lengths of at least 8 points")
-        _check(len(set(self.long_s)) == len(self.long_s), "long_s repeats a value")
-        _check(len(set(self.short_points)) == len(self.short_points),
+        check(len(set(self.long_s)) == len(self.long_s), "long_s repeats a value")
+        check(len(set(self.short_points)) == len(self.short_points),
                "short_points repeats a value")
-        _check(len(self.models) >= 1 and all(m in STUDY_MODELS for m in self.models),
+        check(len(self.models) >= 1 and all(m in STUDY_MODELS for m in self.models),
                f"models take {', '.join(STUDY_MODELS)}")
-        _check(len(set(self.models)) == len(self.models), "models repeats a model")
-        _check(self.folds >= 1, "folds must be at least 1 (1: the fixed split)")
-        _check(0.0 < self.validation_share < 0.5, "validation_share must be in (0, 0.5)")
-        _check(self.jobs >= 1, "jobs must be at least 1")
+        check(len(set(self.models)) == len(self.models), "models repeats a model")
+        check(self.folds >= 1, "folds must be at least 1 (1: the fixed split)")
+        check(0.0 < self.validation_share < 0.5, "validation_share must be in (0, 0.5)")
+        check(self.jobs >= 1, "jobs must be at least 1")

@@ -184,14 +184,23 @@ def refine(x: torch.Tensor, around: torch.Tensor, upsample: int = UPSAMPLE
     table = _steps_table(n, upsample).to(device=x.device, dtype=x.dtype)  # [F, J]
     values = (shifted @ table).real / n  # [P, J]
     i = values.argmax(dim=1).clamp(1, steps.numel() - 2)
-    rows = torch.arange(values.shape[0], device=x.device)
-    left, mid, right = values[rows, i - 1], values[rows, i], values[rows, i + 1]
+    shift, height = _parabola(values, i)
+    delay = around.to(real) + (steps.to(device=x.device, dtype=real)[i] + shift / upsample)
+    return delay, height
+
+
+def _parabola(values: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The parabola through ``values[p, i-1 .. i+1]`` of each row ``[P]``: the offset of its
+    top from ``i`` (steps, within half a step) and the height there; at the ends of a row
+    the missing neighbour is the point itself."""
+    rows = torch.arange(values.shape[0], device=values.device)
+    left = values[rows, (i - 1).clamp(min=0)]
+    mid = values[rows, i]
+    right = values[rows, (i + 1).clamp(max=values.shape[1] - 1)]
     curvature = left - 2 * mid + right
     shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-30),
                         torch.zeros_like(mid)).clamp(-0.5, 0.5)
-    delay = around.to(real) + (steps.to(device=x.device, dtype=real)[i] + shift / upsample)
-    height = mid - 0.25 * (left - right) * shift  # the parabola's top
-    return delay, height
+    return shift, mid - 0.25 * (left - right) * shift
 
 
 @dataclass(frozen=True)
@@ -213,13 +222,8 @@ def peak(c: Correlation, max_lag: float | None = None) -> Peak:
         c.lags.abs() <= max_lag
     masked = values.masked_fill(~allowed[None, :], float("-inf"))
     i = masked.argmax(dim=1)  # [P]
-    rows = torch.arange(values.shape[0], device=values.device)
-    left = values[rows, (i - 1).clamp(min=0)]
-    mid = values[rows, i]
-    right = values[rows, (i + 1).clamp(max=values.shape[1] - 1)]
-    curvature = left - 2 * mid + right
-    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-30),
-                        torch.zeros_like(mid)).clamp(-0.5, 0.5)
+    shift, _ = _parabola(values, i)
+    mid = values[torch.arange(values.shape[0], device=values.device), i]
     delay = c.lags[i] + shift / c.upsample
     # how far the peak stands above the correlation away from it (beyond 4 samples), in
     # units of that correlation's spread (its 95th percentile above its median)

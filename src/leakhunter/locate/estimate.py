@@ -193,18 +193,22 @@ def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[flo
     # louder pump beyond an end
     fastest = torch.tensor(fastest_m_s or slowest_m_s, dtype=a.dtype, device=a.device)
     inner = dist / fastest * (1 - 2 * cfg.edge_share) * rate
-    near = (corr.lags[None, :] - delay[:, None]).abs() <= \
-        2 * _half_width(corr, delay)[:, None] + 1
+    half_width = _half_width(corr, delay)
+    near = (corr.lags[None, :] - delay[:, None]).abs() <= 2 * half_width[:, None] + 1
     masked = corr.values.masked_fill((corr.lags[None, :].abs() > inner[:, None]) | near,
                                      float("-inf"))
     inner_delay, inner_height = refine(x, corr.lags[masked.argmax(dim=1)])
+    # what both peaks are measured against, once: the bound of the band's coherence and
+    # the correlation where no source can be
+    crlb = _crlb(s, band, excess, a.shape[1], rate)
+    noise = _Noise.of(corr, search, window)
     inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
     return Measured(
-        delay=delay, sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, delay),
-        quality=_quality(corr, height, delay, search, window),
+        delay=delay, sigma=torch.maximum(crlb, half_width / 4),
+        quality=noise.quality(height, delay),
         inner_delay=inner_delay,
-        inner_sigma=_delay_sigma(s, band, excess, a.shape[1], rate, corr, inner_delay),
-        inner_quality=_quality(corr, inner_height, inner_delay, search, window),
+        inner_sigma=torch.maximum(crlb, _half_width(corr, inner_delay) / 4),
+        inner_quality=noise.quality(inner_height, inner_delay),
         bandwidth=band.sum(dim=1) * s.step,
         band_low=torch.where(band, s.freqs, inf).amin(dim=1),
         band_high=torch.where(band, s.freqs, -inf).amax(dim=1),
@@ -270,23 +274,34 @@ def _limited(corr: Correlation, search: torch.Tensor) -> Correlation:
                        corr.upsample)
 
 
-def _quality(corr: Correlation, height: torch.Tensor, delay: torch.Tensor,
-             search: torch.Tensor, window: int) -> torch.Tensor:
-    """The peak's height above the correlation of lags beyond the search range, in robust
-    standard deviations of it ``[P]``.
+@dataclass(frozen=True)
+class _Noise:
+    """The correlation at lags beyond the search range, where no source between or beyond
+    the sensors can be: its median ``level`` and robust spread ``sigma`` ``[P]``, each lag
+    first scaled by ``profile`` (:func:`_noise_profile`), over the lags ``lags``."""
 
-    Welch windows overlap less at long lags, so the correlation of independent noise
-    varies less there: each lag is scaled by that spread (:func:`_noise_profile`) first,
-    and the peak is measured in the spread at its own lag."""
-    profile = _noise_profile(window, corr)
-    scaled = corr.values / profile[None, :]
-    beyond = corr.lags[None, :].abs() > search[:, None]
-    noise = torch.where(beyond, scaled, torch.nan)
-    level = noise.nanmedian(dim=1).values
-    sigma = 1.4826 * (noise - level[:, None]).abs().nanmedian(dim=1).values
-    at = torch.searchsorted(corr.lags.contiguous(), delay.contiguous()).clamp(
-        0, corr.lags.numel() - 1)
-    return (height / profile[at] - level) / sigma.clamp_min(1e-30)
+    profile: torch.Tensor
+    lags: torch.Tensor
+    level: torch.Tensor
+    sigma: torch.Tensor
+
+    @staticmethod
+    def of(corr: Correlation, search: torch.Tensor, window: int) -> _Noise:
+        # Welch windows overlap less at long lags, so the correlation of independent noise
+        # varies less there: each lag is scaled by that spread first
+        profile = _noise_profile(window, corr)
+        beyond = corr.lags[None, :].abs() > search[:, None]
+        noise = torch.where(beyond, corr.values / profile[None, :], torch.nan)
+        level = noise.nanmedian(dim=1).values
+        sigma = 1.4826 * (noise - level[:, None]).abs().nanmedian(dim=1).values
+        return _Noise(profile, corr.lags, level, sigma)
+
+    def quality(self, height: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
+        """A peak's height above the noise, in robust standard deviations of it ``[P]``,
+        measured in the spread at the peak's own lag."""
+        at = torch.searchsorted(self.lags.contiguous(), delay.contiguous()).clamp(
+            0, self.lags.numel() - 1)
+        return (height / self.profile[at] - self.level) / self.sigma.clamp_min(1e-30)
 
 
 def _noise_profile(window: int, corr: Correlation) -> torch.Tensor:
@@ -313,15 +328,15 @@ def _profile(window: int, upsample: int) -> torch.Tensor:
     return auto[low] * (1 - share) + auto[low + 1] * share
 
 
-def _delay_sigma(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,
-                 rate: float, corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
-    """The delay's standard error in samples ``[P]``: the Cramér–Rao bound of the band's
-    coherence, floored at a quarter of the peak's half-height half-width."""
+def _crlb(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,
+          rate: float) -> torch.Tensor:
+    """The delay's Cramér–Rao bound (standard error, samples ``[P]``) of the coherence in
+    the band; a peak's standard error is this, floored at a quarter of its half-height
+    half-width."""
     omega = 2 * math.pi * s.freqs[None, :]
     c = excess.clamp(max=0.99) * band
     information = 2 * samples / rate * (omega ** 2 * c / (1 - c) * s.step).sum(dim=1)  # s^-2
-    crlb = information.clamp_min(1e-30).rsqrt() * rate  # samples
-    return torch.maximum(crlb, _half_width(corr, delay) / 4)
+    return information.clamp_min(1e-30).rsqrt() * rate  # samples
 
 
 def _half_width(corr: Correlation, delay: torch.Tensor) -> torch.Tensor:

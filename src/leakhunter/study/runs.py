@@ -105,8 +105,8 @@ def run_model(model: str, fold_dir: Path, work: Path, train_cfg: TrainConfig,
         raw_cfg = replace(train_cfg, augment=(), spec_augment=False)
         metrics = _cnn(fold_dir, work, raw_cfg, val, test, positive)
     else:
-        metrics = run_baseline(model, load_split(fold_dir / SPLIT_FILES["TRAINING"], "yes"),
-                               val, test, positive, seed)
+        # the baselines read the training features in chunks (split_vectors)
+        metrics = run_baseline(model, train_split, val, test, positive, seed)
     return {**metrics, **counts}
 
 
