@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,8 @@ class Spectra:
     def coherence(self) -> torch.Tensor:
         """Magnitude-squared coherence ``[P, F]`` in [0, 1]."""
         floor = EPS * (self.aa.amax(dim=1, keepdim=True) * self.bb.amax(dim=1, keepdim=True))
-        return (self.ab.abs() ** 2 / (self.aa * self.bb).clamp_min(floor)).clamp(0.0, 1.0)
+        cross = _squared(torch.view_as_real(self.ab))  # |G_ab|^2 without a root
+        return (cross / (self.aa * self.bb).clamp_min(floor)).clamp(0.0, 1.0)
 
 
 def window_count(samples: int, window: int) -> int:
@@ -56,10 +58,12 @@ def window_count(samples: int, window: int) -> int:
 
 
 def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
-            weights: torch.Tensor | None = None) -> Spectra:
-    """Welch auto- and cross-spectra of ``a`` and ``b`` (``[P, N]``, same shape), Hann
-    windows of ``window`` samples at half overlap; ``weights`` (``[P, K]``, non-negative,
-    :func:`window_count` windows) weight each window's share of the averages."""
+            weights: torch.Tensor | None = None, lines_removed: bool = False) -> Spectra:
+    """Welch auto- and cross-spectra of ``a`` and ``b`` (``[P, N]``, same shape), each
+    recording's least-squares line (offset and drift) removed first (unless
+    ``lines_removed``: :func:`stack_without_lines` did it), Hann windows of ``window``
+    samples at half overlap; ``weights`` (``[P, K]``, non-negative, :func:`window_count`
+    windows) weight each window's share of the averages."""
     if a.shape != b.shape or a.dim() != 2:
         raise ConfigError(f"pairs must be two [P, N] batches of one shape, not "
                           f"{tuple(a.shape)} and {tuple(b.shape)}")
@@ -67,35 +71,137 @@ def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
         raise ConfigError(f"a window of {window} samples needs recordings at least that long "
                           f"(they hold {a.shape[1]})")
     taper = _hann(window).to(device=a.device, dtype=a.dtype)
-    # [P, F, K]: windows last, so each average below is one contiguous dot product
     kw = dict(n_fft=window, hop_length=window // 2, window=taper, center=False,
               return_complex=True)
-    fa, fb = torch.stft(a, **kw), torch.stft(b, **kw)
+    # torch.stft gives [P, F, K] as a view of [P, K, F] memory: frames first from here on
+    if not lines_removed:
+        a, b = remove_line(a), remove_line(b)
+    fa = torch.stft(a, **kw).transpose(1, 2)
+    # B's conjugate, made in place once (a conjugate taken window by window is a copy each)
+    fb_conj = torch.stft(b, **kw).transpose(1, 2).conj_physical_()
     freqs = torch.fft.rfftfreq(window, d=1.0 / rate).to(a.device)
-    count = fa.shape[2]
-    dot = torch.linalg.vecdot  # sum_k conj(x_k) y_k over the windows: one pass, no copies
+    count = fa.shape[1]
     if weights is None:
-        return Spectra(aa=dot(fa, fa).real / count, bb=dot(fb, fb).real / count,
-                       ab=dot(fb, fa) / count, windows=count, freqs=freqs, step=rate / window)
-    if weights.shape != (fa.shape[0], count):
-        raise ConfigError(f"window weights must be [{fa.shape[0]}, {count}], not "
-                          f"{list(weights.shape)}")
-    share = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)  # [P, K]
-    # unequal weights average fewer windows' worth: Kish's effective sample size
-    windows = max(1, int(float((1.0 / (share ** 2).sum(dim=1)).min())))
-    wa, wb = fa * share[:, None, :], fb * share[:, None, :]
-    return Spectra(aa=dot(fa, wa).real, bb=dot(fb, wb).real, ab=dot(fb, wa),
-                   windows=windows, freqs=freqs, step=rate / window)
+        share, windows = None, count
+    else:
+        if weights.shape != (fa.shape[0], count):
+            raise ConfigError(f"window weights must be [{fa.shape[0]}, {count}], not "
+                              f"{list(weights.shape)}")
+        share = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)  # [P, K]
+        # unequal weights average fewer windows' worth: Kish's effective sample size
+        windows = max(1, int(float((1.0 / (share ** 2).sum(dim=1)).min())))
+    aa, bb, ab = averages(fa, fb_conj, share, by_window=fa.device.type == "cpu")
+    return Spectra(aa=aa, bb=bb, ab=ab, windows=windows, freqs=freqs, step=rate / window)
+
+
+def averages(fa: torch.Tensor, fb_conj: torch.Tensor, share: torch.Tensor | None = None,
+             by_window: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``E|A|^2``, ``E|B|^2`` (real ``[P, F]``) and ``E[A conj(B)]`` (complex ``[P, F]``)
+    over the windows of ``fa`` and ``fb_conj`` (``A`` and ``conj(B)``, ``[P, K, F]``
+    complex, frequencies contiguous), each window counted by ``share`` ``[P, K]`` (summing
+    to 1) or equally.
+
+    ``by_window``: accumulate a window (or a few) at a time into ``[P, F]`` sums (on a CPU
+    this reads each spectrum once from memory, where a reduction over ``K`` first writes
+    and reads back a product as large as the spectra: half the time); otherwise one
+    reduction per average (on a GPU, three kernels instead of many small ones)."""
+    count = fa.shape[1]
+    if not by_window:
+        weight = (torch.full_like(fa[:, :, 0].real, 1.0 / count) if share is None
+                  else share)[:, :, None]
+        ra, rb = torch.view_as_real(fa), torch.view_as_real(fb_conj)
+        return ((_squared(ra) * weight).sum(dim=1), (_squared(rb) * weight).sum(dim=1),
+                (fa * fb_conj * weight).sum(dim=1))
+    # a few windows per step when there are many: the sums stay small ([P, step, F]) and
+    # short windows (many of them) do not cost one small operation each
+    step = max(1, count // ACCUMULATE_STEPS)
+    ra, rb = torch.view_as_real(fa), torch.view_as_real(fb_conj)  # [P, K, F, 2]
+    aa, bb = torch.zeros_like(ra[:, :step]), torch.zeros_like(rb[:, :step])
+    ab = torch.zeros_like(fa[:, :step])
+    for k in range(0, count, step):
+        n = min(step, count - k)
+        xa, xb, za, zb = ra[:, k:k + n], rb[:, k:k + n], fa[:, k:k + n], fb_conj[:, k:k + n]
+        ya, yb = xa, xb  # the second factor of each product
+        if share is not None:  # weighted windows: scale one factor of each product
+            w = share[:, k:k + n, None]
+            za, xb = za * w, xb * w[..., None]
+            xa = torch.view_as_real(za)
+        sums = (aa, bb, ab) if n == step else (aa[:, :n], bb[:, :n], ab[:, :n])
+        sums[0].addcmul_(xa, ya)
+        sums[1].addcmul_(xb, yb)
+        sums[2].addcmul_(za, zb)
+    if step > 1:
+        aa, bb, ab = aa.sum(dim=1), bb.sum(dim=1), ab.sum(dim=1)
+    else:
+        aa, bb, ab = aa[:, 0], bb[:, 0], ab[:, 0]
+    aa, bb = aa[..., 0] + aa[..., 1], bb[..., 0] + bb[..., 1]  # real and imaginary parts
+    return (aa / count, bb / count, ab / count) if share is None else (aa, bb, ab)
+
+
+ACCUMULATE_STEPS = 32  # about how many steps :func:`averages` takes over many windows
+
+
+def _squared(pairs: torch.Tensor) -> torch.Tensor:
+    """``re^2 + im^2`` of ``[..., 2]`` (a complex tensor's real view), ``[...]``: two
+    elementwise steps (torch reduces a last dimension of 2 several times slower)."""
+    return pairs[..., 0].square().addcmul_(pairs[..., 1], pairs[..., 1])
+
+
+def remove_line(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` ``[P, N]`` less each row's least-squares line (offset and linear drift), into
+    ``out`` when given: a DC offset or a drifting sensor would otherwise fill the lowest
+    frequencies of every window with a coherent-looking tone. Two passes: the fit as one
+    matrix product with the orthogonal basis ``(1, t)`` (centred time), the subtraction
+    as another."""
+    fit, line = _line_basis(x.shape[1], x.dtype, x.device)
+    return torch.addmm(x, x @ fit, line, alpha=-1, out=out)  # x - [mean, slope] @ (1, t)
+
+
+def stack_without_lines(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[P, N]``: the rows (``[N]`` each, one length and device) less their lines
+    (:func:`remove_line`), each written once into the batch: no stacked copy first, the
+    least memory a batch of recordings can take (fresh memory costs a page fault per 4 KiB
+    the first time a process touches it)."""
+    out = torch.empty(len(rows), rows[0].shape[0], dtype=rows[0].dtype, device=rows[0].device)
+    for i, row in enumerate(rows):
+        remove_line(row[None], out=out[i:i + 1])
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _line_basis(n: int, dtype: torch.dtype, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For :func:`remove_line`, made once per length: ``fit`` ``[N, 2]`` (``x @ fit`` is
+    each row's mean and slope) and ``line`` ``[2, N]`` (the basis ``1``, ``t``)."""
+    t = torch.arange(n, dtype=torch.float64) - (n - 1) / 2.0
+    line = torch.stack([torch.ones_like(t), t])
+    fit = torch.stack([torch.full_like(t, 1.0 / n), t / max(float((t * t).sum()), 1e-30)])
+    return fit.T.to(device=device, dtype=dtype), line.to(device=device, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=8)
-def _steps_table(n: int, upsample: int) -> torch.Tensor:
-    """``exp(2 pi i k j / (n upsample))`` ``[F, 2 upsample + 1]`` (complex128, CPU): the
-    fine steps of :func:`refine`, made once per window length."""
+def _refine_tables(n: int, upsample: int, dtype: torch.dtype, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`refine` needs for a window of ``n`` samples, made once per window and
+    device in ``dtype`` (complex): the ``n`` roots of unity ``exp(2 pi i m / n)`` ``[n]`` and
+    the fine steps ``c_k exp(2 pi i k j / (n upsample)) / n`` ``[F, 2 upsample + 1]``
+    (``j = -upsample .. upsample``)."""
+    real = torch.empty(0, dtype=dtype).real.dtype  # phases below pi: exact enough in it
+    roots = _unit(((2 * math.pi / n) * torch.arange(n, dtype=torch.float64)).to(real))
     k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    c = torch.full_like(k, 2.0 / n)  # the real inverse transform: DC and Nyquist once
+    c[0] = c[-1] = 1.0 / n
     steps = torch.arange(-upsample, upsample + 1, dtype=torch.float64) / upsample
-    return torch.polar(torch.ones(k.numel(), steps.numel(), dtype=torch.float64),
-                       (2 * math.pi / n) * k[:, None] * steps[None, :])
+    # made [J, F] (a column-wise build is several times slower), used as [F, J]
+    phase = ((2 * math.pi / n) * steps[:, None] * k[None, :]).to(real)
+    table = c.to(real) * _unit(phase)
+    return roots.to(device), table.to(device).T
+
+
+def _unit(phase: torch.Tensor) -> torch.Tensor:
+    """``exp(i phase)``: complex of the phase's dtype (its cosine and sine, cheaper than
+    ``torch.polar``)."""
+    return torch.complex(phase.cos(), phase.sin())
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,15 +214,15 @@ def weights(s: Spectra, weighting: str) -> torch.Tensor:
     """The weighting ``W`` ``[P, F]`` (real, non-negative) of :data:`WEIGHTINGS`."""
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"unknown weighting {weighting!r}; known: {', '.join(WEIGHTINGS)}")
-    magnitude = s.ab.abs()
-    floor = EPS * magnitude.amax(dim=1, keepdim=True).clamp_min(EPS)
     if weighting == "plain":
-        return torch.ones_like(magnitude)
-    if weighting == "phat":
-        return 1.0 / magnitude.clamp_min(floor)
+        return torch.ones_like(s.aa)
     if weighting == "scot":
         power = (s.aa * s.bb).sqrt()
         return 1.0 / power.clamp_min(EPS * power.amax(dim=1, keepdim=True).clamp_min(EPS))
+    magnitude = s.ab.abs()
+    floor = EPS * magnitude.amax(dim=1, keepdim=True).clamp_min(EPS)
+    if weighting == "phat":
+        return 1.0 / magnitude.clamp_min(floor)
     coh = s.coherence.clamp(max=1.0 - 1e-6)
     return coh / ((1.0 - coh) * magnitude.clamp_min(floor))
 
@@ -160,33 +266,39 @@ def weighted(s: Spectra, weighting: str = "scot",
     return w * s.ab
 
 
-def refine(x: torch.Tensor, around: torch.Tensor, upsample: int = UPSAMPLE
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def refine(x: torch.Tensor, around: torch.Tensor, upsample: int = UPSAMPLE,
+           span: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The correlation of the weighted cross-spectrum ``x`` ``[P, F]`` near ``around``
-    (``[P]`` lags in samples, e.g. a coarse peak): evaluated at ``1 / upsample`` steps
-    within one sample either side (what a zero-padded inverse transform would give there,
-    at a fraction of its cost), then the parabola through the highest point. Returns the
-    delay (samples) and the correlation there, ``[P]`` each, on the scale of
-    :func:`correlate`.
+    (whole-sample lags, rounded: ``[P]``, or ``[M, P]`` for ``M`` places per pair, e.g. a
+    coarse peak and a second one): evaluated at ``1 / upsample`` steps within one sample
+    either side (what a zero-padded inverse transform would give there, at a fraction of
+    its cost), then the parabola through the highest point. Returns the delay (samples)
+    and the correlation there, each shaped as ``around``, on the scale of :func:`correlate`.
 
     ``R(t) = (1 / n) sum_k c_k Re(x_k exp(2 pi i k t / n))`` with ``c_k`` 1 at DC and
-    Nyquist and 2 between: the real inverse transform at a fractional lag. The shift to
-    ``around`` is one complex product per frequency; the fine steps are one matrix
-    product with a table shared by every pair."""
+    Nyquist and 2 between: the real inverse transform at a fractional lag. The shift to a
+    whole lag ``s`` multiplies ``x_k`` by the root of unity ``k s mod n`` (exact integer
+    arithmetic, a lookup instead of a sine and cosine per frequency); the fine steps are
+    one matrix product with a table shared by every pair. ``span``: ``(first, last + 1)``,
+    the frequencies outside which ``x`` is zero for every pair (a band): only those are
+    summed."""
     n = 2 * (x.shape[1] - 1)
-    k = torch.arange(x.shape[1], device=x.device, dtype=torch.float64)
-    c = torch.full_like(k, 2.0)
-    c[0] = c[-1] = 1.0
-    real = x.real.dtype
-    turn = ((2 * math.pi / n) * k[None, :] * around.double()[:, None]).to(real)  # [P, F]
-    shifted = x * torch.polar(torch.ones_like(turn), turn) * c.to(real)[None, :]
-    steps = torch.arange(-upsample, upsample + 1, dtype=torch.float64) / upsample  # [J]
-    table = _steps_table(n, upsample).to(device=x.device, dtype=x.dtype)  # [F, J]
-    values = (shifted @ table).real / n  # [P, J]
-    i = values.argmax(dim=1).clamp(1, steps.numel() - 2)
+    roots, table = _refine_tables(n, upsample, x.dtype, x.device)
+    lo, hi = span or (0, x.shape[1])
+    x, table = x[:, lo:hi], table[lo:hi]
+    k = torch.arange(lo, hi, device=x.device)
+    whole = around.round().long()
+    turns = whole[..., None] * k  # [..., P, F]
+    # a power-of-two window (the default) wraps with a mask, cheaper than a division
+    turns = turns.bitwise_and(n - 1) if n & (n - 1) == 0 else turns.remainder(n)
+    shifted = x * roots[turns]  # [..., P, F]
+    values = (shifted.reshape(-1, hi - lo) @ table).real  # [M P, J]
+    i = values.argmax(dim=1).clamp(1, table.shape[1] - 2)
     shift, height = _parabola(values, i)
-    delay = around.to(real) + (steps.to(device=x.device, dtype=real)[i] + shift / upsample)
-    return delay, height
+    real = x.real.dtype
+    steps = torch.arange(-upsample, upsample + 1, device=x.device, dtype=real) / upsample
+    delay = whole.to(real) + (steps[i] + shift / upsample).reshape(whole.shape)
+    return delay, height.reshape(whole.shape)
 
 
 def _parabola(values: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+import numpy as np
 import torch
 
 from ..config import LocateConfig
@@ -122,9 +123,7 @@ def coherent_band(s: Spectra, cfg: LocateConfig) -> tuple[torch.Tensor, torch.Te
     coh = s.coherence
     step = s.step
     width = max(1, int(round(SMOOTH_HZ / step)))
-    smooth = torch.nn.functional.avg_pool1d(coh[:, None, :], width, stride=1,
-                                            padding=width // 2, count_include_pad=False)
-    smooth = smooth[:, 0, :coh.shape[1]]
+    smooth = moving_average(coh, width)
     floor = OVERLAP_SHARE / s.windows
     # neighbouring bins of a Hann window are not independent: about width / 2 of them are
     spread = floor / math.sqrt(max(width / 2.0, 1.0))
@@ -138,9 +137,26 @@ def coherent_band(s: Spectra, cfg: LocateConfig) -> tuple[torch.Tensor, torch.Te
         # spread over a wide band still adds up in the correlation, so such pairs use
         # every frequency and the peak's quality decides
         narrow = band.sum(dim=1) * step < MIN_BAND_HZ
-        band[narrow] = True
+        band = band | narrow[:, None]  # (no boolean indexing: it would wait for a GPU)
     band[:, 0] = False  # never the DC bin
     return band, excess
+
+
+def moving_average(x: torch.Tensor, width: int) -> torch.Tensor:
+    """The mean of ``x`` ``[P, F]`` over ``width`` neighbours along ``F``: bins
+    ``f - width // 2 .. f - width // 2 + width - 1``, fewer at the ends (the mean of those
+    there). From running sums, so its cost does not grow with ``width``; in ``x``'s dtype,
+    as a window's sum only carries the rounding of its own ``width`` additions (for
+    coherences, sums of at most ``F``: errors far below the band's threshold)."""
+    if width == 1:
+        return x
+    f = x.shape[1]
+    left = width // 2
+    padded = torch.nn.functional.pad(x, (left, width - 1 - left))
+    sums = torch.nn.functional.pad(padded.cumsum(dim=1), (1, 0))  # [P, F + width]
+    start = torch.arange(f, device=x.device) - left
+    counts = (start + width).clamp(max=f) - start.clamp(min=0)
+    return (sums[:, width:] - sums[:, :f]) / counts
 
 
 @dataclass(frozen=True)
@@ -170,45 +186,50 @@ class Measured:
 
 def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
             slowest_m_s: list[float], cfg: LocateConfig, window: int,
-            weights: torch.Tensor | None = None,
-            fastest_m_s: list[float] | None = None) -> Measured:
-    """The correlation of ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) over
-    ``window`` samples (each weighted by ``weights`` ``[P, K]`` when given), searched up to
-    each span over its slowest wave speed. Tensor work only, on the pairs' device: nothing
-    here waits for a GPU."""
-    s = spectra(a, b, window, rate, weights)
+            weights: torch.Tensor | None = None, fastest_m_s: list[float] | None = None,
+            lines_removed: bool = False) -> Measured:
+    """The correlation of ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device;
+    ``lines_removed``: by :func:`~.correlation.stack_without_lines`) over ``window``
+    samples (each weighted by ``weights`` ``[P, K]`` when given), searched up to each span
+    over its slowest wave speed. Tensor work only, on the pairs' device: nothing here
+    waits for a GPU."""
+    s = spectra(a, b, window, rate, weights, lines_removed)
     band, excess = coherent_band(s, cfg)
     x = weighted(s, cfg.weighting, band)
     # the correlation at whole samples finds the peak and measures the noise; only the
     # peak's neighbourhood is evaluated between samples (refine), not the whole lag axis
     corr = Correlation(torch.fft.fftshift(torch.fft.irfft(x, n=window, dim=1), dim=1),
                        torch.arange(window, device=a.device, dtype=a.dtype) - window // 2, 1)
-    dist = torch.tensor(distances_m, dtype=a.dtype, device=a.device)
-    slowest = torch.tensor(slowest_m_s, dtype=a.dtype, device=a.device)
-    search = dist / slowest * (1 + SEARCH_MARGIN) * rate  # samples, [P]
-    coarse = _limited(corr, search).values.argmax(dim=1)
-    delay, height = refine(x, corr.lags[coarse])
+    spans = torch.tensor([distances_m, slowest_m_s, fastest_m_s or slowest_m_s],
+                         dtype=a.dtype, device=a.device)  # one transfer, [3, P]
+    search = spans[0] / spans[1] * (1 + SEARCH_MARGIN) * rate  # samples, [P]
+    values, lags = corr.values, corr.lags
+    # both peaks lie within the largest search range of the batch: only those lags are
+    # searched (its reach is known from the spans alone, without asking the device)
+    reach = math.ceil(max(d / v for d, v in zip(distances_m, slowest_m_s))
+                      * (1 + SEARCH_MARGIN) * rate)
+    lo, hi = max(0, window // 2 - reach), min(window, window // 2 + reach + 1)
+    part, part_lags = values[:, lo:hi], lags[None, lo:hi]
+    coarse = part.masked_fill(part_lags.abs() > search[:, None], float("-inf")).argmax(1) + lo
+    width = _half_width(values, coarse)
     # the highest peak a source strictly between the sensors can make (inside the edges
     # at the fastest speed), two half-widths away from the first: a leak heard under a
     # louder pump beyond an end
-    fastest = torch.tensor(fastest_m_s or slowest_m_s, dtype=a.dtype, device=a.device)
-    inner = dist / fastest * (1 - 2 * cfg.edge_share) * rate
-    half_width = _half_width(corr, delay)
-    near = (corr.lags[None, :] - delay[:, None]).abs() <= 2 * half_width[:, None] + 1
-    masked = corr.values.masked_fill((corr.lags[None, :].abs() > inner[:, None]) | near,
-                                     float("-inf"))
-    inner_delay, inner_height = refine(x, corr.lags[masked.argmax(dim=1)])
+    inner = spans[0] / spans[2] * (1 - 2 * cfg.edge_share) * rate
+    near = (part_lags - lags[coarse][:, None]).abs() <= 2 * width[:, None] + 1
+    second = part.masked_fill((part_lags.abs() > inner[:, None]) | near,
+                              float("-inf")).argmax(dim=1) + lo
+    peaks = torch.stack([coarse, second])  # [2, P]: both refined in one pass
+    delays, heights = refine(x, lags[peaks], span=_band_span(band))
+    widths = torch.stack([width, _half_width(values, second)])
     # what both peaks are measured against, once: the bound of the band's coherence and
     # the correlation where no source can be
-    crlb = _crlb(s, band, excess, a.shape[1], rate)
-    noise = _Noise.of(corr, search, window)
+    sigma = torch.maximum(_crlb(s, band, excess, a.shape[1], rate), widths / 4)  # [2, P]
+    quality = _Noise.of(corr, search, window).quality(heights, delays)
     inf = torch.tensor(float("inf"), dtype=a.dtype, device=a.device)
     return Measured(
-        delay=delay, sigma=torch.maximum(crlb, half_width / 4),
-        quality=noise.quality(height, delay),
-        inner_delay=inner_delay,
-        inner_sigma=torch.maximum(crlb, _half_width(corr, inner_delay) / 4),
-        inner_quality=noise.quality(inner_height, inner_delay),
+        delay=delays[0], sigma=sigma[0], quality=quality[0],
+        inner_delay=delays[1], inner_sigma=sigma[1], inner_quality=quality[1],
         bandwidth=band.sum(dim=1) * s.step,
         band_low=torch.where(band, s.freqs, inf).amin(dim=1),
         band_high=torch.where(band, s.freqs, -inf).amax(dim=1),
@@ -216,16 +237,25 @@ def measure(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[flo
         search=search, corr=corr, freqs=s.freqs, excess=excess, band=band)
 
 
+def _band_span(band: torch.Tensor) -> tuple[int, int] | None:
+    """``(first, last + 1)``: the frequencies (bins) any pair's band holds, on the CPU,
+    where it is known at once (on a GPU asking would wait for it: ``None``, every bin)."""
+    if band.device.type != "cpu":
+        return None
+    held = band.any(dim=0).nonzero()
+    return (int(held[0]), int(held[-1]) + 1) if held.numel() else (0, 1)
+
+
 def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
                  speeds: list[WaveSpeed], cfg: LocateConfig, window: int,
-                 curves: bool = False, weights: torch.Tensor | None = None
-                 ) -> tuple[list[Location], list[Curves] | None]:
-    """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device) sharing ``window``
-    (from :func:`window_samples` for the longest span of the batch), its Welch windows
-    weighted by ``weights`` ``[P, K]`` when given. Returns the locations and, with
-    ``curves``, what a plot of each needs."""
+                 curves: bool = False, weights: torch.Tensor | None = None,
+                 lines_removed: bool = False) -> tuple[list[Location], list[Curves] | None]:
+    """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device; ``lines_removed`` as
+    :func:`measure` takes it) sharing ``window`` (from :func:`window_samples` for the
+    longest span of the batch), its Welch windows weighted by ``weights`` ``[P, K]`` when
+    given. Returns the locations and, with ``curves``, what a plot of each needs."""
     m = measure(a, b, rate, distances_m, [v.low for v in speeds], cfg, window, weights,
-                [v.high for v in speeds])
+                [v.high for v in speeds], lines_removed)
     # one transfer of the per-pair figures, not one wait per number
     per_pair = torch.stack([m.delay, m.sigma, m.quality, m.bandwidth, m.band_low,
                             m.band_high, m.coherence, m.inner_delay, m.inner_sigma,
@@ -267,13 +297,6 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
     return out, plots
 
 
-def _limited(corr: Correlation, search: torch.Tensor) -> Correlation:
-    """``corr`` with lags beyond each pair's search range (samples ``[P]``) set to -inf."""
-    outside = corr.lags[None, :].abs() > search[:, None]
-    return Correlation(corr.values.masked_fill(outside, float("-inf")), corr.lags,
-                       corr.upsample)
-
-
 @dataclass(frozen=True)
 class _Noise:
     """The correlation at lags beyond the search range, where no source between or beyond
@@ -291,41 +314,61 @@ class _Noise:
         # varies less there: each lag is scaled by that spread first
         profile = _noise_profile(window, corr)
         beyond = corr.lags[None, :].abs() > search[:, None]
-        noise = torch.where(beyond, corr.values / profile[None, :], torch.nan)
-        level = noise.nanmedian(dim=1).values
-        sigma = 1.4826 * (noise - level[:, None]).abs().nanmedian(dim=1).values
+        noise = corr.values / profile[None, :]
+        level, sigma = robust_spread(noise, beyond)
         return _Noise(profile, corr.lags, level, sigma)
 
     def quality(self, height: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
-        """A peak's height above the noise, in robust standard deviations of it ``[P]``,
-        measured in the spread at the peak's own lag."""
-        at = torch.searchsorted(self.lags.contiguous(), delay.contiguous()).clamp(
-            0, self.lags.numel() - 1)
+        """A peak's height above the noise, in robust standard deviations of it (shaped as
+        ``height``, ``[..., P]``), measured in the spread at the peak's own lag (the first
+        lag at or after it)."""
+        first, step = self.lags[0], self.lags[1] - self.lags[0]
+        at = ((delay - first) / step).ceil().long().clamp(0, self.lags.numel() - 1)
         return (height / self.profile[at] - self.level) / self.sigma.clamp_min(1e-30)
+
+
+def robust_spread(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The median and ``1.4826 x`` the median absolute deviation ``[P]`` of each row of
+    ``x`` ``[P, L]`` over the entries ``keep`` (bool ``[P, L]``); the lower median of an
+    even count, as :meth:`torch.Tensor.nanmedian` takes it (nan without any entry kept).
+
+    On the CPU numpy's selection does it row by row, several times faster than torch's
+    median there; elsewhere two ``nanmedian`` calls over the whole batch."""
+    if x.device.type != "cpu":
+        noise = torch.where(keep, x, torch.nan)
+        level = noise.nanmedian(dim=1).values
+        return level, 1.4826 * (noise - level[:, None]).abs().nanmedian(dim=1).values
+    rows, mask = x.numpy(), keep.numpy()
+    out = np.full((2, rows.shape[0]), np.nan, dtype=rows.dtype)
+    for p, (row, kept) in enumerate(zip(rows, mask)):
+        values = row[kept]
+        if values.size:
+            middle = (values.size - 1) // 2
+            out[0, p] = np.partition(values, middle)[middle]
+            out[1, p] = 1.4826 * np.partition(np.abs(values - out[0, p]), middle)[middle]
+    return torch.from_numpy(out[0]), torch.from_numpy(out[1])
 
 
 def _noise_profile(window: int, corr: Correlation) -> torch.Tensor:
     """The standard deviation of the correlation of independent white noise at each lag of
     ``corr``, relative to lag 0: ``sqrt(sum_n w(n)^2 w(n+l)^2)`` for the Hann window ``w``
-    (circular, as the transform is), interpolated to the upsampled lags. Made on the CPU
-    from the window alone (the lags are ``(i - n/2) / upsample``), once per window, then
-    moved to the correlation's device."""
+    (circular, as the transform is). Made on the CPU from the window alone (the lags are
+    ``(i - n/2) / upsample``), once per window, then moved to the correlation's device."""
     return _profile(window, corr.upsample).to(device=corr.values.device,
                                               dtype=corr.values.dtype)
 
 
 @functools.lru_cache(maxsize=8)
 def _profile(window: int, upsample: int) -> torch.Tensor:
-    """:func:`_noise_profile` on the CPU in float64, kept per window and upsampling."""
-    taper = torch.hann_window(window, periodic=True, dtype=torch.float64)
-    power = torch.fft.rfft(taper ** 2)
-    auto = torch.fft.irfft(power * power.conj(), n=window)  # circular autocorrelation
-    auto = torch.fft.fftshift(auto / auto[0]).clamp_min(1e-12).sqrt()
+    """:func:`_noise_profile` on the CPU in float64, kept per window and upsampling.
+
+    The periodic Hann window squared is ``sin^4(pi n / W) = 3/8 - cos(t)/2 + cos(2t)/8``
+    with ``t = 2 pi n / W``; over a whole period the cosines are orthogonal, so its circular
+    autocorrelation at lag ``l`` is proportional to ``18 + 16 cos(p) + cos(2p)``,
+    ``p = 2 pi l / W``: 35 at lag 0. Exact at every lag, fractional ones included."""
     n = window * upsample
-    where = (torch.arange(n, dtype=torch.float64) - n // 2) / upsample + window // 2
-    low = where.floor().long().clamp(0, window - 2)
-    share = (where - low).clamp(0.0, 1.0)
-    return auto[low] * (1 - share) + auto[low + 1] * share
+    phase = (2 * math.pi / window) * (torch.arange(n, dtype=torch.float64) - n // 2) / upsample
+    return ((18 + 16 * phase.cos() + (2 * phase).cos()) / 35).sqrt()
 
 
 def _crlb(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,
@@ -339,17 +382,21 @@ def _crlb(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,
     return information.clamp_min(1e-30).rsqrt() * rate  # samples
 
 
-def _half_width(corr: Correlation, delay: torch.Tensor) -> torch.Tensor:
-    """Half the width (samples ``[P]``) of each peak where it falls to half its height."""
-    values = corr.values
-    centre = torch.searchsorted(corr.lags.contiguous(), delay.contiguous()).clamp(
-        0, values.shape[1] - 1)
-    rows = torch.arange(values.shape[0], device=values.device)
-    top = values[rows, centre]
-    below = values < (top / 2)[:, None]
-    index = torch.arange(values.shape[1], device=values.device)[None, :]
-    right = torch.where(below & (index > centre[:, None]), index, values.shape[1]).amin(dim=1)
-    left = torch.where(below & (index < centre[:, None]), index, -1).amax(dim=1)
-    return (right - left).to(values.dtype) / (2 * corr.upsample)
+HALF_WIDTH_REACH = 2048  # samples either side of a peak searched for its half height
 
 
+def _half_width(values: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """Half the width (samples ``[P]``) of each row's peak at index ``centre`` ``[P]`` of
+    the whole-sample correlation ``values`` ``[P, L]``: where it first falls below half its
+    height on either side, looked for within :data:`HALF_WIDTH_REACH` samples (a peak
+    broader than that, a band of a few hertz, counts as that broad)."""
+    size = values.shape[1]
+    reach = min(HALF_WIDTH_REACH, size)
+    offsets = torch.arange(-reach, reach + 1, device=values.device)
+    index = centre[:, None] + offsets  # [P, 2 reach + 1]
+    near = values.gather(1, index.clamp(0, size - 1))
+    top = values.gather(1, centre[:, None])
+    below = (near < top / 2) | (index < 0) | (index >= size)  # past an end: no more peak
+    right = torch.where(below & (offsets > 0), offsets, reach).amin(dim=1)
+    left = torch.where(below & (offsets < 0), offsets, -reach).amax(dim=1)
+    return (right - left).to(values.dtype) / 2

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..recordings.audio import read_audio, remove_trend, resample, to_mono
+from ..recordings.audio import read_audio, resample, to_mono
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,14 @@ def read_pair(a: str | Path, b: str | Path, rate: int | None = None,
     target = rate or max(d.rate for d in decoded.values())
     waves = {}
     for side, d in decoded.items():
-        wave = to_mono(d.data)
+        # one channel: a view of what was decoded, not a copy (nothing writes to it)
+        wave = d.data[:, 0] if d.data.shape[1] == 1 else to_mono(d.data)
         if d.data.shape[1] > 1:
             notes.append(f"{side} has {d.data.shape[1]} channels: mixed to mono")
         if d.rate != target:
             notes.append(f"{side} resampled from {d.rate} Hz to {target} Hz")
             wave = resample(wave, d.rate, target)
-        waves[side] = remove_trend(wave)
+        waves[side] = wave
     shift = int(round(abs(offset_s) * target))
     skipped = (shift / target, 0.0) if offset_s > 0 else (0.0, shift / target)
     if shift:

@@ -28,7 +28,7 @@ from ..errors import LeakhunterError
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
-from .correlation import window_count
+from .correlation import stack_without_lines, window_count
 from .detector import Timeline, describe, window_weights
 from .estimate import BAD_INPUT, STATUSES, Curves, Location, locate_batch, window_samples
 from .pair_audio import PairAudio, read_pair
@@ -43,7 +43,7 @@ LOCATION_COLUMNS = ("a", "b", "distance_m", "wave_speed_m_s", "delay_s", "positi
                     "window_s", "seconds", "sample_rate", "reason", "notes", "speed_source",
                     "plot")
 Detector: TypeAlias = Mapping[str, "Timeline | str"]  # detector.timelines: path -> its timeline
-BATCH = {"cpu": 16, "cuda": 256}  # pairs correlated at once; bounded by memory, not speed
+BATCH = {"cpu": 4, "cuda": 256}  # pairs correlated at once; bounded by memory, not speed
 
 
 @dataclass(frozen=True)
@@ -112,15 +112,20 @@ def _locate_read(items: Sequence[_Item], cfg: LocateConfig, device: torch.device
     """Correlate pairs already read that share one length and rate (one batch)."""
     rate, samples = items[0].audio.rate, items[0].audio.a.shape[0]
     window = max(window_samples(i.distance_m, i.speed.low, rate, samples, cfg) for i in items)
-    a = to_device(torch.stack([torch.from_numpy(i.audio.a) for i in items]), device)
-    b = to_device(torch.stack([torch.from_numpy(i.audio.b) for i in items]), device)
+    # on the CPU each recording is written once, its line removed on the way; a GPU gets
+    # the batch as read and removes the lines itself
+    here = device.type == "cpu"
+    batch = stack_without_lines if here else torch.stack
+    a = to_device(batch([torch.from_numpy(i.audio.a) for i in items]), device)
+    b = to_device(batch([torch.from_numpy(i.audio.b) for i in items]), device)
     notes = [list(i.audio.notes) for i in items]
     weights = None
     if detector is not None:
         rows = [_weights(i, detector, window, samples, said) for i, said in zip(items, notes)]
         weights = to_device(torch.from_numpy(np.stack(rows)).to(a.dtype), device)
     locations, plots = locate_batch(a, b, rate, [i.distance_m for i in items],
-                                    [i.speed for i in items], cfg, window, curves, weights)
+                                    [i.speed for i in items], cfg, window, curves, weights,
+                                    lines_removed=here)
     return [PairResult(loc, i.distance_m, i.speed, i.audio.seconds, rate, tuple(said),
                        plots[k] if plots else None)
             for k, (loc, i, said) in enumerate(zip(locations, items, notes))]
@@ -178,7 +183,11 @@ def locate_jobs(jobs: Sequence[PairJob], cfg: LocateConfig, device: torch.device
                 batcher.add(i, audio)
             done = batcher.finish()
         else:
-            chunks = [usable[k:k + TASK_PAIRS] for k in range(0, len(usable), TASK_PAIRS)]
+            # pairs of one window correlate together: chunks of similar spans fill batches
+            # (a chunk of mixed spans splits into many small batches, each paying its own
+            # per-call overhead)
+            ordered = sorted(usable, key=lambda ij: _largest_delay(ij[1]), reverse=True)
+            chunks = [ordered[k:k + TASK_PAIRS] for k in range(0, len(ordered), TASK_PAIRS)]
             tasks = ((chunk, cfg, plots, _detector_for(chunk, detector)) for chunk in chunks)
             done = {}
             for chunk, rows_done in zip(chunks, pool.map(_read_and_locate, tasks)):
@@ -189,7 +198,13 @@ def locate_jobs(jobs: Sequence[PairJob], cfg: LocateConfig, device: torch.device
     return [r for r in rows if r is not None]
 
 
-TASK_PAIRS = 16  # pairs a CPU worker reads and correlates at once
+TASK_PAIRS = 8  # pairs a CPU worker reads and correlates at once
+
+
+def _largest_delay(job: PairJob) -> float:
+    """The span over the slowest wave speed (s): what sets a pair's window."""
+    assert job.distance_m is not None and job.speed is not None  # a usable job has both
+    return job.distance_m / job.speed.low
 
 
 def _detector_for(chunk: list[tuple[int, PairJob]],
