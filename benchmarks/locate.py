@@ -33,19 +33,20 @@ lies in ``[low_m, high_m]``) and its median width in % of the span.
 8,192 Hz, medians of ``--repeats`` rounds, each round running every measurement once
 (interleaved, so a busy spell of a shared machine falls on all alike):
 
-* leakhunter end to end: ``locate_jobs(read_pairs(csv), LocateConfig(workers=W), cpu)``:
-  ``W`` worker processes decode (one torch thread each), the main process correlates
-  with torch's default intra-op threads (one per core: what ``leakhunter locate`` runs
-  with), and again with one thread (``torch.set_num_threads(1)`` around the call); pool
-  start included.
+* leakhunter end to end: ``locate_jobs(read_pairs(csv), LocateConfig(workers=W), cpu)``,
+  what ``leakhunter locate --pairs`` runs: ``W`` worker processes each read and
+  correlate their share of the pairs (one torch thread each); pool start included. The
+  main process holds only the pairs list while these run, as the command's does (a
+  parent holding every decoded pair makes every fork slower, ours and the reference's).
 * reference: a straightforward per-pair scipy loop in one process: ``soundfile.read`` both
   files, the window leakhunter picks for the pair (``window_samples``), ``scipy.signal.csd``
   and ``scipy.signal.welch`` (Hann, half overlap), SCOT weighting (the default's) over all
   frequencies, ``irfft``, ``fftshift``, the peak within the physical range (parabola),
   the position. Also the same over a ``multiprocessing`` pool of 2 processes (pool start
   included). Their positions are compared with ours on the pairs we locate.
-* correlation only: the pairs decoded beforehand as tensors, ``locate_batch`` over
-  batches of 16 pairs of one window; torch's default threads and one.
+* correlation only (after the rounds above): the pairs decoded beforehand as tensors,
+  ``locate_batch`` in this process over batches of ``BATCH["cpu"]`` pairs of one window;
+  torch's default threads and one.
 * CUDA (where ``torch.cuda.is_available()``, or ``--device cuda``): correlation only with
   the decoded pairs on the GPU once, tiled to ``--gpu-pairs`` pairs, batches of 256 of
   one window, one warm-up pass, synchronised; and ``locate_jobs`` on ``cuda`` end to end
@@ -57,7 +58,7 @@ speed given): >= 95 % of leak pairs within 2 % of the span and <= 10 % of no-lea
 end to end >= 5x the per-pair scipy reference on 2 cores (its 2-process run), decoding
 included; >= 10,000 pairs/s correlation only on one H100/H200.
 
-    python benchmarks/locate.py [--seeds 0,1,2] [--pairs 120] [--speed-pairs 64]
+    python benchmarks/locate.py [--seeds 0,1,2] [--pairs 120] [--speed-pairs 256]
         [--workers 2] [--repeats 3] [--device auto|cpu|cuda] [--quick] [--json OUT]
 """
 
@@ -459,23 +460,21 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cfg = LocateConfig(workers=args.workers)
     threads = torch.get_num_threads()
     print(f"\n## Speed: {args.speed_pairs} generated pairs, 20 s at 8,192 Hz, 16-bit WAV, "
-          f"medians of {args.repeats} interleaved rounds; {args.workers} workers; torch "
-          f"threads in the main process {threads} (torch's default, what `leakhunter "
-          f"locate` runs with) unless said\n", flush=True)
+          f"medians of {args.repeats} interleaved rounds; {args.workers} workers\n",
+          flush=True)
     summary = synthesize_pairs(work / "pairs", PairSynthConfig(seed=SPEED_SEED,
                                                                count=args.speed_pairs))
     jobs = read_pairs(summary.pairs_csv)
     n = len(jobs)
     tasks = [(str(j.a), str(j.b), j.distance_m, j.speed.speed) for j in jobs]
     cpu = torch.device("cpu")
+    runs = {"ref_1proc": lambda: [reference_pair(t) for t in tasks],
+            "ref_2proc": lambda: _reference_pool(tasks, 2),
+            "ours_e2e": lambda: locate_jobs(jobs, cfg, cpu)}
+    seconds, results = _timed(runs, args.repeats)
+    # correlation only, afterwards: the decoded pairs would weigh on every fork above
     decoded = [read_pair(j.a, j.b, cfg.sample_rate) for j in jobs]
     batches = _batches(decoded, jobs, cfg, BATCH["cpu"], cpu)
-
-    def ours(n_threads: int) -> Callable[[], Any]:
-        def run() -> Any:
-            with _threads(n_threads):
-                return locate_jobs(jobs, cfg, cpu)
-        return run
 
     def corr(n_threads: int) -> Callable[[], Any]:
         def run() -> Any:
@@ -483,11 +482,9 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 return _correlate(batches, cfg, cpu)
         return run
 
-    runs = {"ref_1proc": lambda: [reference_pair(t) for t in tasks],
-            "ref_2proc": lambda: _reference_pool(tasks, 2),
-            "ours_e2e": ours(0), "ours_e2e_1thread": ours(1),
-            "ours_corr_cpu": corr(0), "ours_corr_cpu_1thread": corr(1)}
-    seconds, results = _timed(runs, args.repeats)
+    corr_seconds, _ = _timed({"ours_corr_cpu": corr(0), "ours_corr_cpu_1thread": corr(1)},
+                             args.repeats)
+    seconds.update(corr_seconds)
     figs: dict[str, Any] = {k: n / v for k, v in seconds.items()}
     rows, ref = results["ours_e2e"], results["ref_1proc"]
     located = [i for i, r in enumerate(rows) if r["status"] == LOCATED]
@@ -501,11 +498,9 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"| scipy per-pair reference, 1 process | {r1:.1f} | 1 |")
     print(f"| scipy per-pair reference, pool of 2 processes | {r2:.1f} | "
           f"{r2 / r1:.2f}x the 1-process reference |")
-    for key, what in (("ours_e2e", f"{threads} torch threads"),
-                      ("ours_e2e_1thread", "1 torch thread")):
-        print(f"| leakhunter end to end, cpu, {args.workers} workers, {what} | "
-              f"{figs[key]:.1f} | {figs[key] / r1:.2f}x ref 1 process; "
-              f"{figs[key] / r2:.2f}x ref 2 processes |")
+    print(f"| leakhunter end to end, cpu, {args.workers} workers | {figs['ours_e2e']:.1f} | "
+          f"{figs['ours_e2e'] / r1:.2f}x ref 1 process; "
+          f"{figs['ours_e2e'] / r2:.2f}x ref 2 processes |")
     for key, what in (("ours_corr_cpu", f"{threads} torch threads"),
                       ("ours_corr_cpu_1thread", "1 torch thread")):
         print(f"| leakhunter correlation only, cpu, batches of {BATCH['cpu']}, {what} | "
@@ -563,8 +558,8 @@ def main() -> None:
     parser.add_argument("--weightings", default=",".join(WEIGHTINGS),
                         help=f"leakhunter weightings to compare (default: "
                              f"{','.join(WEIGHTINGS)}; the default's is always run)")
-    parser.add_argument("--speed-pairs", type=int, default=64,
-                        help="pairs written for the speed part (default: 64)")
+    parser.add_argument("--speed-pairs", type=int, default=256,
+                        help="pairs written for the speed part (default: 256)")
     parser.add_argument("--workers", type=int, default=2,
                         help="locate's decoding workers (default: 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (default: 3)")

@@ -98,3 +98,59 @@ def test_bad_input_is_one_clear_error() -> None:
     s = cc.spectra(torch.randn(1, 4096), torch.randn(1, 4096), 512, RATE)
     with pytest.raises(ConfigError, match="unknown weighting 'roth'; known: plain, phat"):
         cc.correlate(s, "roth")
+
+
+@pytest.mark.parametrize("windows", [3, 19, 3 * cc.ACCUMULATE_STEPS + 5])
+def test_the_averages_window_by_window_equal_one_reduction(windows: int) -> None:
+    """The CPU's accumulation (a window, or a few, at a time) and the GPU's single
+    reduction give the Welch averages by their definition, equally or weighted."""
+    gen = torch.Generator().manual_seed(windows)
+    fa, fb = (torch.randn(3, windows, 65, dtype=torch.complex64, generator=gen)
+              for _ in range(2))
+    share = torch.rand(3, windows, generator=gen)
+    for weights in (None, share / share.sum(dim=1, keepdim=True)):
+        w = (torch.full((3, windows), 1.0 / windows) if weights is None else weights)[..., None]
+        expected = ((fa.abs() ** 2 * w).sum(1), (fb.abs() ** 2 * w).sum(1),
+                    (fa * fb.conj() * w).sum(1))
+        for by_window in (True, False):
+            got = cc.averages(fa, fb.conj().resolve_conj(), weights, by_window)
+            for g, e in zip(got, expected):
+                assert torch.allclose(g, e, atol=1e-5), (by_window, weights is None)
+
+
+def test_offsets_and_drifts_are_removed_before_the_spectra() -> None:
+    """A sensor's DC offset and linear drift would be a coherent tone in the lowest bins:
+    the spectra remove each recording's line first, as remove_trend does in numpy."""
+    from leakhunter.recordings.audio import remove_trend
+
+    a, b = _batch(_pair(40, noise=0.5), _pair(-7, noise=0.5, seed=3))
+    ramp = torch.linspace(0.0, 3.0, N, dtype=a.dtype)
+    clean, drifting = cc.spectra(a, b, 1024, RATE), cc.spectra(a + 2 + ramp, b - 1, 1024, RATE)
+    assert torch.allclose(drifting.aa, clean.aa, rtol=1e-3, atol=1e-6)
+    assert torch.allclose(drifting.ab, clean.ab, rtol=1e-3, atol=1e-6)
+    rows = [torch.from_numpy(np.float32(3.0) + x.astype(np.float32)) for x in a.numpy()]
+    stacked = cc.stack_without_lines(rows)
+    assert torch.allclose(stacked, cc.remove_line(torch.stack(rows)), atol=1e-6)
+    assert np.allclose(stacked[1].numpy(), remove_trend(rows[1].numpy()), atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [2048, 2000])  # a power of two and not
+def test_refine_finds_delays_between_samples_for_two_peaks_at_once(window: int) -> None:
+    """refine evaluates the weighted cross-spectrum between samples near whole-sample lags
+    (any window length), for several places per pair in one call, over all frequencies or
+    only the band's span: one answer."""
+    x = np.fft.rfft(np.random.default_rng(2).standard_normal(N))
+    f = np.fft.rfftfreq(N)
+    x[(f < 0.01) | (f > 0.2)] = 0
+    delays = (10.3, -33.6)
+    a = np.stack([np.fft.irfft(x * np.exp(-2j * np.pi * f * d), n=N) for d in delays])
+    b = np.stack([np.fft.irfft(x, n=N)] * 2)
+    s = cc.spectra(torch.tensor(a), torch.tensor(b), window, RATE)
+    band = (s.freqs > 0.011 * RATE) & (s.freqs < 0.19 * RATE)
+    w = cc.weighted(s, "scot", band)
+    near = torch.tensor([[10.0, -34.0], [12.0, -31.0]])  # [2 places, 2 pairs]
+    whole, _ = cc.refine(w, near)
+    held = band.nonzero()
+    spanned, _ = cc.refine(w, near, span=(int(held[0]), int(held[-1]) + 1))
+    assert whole.shape == (2, 2) and torch.allclose(whole, spanned, atol=1e-4)
+    assert whole[0].tolist() == pytest.approx(delays, abs=0.02)  # from within a sample

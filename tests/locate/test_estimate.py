@@ -18,6 +18,7 @@ from leakhunter.locate.estimate import (
     measure,
     window_samples,
 )
+from leakhunter.locate.measures import moving_average, robust_spread
 from leakhunter.locate.synth_pairs import make_pair
 from leakhunter.locate.wave_speed import WaveSpeed, for_material
 from leakhunter.runtime import devices
@@ -139,3 +140,30 @@ def test_a_leak_under_a_louder_source_beyond_an_end_is_still_located() -> None:
                        window)[0][0]
     assert loc.status == LOCATED and abs(loc.position_m - 30.0) < 0.5
     assert "a louder correlated sound comes from B's end" in loc.reason
+
+
+def test_the_noise_statistics_on_the_cpu_are_torchs_nanmedian() -> None:
+    """The CPU computes the noise's median and spread row by row with numpy's selection;
+    other devices with nanmedian: the same numbers, the lower median of an even count
+    included, and nan for a row with nothing kept."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 301, generator=gen)
+    keep = torch.rand(4, 301, generator=gen) > 0.3
+    keep[1, :] = torch.arange(301) % 2 == 0  # 151 kept: odd
+    keep[2, :] = torch.arange(301) < 100  # 100 kept: even, the lower median
+    keep[3, :] = False
+    level, sigma = robust_spread(x, keep)
+    noise = torch.where(keep, x, torch.nan)
+    ref_level = noise.nanmedian(dim=1).values
+    ref_sigma = 1.4826 * (noise - ref_level[:, None]).abs().nanmedian(dim=1).values
+    assert torch.equal(level[:3], ref_level[:3]) and torch.allclose(sigma[:3], ref_sigma[:3])
+    assert level[3].isnan() and sigma[3].isnan()
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 16, 17, 128])
+def test_the_coherence_smoothing_is_a_moving_average(width: int) -> None:
+    x = torch.rand(3, 1000, generator=torch.Generator().manual_seed(width))
+    pooled = torch.nn.functional.avg_pool1d(x[:, None, :], width, stride=1, padding=width // 2,
+                                            count_include_pad=False)[:, 0, :1000]
+    # float32 running sums: a mean carries about the rounding of sums of up to F values
+    assert torch.allclose(moving_average(x, width), pooled, atol=1e-4)

@@ -127,3 +127,47 @@ def test_headers_too_short_or_of_other_kinds_declare_nothing(tmp_path: Path) -> 
         assert inspect(path).declared is None and inspect(path).short_by == 0
     with pytest.raises(OSError):
         inspect(tmp_path / "missing.wav")
+
+
+def _with_chunk_before_data(path: Path) -> Path:
+    """A copy of a WAV with a LIST chunk (odd-sized, padded) between ``fmt `` and ``data``."""
+    data = path.read_bytes()
+    at = data.index(b"data")
+    chunk = b"LIST" + struct.pack("<I", 5) + b"INFOx" + b"\0"
+    body = data[:at] + chunk + data[at:]
+    out = path.with_name("list-" + path.name)
+    out.write_bytes(body[:4] + struct.pack("<I", len(body) - 8) + body[8:])
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_plain_16_bit_wavs_are_read_as_they_lie(tmp_path: Path, channels: int) -> None:
+    """A whole 16-bit PCM WAV (plain or WAVE_FORMAT_EXTENSIBLE, other chunks before its
+    data) is read without the decoder, bit for bit what libsndfile gives; other kinds,
+    and cut files, go through libsndfile as before."""
+    x = (np.random.default_rng(channels).integers(-32768, 32767, (4001, channels))
+         ).astype(np.int16)
+    plain = []
+    for fmt in ("WAV", "WAVEX"):
+        path = tmp_path / f"{fmt}-{channels}.wav"
+        sf.write(path, x, RATE, format=fmt, subtype="PCM_16")
+        plain += [path, _with_chunk_before_data(path)]
+    for path in plain:
+        layout = inspect(path)
+        assert layout.pcm16 is not None and layout.pcm16.channels == channels
+        got = read_audio(path)
+        expected, rate = sf.read(path, dtype="float32", always_2d=True)
+        assert got.rate == rate == RATE and np.array_equal(got.data, expected)
+    others = []
+    for fmt, subtype in (("WAV", "PCM_24"), ("WAV", "FLOAT"), ("RF64", "PCM_16"),
+                         ("FLAC", "PCM_16")):
+        path = tmp_path / f"{fmt}-{subtype}-{channels}.{'flac' if fmt == 'FLAC' else 'wav'}"
+        sf.write(path, x, RATE, format=fmt, subtype=subtype)
+        others.append(path)
+    for path in others:
+        assert inspect(path).pcm16 is None
+        expected, _ = sf.read(path, dtype="float32", always_2d=True)
+        assert np.array_equal(read_audio(path).data, expected)
+    with pytest.raises(AudioError) as info:  # cut: the header's promise is checked first
+        read_audio(_cut(plain[0], 0.5))
+    assert info.value.kind == "truncated"

@@ -39,6 +39,17 @@ _AIFC_PCM = {b"NONE", b"sowt", b"twos", b"raw ", b"in24", b"in32", b"fl32", b"fl
 
 
 @dataclass(frozen=True)
+class Pcm16:
+    """Where a plain 16-bit little-endian PCM WAV keeps its samples: ``offset`` (bytes from
+    the file's start to the ``data`` chunk's first sample), ``channels``, ``rate`` (Hz).
+    Such samples need no decoder: they are read as they lie."""
+
+    offset: int
+    channels: int
+    rate: int
+
+
+@dataclass(frozen=True)
 class Layout:
     """What a recording's header says of its length, in sample frames.
 
@@ -52,6 +63,7 @@ class Layout:
     available: int | None = None
     placeholder: bool = False
     size_fields: tuple[tuple[int, bytes], ...] = ()
+    pcm16: Pcm16 | None = None  # a plain 16-bit WAV: where its samples lie
 
     @property
     def short_by(self) -> int:
@@ -101,10 +113,13 @@ def _wav(fh: IO[bytes], head: bytes, size: int) -> Layout:
     endian = ">" if head[:4] == b"RIFX" else "<"
     block = 0
     ds64_data: int | None = None
+    plain: tuple[int, int] | None = None  # (channels, rate) of 16-bit little-endian PCM
     for cid, start, length in _chunks(fh, endian, size):
         if cid == b"fmt " and length >= 14:
-            fh.seek(start + 12)
-            block = struct.unpack(endian + "H", fh.read(2))[0]
+            fh.seek(start)
+            fmt = fh.read(min(length, 26))
+            block = struct.unpack(endian + "H", fmt[12:14])[0]
+            plain = _plain_pcm16(fmt) if head[:4] == b"RIFF" else None
         elif cid == b"ds64" and length >= 16:
             fh.seek(start + 8)
             ds64_data = struct.unpack("<Q", fh.read(8))[0]
@@ -118,8 +133,25 @@ def _wav(fh: IO[bytes], head: bytes, size: int) -> Layout:
                     (4, struct.pack(endian + "I", min(size - 8, 0xFFFFFFFF))),
                     (start - 4, struct.pack(endian + "I", min(whole, 0xFFFFFFFF))))
                 return Layout(None, available, True, fields)
-            return Layout(data_size // block, available)
+            pcm16 = Pcm16(start, *plain) if plain else None
+            return Layout(data_size // block, available, pcm16=pcm16)
     return Layout()
+
+
+_PCM, _EXTENSIBLE = 1, 0xFFFE  # WAVE format tags
+
+
+def _plain_pcm16(fmt: bytes) -> tuple[int, int] | None:
+    """``(channels, rate)`` when a little-endian ``fmt `` chunk's body declares 16-bit
+    integer PCM (plainly, or as WAVE_FORMAT_EXTENSIBLE with the PCM sub-format)."""
+    if len(fmt) < 16:
+        return None
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _EXTENSIBLE:  # the sub-format GUID's first two bytes are the real tag
+        tag = struct.unpack("<H", fmt[24:26])[0] if len(fmt) >= 26 else 0
+    if tag != _PCM or bits != 16 or channels < 1 or block != 2 * channels or rate < 1:
+        return None
+    return channels, rate
 
 
 def _aiff(fh: IO[bytes], size: int, compressed_ok: bool) -> Layout:
