@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, on a bare CUDA machine without network: the `cuda` tests, then
 # benchmarks/gpu.py (build, train, evaluate and predict on the GPU beside the CPU), one table,
-# then benchmarks/train_step.py (the training step's settings beside leakhunter's).
+# then benchmarks/locate.py's speed part (the correlator on the GPU: correlation only and
+# end to end, beside the CPU and the scipy reference), then benchmarks/train_step.py (the
+# training step's settings beside leakhunter's).
 #
 #   bash benchmarks/gpu.sh WHEEL_DIR [OUT_DIR [gpu.py options...]]
 #
@@ -35,12 +37,15 @@ print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
 PY
 start=$(date +%s)
 if ! python3 -m pytest -q -p no:cacheprovider -m cuda tests/cli/test_cli.py \
-        tests/dataset/test_build.py tests/learn/test_learn.py 2>&1 | tee "$out/cuda_tests.txt"; then
+        tests/dataset/test_build.py tests/learn/test_learn.py tests/locate/test_locate.py \
+        2>&1 | tee "$out/cuda_tests.txt"; then
     echo "gpu.sh: a cuda test FAILED (see $out/cuda_tests.txt); measuring anyway"
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/leakhunter-gpu.XXXXXX")
 python3 benchmarks/gpu.py --out "$work" --figures "$out/gpu_figures.json" "${@:3}" 2>&1 \
     | grep --line-buffered -v 'it/s]$' | tee "$out/gpu_figures.txt"
+python3 benchmarks/locate.py --skip accuracy --device cuda --speed-pairs 64 --repeats 3 \
+    --json "$out/locate_speed.json" 2>&1 | tee "$out/locate_speed.txt"
 python3 benchmarks/train_step.py --device cuda --batch-sizes 4096,8192,16384,32768 \
     --json "$out/train_step.json" 2>&1 | tee "$out/train_step.txt"
 python3 benchmarks/train_step.py --device cuda --batch-sizes 4096,16384 --compile \

@@ -197,3 +197,19 @@ def test_the_cuda_path_reads_in_workers_and_correlates_here(
     assert [r["status"] for r in rows] == ["located"] * len(jobs)
     windows = {run.window_samples(j.distance_m, j.speed.low, RATE, 6 * RATE, CFG) for j in jobs}
     assert sum(batches) == len(jobs) and len(batches) == len(windows) < len(jobs)
+
+
+# --- on a real GPU --------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_pairs_are_placed_as_on_the_cpu(pairs: Path) -> None:
+    """The CUDA path (workers read, the GPU correlates whole batches, lines removed and
+    averages reduced there) gives the CPU's statuses and, to float32 rounding, positions."""
+    jobs = read_pairs(pairs / "pairs.csv")
+    cpu = locate_jobs(jobs, LocateConfig(workers=2), CPU)
+    gpu = locate_jobs(jobs, LocateConfig(workers=2), torch.device("cuda"))
+    assert [g["status"] for g in gpu] == [c["status"] for c in cpu] == ["located"] * len(jobs)
+    for g, c in zip(gpu, cpu):
+        assert float(g["position_m"]) == pytest.approx(float(c["position_m"]), abs=0.05)
+        assert float(g["peak"]) == pytest.approx(float(c["peak"]), rel=0.02)
