@@ -73,9 +73,9 @@ def spectra(a: torch.Tensor, b: torch.Tensor, window: int, rate: float,
     taper = _hann(window).to(device=a.device, dtype=a.dtype)
     kw = dict(n_fft=window, hop_length=window // 2, window=taper, center=False,
               return_complex=True)
-    # torch.stft gives [P, F, K] as a view of [P, K, F] memory: frames first from here on
     if not lines_removed:
         a, b = remove_line(a), remove_line(b)
+    # torch.stft gives [P, F, K] as a view of [P, K, F] memory: frames first from here on
     fa = torch.stft(a, **kw).transpose(1, 2)
     # B's conjugate, made in place once (a conjugate taken window by window is a copy each)
     fb_conj = torch.stft(b, **kw).transpose(1, 2).conj_physical_()
@@ -147,23 +147,22 @@ def _squared(pairs: torch.Tensor) -> torch.Tensor:
     return pairs[..., 0].square().addcmul_(pairs[..., 1], pairs[..., 1])
 
 
-def remove_line(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``x`` ``[P, N]`` less each row's least-squares line (offset and linear drift), into
-    ``out`` when given: a DC offset or a drifting sensor would otherwise fill the lowest
-    frequencies of every window with a coherent-looking tone. Two passes: the fit as one
-    matrix product with the orthogonal basis ``(1, t)`` (centred time), the subtraction
-    as another."""
+def remove_line(x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """``x`` ``[P, N]`` less each row's least-squares line (offset and linear drift), in a
+    new tensor or ``in_place``: a DC offset or a drifting sensor would otherwise fill the
+    lowest frequencies of every window with a coherent-looking tone. Two passes: the fit as
+    one matrix product with the orthogonal basis ``(1, t)`` (centred time), the
+    subtraction as another."""
     fit, line = _line_basis(x.shape[1], x.dtype, x.device)
-    return torch.addmm(x, x @ fit, line, alpha=-1, out=out)  # x - [mean, slope] @ (1, t)
+    coef = x @ fit  # [P, 2]: each row's mean and slope
+    return x.addmm_(coef, line, alpha=-1) if in_place else torch.addmm(x, coef, line, alpha=-1)
 
 
 def stack_without_lines(rows: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``[P, N]``: the rows (``[N]`` each, one length and device) stacked, less their
-    lines (:func:`remove_line`) removed in place: no second batch-sized copy (fresh memory
-    costs a page fault per 4 KiB the first time a process touches it)."""
-    out = torch.stack(list(rows))
-    fit, line = _line_basis(out.shape[1], out.dtype, out.device)
-    return out.addmm_(out @ fit, line, alpha=-1)
+    """``[P, N]``: the rows (``[N]`` each, one length and device) stacked, their lines
+    (:func:`remove_line`) removed in place: no second batch-sized copy (fresh memory costs
+    a page fault per 4 KiB the first time a process touches it)."""
+    return remove_line(torch.stack(list(rows)), in_place=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -186,7 +185,7 @@ def _refine_tables(n: int, upsample: int, dtype: torch.dtype, device: torch.devi
     device in ``dtype`` (complex): the ``n`` roots of unity ``exp(2 pi i m / n)`` ``[n]`` and
     the fine steps ``c_k exp(2 pi i k j / (n upsample)) / n`` ``[F, 2 upsample + 1]``
     (``j = -upsample .. upsample``)."""
-    real = torch.empty(0, dtype=dtype).real.dtype  # phases below pi: exact enough in it
+    real = torch.empty(0, dtype=dtype).real.dtype  # phases within a turn: exact enough
     roots = _unit(((2 * math.pi / n) * torch.arange(n, dtype=torch.float64)).to(real))
     k = torch.arange(n // 2 + 1, dtype=torch.float64)
     c = torch.full_like(k, 2.0 / n)  # the real inverse transform: DC and Nyquist once
