@@ -197,6 +197,12 @@ def test_the_cuda_path_reads_in_workers_and_correlates_here(
     assert [r["status"] for r in rows] == ["located"] * len(jobs)
     windows = {run.window_samples(j.distance_m, j.speed.low, RATE, 6 * RATE, CFG) for j in jobs}
     assert sum(batches) == len(jobs) and len(batches) == len(windows) < len(jobs)
+    # longer recordings, or a smaller budget: fewer pairs per GPU batch, none left out
+    batches.clear()
+    monkeypatch.setattr(run, "GPU_BATCH_SAMPLES", 6 * RATE)
+    rows = run.locate_jobs(jobs, LocateConfig(workers=2), device)
+    assert [r["status"] for r in rows] == ["located"] * len(jobs)
+    assert batches == [1] * len(jobs)
 
 
 # --- on a real GPU --------------------------------------------------------------------------

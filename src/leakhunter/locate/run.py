@@ -46,6 +46,9 @@ Detector: TypeAlias = Mapping[str, "Timeline | str"]  # detector.timelines: path
 # pairs correlated at once: on the CPU 4 (measured: larger batches touch more fresh memory
 # and spill out of the cache for no gain), on a GPU as many as its memory comfortably holds
 BATCH = {"cpu": 4, "cuda": 256}
+# a GPU batch's samples per side at most: 256 pairs of 20 s at 8,192 Hz (about 2 GB at its
+# peak); longer recordings go fewer to a batch
+GPU_BATCH_SAMPLES = 256 * 20 * 8192
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,10 @@ class _Batcher:
             return
         key = (audio.rate, audio.a.shape[0], window)
         self.pending.setdefault(key, []).append((i, audio))
-        if len(self.pending[key]) >= self.batch:
+        batch = self.batch
+        if self.device.type != "cpu":  # long recordings: fewer pairs, one memory budget
+            batch = max(1, min(batch, GPU_BATCH_SAMPLES // audio.a.shape[0]))
+        if len(self.pending[key]) >= batch:
             self._flush(self.pending.pop(key))
 
     def finish(self) -> dict[int, dict[str, Any]]:
