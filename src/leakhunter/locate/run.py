@@ -46,7 +46,7 @@ Detector: TypeAlias = Mapping[str, "Timeline | str"]  # detector.timelines: path
 # pairs correlated at once: on the CPU 4 (measured: larger batches touch more fresh memory
 # and spill out of the cache for no gain), on a GPU as many as its memory comfortably holds
 BATCH = {"cpu": 4, "cuda": 256}
-# a GPU batch's samples per side at most: 256 pairs of 20 s at 8,192 Hz (about 2 GB at its
+# a GPU batch's samples per side at most: 256 pairs of 20 s at 8,192 Hz (a few GB at its
 # peak); longer recordings go fewer to a batch
 GPU_BATCH_SAMPLES = 256 * 20 * 8192
 
