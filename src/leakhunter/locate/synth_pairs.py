@@ -52,18 +52,16 @@ import csv
 import io
 import logging
 import math
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from ..config import PairSynthConfig
-from ..errors import InputError
 from ..recordings.synth.sounds import db, highpass, lowpass
+from ..recordings.synth.synth import prepare_output, write_pcm16
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from .wave_speed import for_material, material
@@ -236,7 +234,7 @@ def synthesize_pairs(out_dir: str | Path, cfg: PairSynthConfig = PairSynthConfig
     out_dir = Path(out_dir)
     for name in cfg.materials:
         material(name)  # an unknown material fails before anything is written
-    _prepare(out_dir, overwrite)
+    prepare_output(out_dir, ("recordings",), overwrite)
     folder = out_dir / "recordings"
     folder.mkdir(parents=True, exist_ok=True)
     rows, layout, leaks, interfered = [], [], 0, 0
@@ -348,28 +346,10 @@ def _sensor_noise(rng: np.random.Generator, n: int, sr: float) -> np.ndarray:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _prepare(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} exists and is not a folder")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise InputError(f"{out_dir} already exists and is not empty; choose another folder, "
-                         "remove it or pass --overwrite")
-    target = out_dir / "recordings"
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    elif target.exists() or target.is_symlink():
-        raise InputError(f"{target} is in the way of the recordings folder and is not one")
-
-
 def _write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM via a temporary name in the same folder."""
+    """16-bit PCM of ``x`` (full scale 1), clipped."""
     pcm = np.clip(np.round(x.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
-    tmp = path.with_name(f".{path.name}.part")
-    with safe_write.guard(path, "writing a recording", cleanup=[tmp]):
-        sf.write(tmp, pcm, sample_rate, format="WAV", subtype="PCM_16")
-        safe_write.replace(tmp, path, "writing a recording")
+    write_pcm16(path, pcm, sample_rate)
 
 
 def _cell(value: float | None) -> str:

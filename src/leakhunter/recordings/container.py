@@ -13,11 +13,12 @@ either becomes a short recording with the folder's label, or a file called unrea
 * **FLAC**: STREAMINFO's total samples (decoding tells what is there).
 
 Other containers (Ogg, MP3, ...) declare no length in a header read here; libsndfile's own
-checks apply to them. For a plain 16-bit PCM WAV the header also says where its samples lie
-(:class:`Pcm16`), and a whole one is read from there without the decoder. A WAV whose sizes are a streaming recorder's placeholders (0 or
+checks apply to them. A WAV whose sizes are a streaming recorder's placeholders (0 or
 0xFFFFFFFF: written before the length was known and never updated) declares nothing: its
 sound runs to the end of the file, and :func:`open_sound` reads it so even where
-libsndfile would read nothing (a size of 0).
+libsndfile would read nothing (a size of 0). For a plain 16-bit PCM WAV the header also
+says where its samples lie (:class:`Pcm16`), and a whole one is read from there without
+the decoder.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -133,7 +134,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
     for label in config.labels:
         if not label or label in (".", "..") or any(c in label for c in "/\\~\0"):
             raise ConfigError(f"label {label!r} cannot be used as a folder name")
-    _prepare(out_dir, config.labels, overwrite)
+    prepare_output(out_dir, config.labels, overwrite)
     plans = plan_files(config)
     for label in config.labels:
         (out_dir / label).mkdir(parents=True, exist_ok=True)
@@ -155,20 +156,24 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
 
 # --- planning: names, sensors, gains, timestamps -----------------------------------------
 
-def _prepare(out_dir: Path, labels: tuple[str, ...], overwrite: bool) -> None:
+def prepare_output(out_dir: Path, folders: Iterable[str], overwrite: bool) -> None:
+    """Make ``out_dir`` ready for a generator that writes the sub-folders ``folders``: an
+    empty or missing folder is fine; a non-empty one is refused unless ``overwrite``, and
+    then only those sub-folders are cleared (anything else there is left alone). Raises
+    :class:`InputError` for a file where the folder or a sub-folder should be."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} exists and is not a folder")
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise InputError(f"{out_dir} already exists and is not empty; choose another folder "
-                         "or remove it")
-    for label in labels:
-        target = out_dir / label
+        raise InputError(f"{out_dir} already exists and is not empty; choose another folder, "
+                         "remove it or pass --overwrite")
+    for name in folders:
+        target = out_dir / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
-            raise InputError(f"{target} is in the way of a label folder and is not a folder")
+            raise InputError(f"{target} is in the way of a folder to write and is not one")
 
 
 def _rng(config: SynthConfig, *key: int | str) -> np.random.Generator:
@@ -362,7 +367,13 @@ def _write(path: Path, x: np.ndarray, gain_db: int, sample_rate: int) -> None:
     peak = 0.02 if gain_db <= _OUT_OF_WATER_GAIN_DB else 0.3 + 0.5 * min(max(
         (gain_db - 4) / 28, 0.0), 1.0)
     pcm = np.round(x * (peak * 32767 / max(float(np.max(np.abs(x))), 1e-12)))
+    write_pcm16(path, pcm.astype(np.int16), sample_rate)
+
+
+def write_pcm16(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
+    """``pcm`` (int16 ``[samples]``) as a 16-bit WAV, written under a temporary name in the
+    same folder and moved into place: a stopped run leaves no half-written recording."""
     tmp = path.with_name(f".{path.name}.part")
     with safe_write.guard(path, "writing a recording", cleanup=[tmp]):
-        sf.write(tmp, pcm.astype(np.int16), sample_rate, format="WAV", subtype="PCM_16")
+        sf.write(tmp, pcm, sample_rate, format="WAV", subtype="PCM_16")
         safe_write.replace(tmp, path, "writing a recording")
