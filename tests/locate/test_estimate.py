@@ -101,6 +101,11 @@ def test_the_window_holds_the_largest_delay_and_says_when_it_cannot() -> None:
         window_samples(200.0, 400.0, RATE, 3 * RATE, CFG)
     with pytest.raises(ConfigError, match="cannot hold delays of up to 0.50 s"):
         window_samples(200.0, 400.0, RATE, 20 * RATE, LocateConfig(window_s=1.0))
+    # a fixed window too long for the recordings: the window is what needs longer ones
+    with pytest.raises(ConfigError, match="--window 4 needs at least 8.0 s"):
+        window_samples(200.0, 400.0, RATE, 6 * RATE, LocateConfig(window_s=4.0))
+    with pytest.raises(ConfigError, match="window_s must be a positive number"):
+        LocateConfig(window_s=float("inf"))
 
 
 def test_a_fixed_band_is_used_as_given() -> None:
@@ -108,6 +113,25 @@ def test_a_fixed_band_is_used_as_given() -> None:
     loc = run([p], [given(p)], LocateConfig(band_hz=(50.0, 400.0)))[0]
     assert loc.status == LOCATED
     assert 50.0 <= loc.band_hz[0] < 52.0 and 398.0 < loc.band_hz[1] <= 400.0
+    # a band too narrow, or above half the sample rate, correlates nothing and says why
+    # (this pair's window is 0.5 s: one bin every 2 Hz)
+    for band, held in (((10.0, 10.5), "2.0 Hz"), ((5000.0, 9000.0), "0.0 Hz")):
+        loc = run([p], [given(p)], LocateConfig(band_hz=band))[0]
+        assert loc.status == NO_CORRELATION and loc.position_m is None and loc.window_s == 0.5
+        assert loc.reason == (f"--band {band[0]:g},{band[1]:g} holds {held} of this pair's 0 "
+                              f"to 2048 Hz; at least 4 Hz are needed")
+
+
+def test_a_peak_that_cannot_be_measured_is_no_correlation() -> None:
+    """A NaN quality (what NaN samples would give, were they not refused on reading) is
+    not a located peak: a comparison with NaN is false either way round."""
+    p = make_pair(LEAKS, 2)
+    a, b = torch.from_numpy(p.a)[None].clone(), torch.from_numpy(p.b)[None]
+    a[0, 100] = float("nan")
+    d, v = p.truth["distance_m"], given(p)
+    loc = locate_batch(a, b, RATE, [d], [v], CFG, window_samples(d, v.low, RATE, a.shape[1],
+                                                               CFG))[0][0]
+    assert loc.status == NO_CORRELATION and loc.position_m is None
 
 
 def test_the_tensor_work_stays_on_the_pairs_device(fake_cuda: FakeCuda) -> None:

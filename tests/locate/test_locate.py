@@ -26,7 +26,7 @@ from leakhunter.locate.run import (
     write_locations,
 )
 from leakhunter.locate.synth_pairs import synthesize_pairs
-from leakhunter.locate.wave_speed import WaveSpeed
+from leakhunter.locate.wave_speed import WaveSpeed, for_material
 from leakhunter.runtime import devices
 
 from ..helpers.cuda import FakeCuda
@@ -68,9 +68,60 @@ def test_one_pair_is_placed_where_the_truth_says(pairs: Path) -> None:
 def test_the_speed_is_calibrated_from_a_source_at_a_known_position(pairs: Path) -> None:
     row = truth(pairs)[0]
     d, x, c = (float(row[k]) for k in ("distance_m", "leak_position_m", "wave_speed_m_s"))
-    speed, result = calibrate_speed(pairs / row["a"], pairs / row["b"], d, x, CFG, CPU,
-                                    WaveSpeed(300.0, 250.0, 1500.0, "any pipe"))
-    assert speed == pytest.approx(c, rel=0.02) and result.location.delay_s is not None
+    cal = calibrate_speed(pairs / row["a"], pairs / row["b"], d, x, CFG, CPU,
+                          WaveSpeed(300.0, 250.0, 1500.0, "any pipe"))
+    assert cal.speed_m_s == pytest.approx(c, rel=0.02) and cal.low_m_s < c < cal.high_m_s
+    assert cal.result.location.delay_s is not None
+
+
+def test_a_hydrant_near_a_sensor_is_calibrated_on_its_own_peak(tmp_path: Path) -> None:
+    """A hydrant 4.9 m from A on a 100 m span, and a weaker source between the sensors.
+    Without a material the speeds allowed reach 1,500 m/s, at which the hydrant's peak
+    looks like A's end: locating takes the weaker peak between the sensors (as it
+    should), but the calibration must take the hydrant's own."""
+    rng = np.random.default_rng(0)
+    n, lag, lag2, k = 8 * RATE, 284, 40, 1000  # samples: B hears the hydrant 284 later
+    hydrant, other = rng.standard_normal(n + 2 * k), 0.3 * rng.standard_normal(n + 2 * k)
+    a = hydrant[k:k + n] + other[k:k + n] + 0.5 * rng.standard_normal(n)
+    b = hydrant[k - lag:k - lag + n] + other[k + lag2:k + lag2 + n] + 0.5 * rng.standard_normal(n)
+    for name, wave in (("a.wav", a), ("b.wav", b)):
+        sf.write(tmp_path / name, (wave / 8).astype(np.float32), RATE, subtype="PCM_16")
+    d, c = 100.0, 1300.0
+    x = (d - c * lag / RATE) / 2
+    anywhere = WaveSpeed(300.0, 250.0, 1500.0, "any pipe")
+    located = locate_pair(tmp_path / "a.wav", tmp_path / "b.wav", d, anywhere, CFG, CPU)
+    assert located.location.delay_s * RATE == pytest.approx(lag2, abs=0.5)
+    assert "louder correlated sound comes from A's end" in located.location.reason
+    cal = calibrate_speed(tmp_path / "a.wav", tmp_path / "b.wav", d, x, CFG, CPU, anywhere)
+    assert cal.speed_m_s == pytest.approx(c, rel=0.005)
+    assert cal.result.location.delay_s * RATE == pytest.approx(-lag, abs=0.5)
+
+
+def test_the_calibration_command_prints_and_writes_the_speed_it_found(
+        pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    row = truth(pairs)[0]
+    d, x, c = (float(row[k]) for k in ("distance_m", "leak_position_m", "wave_speed_m_s"))
+    ab = [str(pairs / row["a"]), str(pairs / row["b"])]
+    out = tmp_path / "cal.json"
+    assert main(["locate", *ab, "--distance", str(d), "--calibrate-at", str(x), "--out",
+                 str(out), "--workers", "1"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("delay ") and "(peak quality" in said[0]
+    assert said[1].startswith(f"wave speed {json.loads(out.read_text())['wave_speed_m_s']:.0f}")
+    written = json.loads(out.read_text())
+    assert written["wave_speed_m_s"] == pytest.approx(c, rel=0.02)
+    low, high = written["wave_speed_range_m_s"]
+    assert low < written["wave_speed_m_s"] < high and written["source_m"] == x
+    assert "status" not in written  # located or outside would judge the guess, not the speed
+    # a speed outside what the material allows is said; a plot is refused, not skipped
+    wrong = for_material("steel" if row["material"] == "pvc" else "pvc")
+    assert not wrong.low <= c <= wrong.high
+    assert main(["locate", *ab, "--distance", str(d), "--calibrate-at", str(x),
+                 "--material", wrong.source.split(",")[0], "--workers", "1"]) == 0
+    assert f"lies outside {wrong.low:.0f} to {wrong.high:.0f} m/s" in capsys.readouterr().out
+    assert main(["locate", *ab, "--distance", str(d), "--calibrate-at", str(x), "--plot",
+                 str(tmp_path / "p.png")]) == 1
+    assert "--calibrate-at prints a wave speed" in capsys.readouterr().err
 
 
 def test_stereo_other_rate_and_other_length_are_brought_together_and_said(
@@ -161,6 +212,13 @@ def test_the_command_for_many_pairs_and_for_a_layout(
     (["--distance", "100", "--material", "bamboo"], "unknown pipe material 'bamboo'"),
     (["--distance", "100"], "give a wave speed or a pipe material"),
     (["--wave-speed", "1200"], "one pair needs both recordings and --distance M"),
+    (["--distance", "nan", "--wave-speed", "1200"], "must be a number of metres, not nan"),
+    (["--distance", "100", "--material", "pe", "--diameter", "130800"],
+     "a bore of 130800 mm is larger than any water main"),
+    (["--distance", "100", "--wave-speed", "1200", "--window", "inf"],
+     "window_s must be a positive number of seconds"),
+    (["--distance", "100", "--wave-speed", "1200", "--plot", "pair.xyz"],
+     "pair.xyz: a plot is written as png, svg, pdf, jpg, not .xyz"),
 ])
 def test_bad_input_is_one_line(pairs: Path, args: list[str], message: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,6 +226,79 @@ def test_bad_input_is_one_line(pairs: Path, args: list[str], message: str,
     assert main(["locate", str(pairs / row["a"]), str(pairs / row["b"]), *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_recordings_with_nothing_to_correlate_are_refused_with_the_reason(
+        pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    row = truth(pairs)[0]
+    a = pairs / row["a"]
+    wave, rate = sf.read(a, dtype="float32")
+    broken = wave.copy()
+    broken[100] = np.nan
+    sf.write(tmp_path / "nan.wav", broken, rate, subtype="FLOAT")
+    sf.write(tmp_path / "zeros.wav", np.zeros_like(wave), rate)
+    sf.write(tmp_path / "cancel.wav", np.stack([wave, -wave], axis=1), rate, subtype="FLOAT")
+    shutil.copy(a, tmp_path / "copy.wav")
+    why = {"nan.wav": "nan.wav: contains NaN or infinite samples",
+           "zeros.wav": "zeros.wav: silence (RMS 0.0e+00)",
+           "cancel.wav": "cancel.wav: silence once its 2 channels are mixed to mono",
+           "copy.wav": "copy.wav hold the same samples: one recording given as both"}
+    for name, message in why.items():
+        assert main(["locate", str(a), str(tmp_path / name), "--distance", row["distance_m"],
+                     "--wave-speed", row["wave_speed_m_s"]]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    # in a pairs CSV each is a row of bad input with that reason; the good pair is located
+    lines = [f"{a},{pairs / row['b']},{row['distance_m']},{row['wave_speed_m_s']}"]
+    lines += [f"{a},{name},{row['distance_m']},{row['wave_speed_m_s']}" for name in why]
+    (tmp_path / "pairs.csv").write_text("a,b,distance_m,wave_speed_m_s\n" + "\n".join(lines))
+    out = tmp_path / "locations.csv"
+    assert main(["locate", "--pairs", str(tmp_path / "pairs.csv"), "--out", str(out),
+                 "--workers", "1"]) == 0
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["located"] + ["bad input"] * len(why)
+    assert all(message in r["reason"] for r, message in zip(rows[1:], why.values()))
+    assert "located 5 pairs (1 located, 4 bad input)" in capsys.readouterr().out
+
+
+def test_many_pairs_refuse_what_belongs_to_one_pair_or_would_lose_data(
+        pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = str(pairs / "pairs.csv")
+    before = (pairs / "pairs.csv").read_bytes()
+    for args, message in (
+            (["--pairs", listed, "--out", listed], f"--out {listed} would replace the input"),
+            (["--pairs", listed, "--out", "x.csv", "--distance", "50", "--material", "pe"],
+             "--distance, --material: for one pair only"),
+            (["--layout", str(pairs / "sensors.csv"), "--recordings", str(pairs),
+              "--sensors", " , ", "--out", "x.csv"], "--sensors names the sensors of "
+                                                    "--layout rows to keep: give at least one"),
+            (["--pairs", listed, "--sensors", "P0001A", "--out", "x.csv"],
+             "--sensors is for --layout")):
+        assert main(["locate", *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert (pairs / "pairs.csv").read_bytes() == before
+
+
+def test_an_interrupted_run_leaves_neither_locations_nor_plots(
+        pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Plots are drawn into a hidden folder and moved in at the end: Ctrl-C part-way
+    (here after the first pair's plot) removes them with the CSV."""
+    real = run.locate_jobs
+
+    def interrupted(jobs, cfg, device, plots=None, detector=None):
+        real(jobs[:1], cfg, device, plots, detector)
+        assert plots is not None and len(list(plots.glob("pair*.png"))) == 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "locate_jobs", interrupted)
+    out, plots = tmp_path / "locations.csv", tmp_path / "plots"
+    assert main(["locate", "--pairs", str(pairs / "pairs.csv"), "--out", str(out),
+                 "--plots", str(plots), "--workers", "1"]) == 130
+    assert "interrupted; partial output removed" in capsys.readouterr().err
+    assert not out.exists() and list(plots.iterdir()) == []
 
 
 def test_the_ways_in_are_exclusive(pairs: Path, capsys: pytest.CaptureFixture[str]) -> None:

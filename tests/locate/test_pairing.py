@@ -177,6 +177,14 @@ def test_layout_far_partner_is_a_problem(tmp_path: Path) -> None:
     assert job.usable and job.offset_s == 7200.0
 
 
+def test_layout_compares_timestamps_of_different_zones_by_the_instant(tmp_path: Path) -> None:
+    night = tmp_path / "night"
+    _night(night, "A17", ["2024-03-01T04:00:00+01:00"])  # 03:00 UTC
+    _night(night, "B22", ["2024-03-01T03:00:05Z"])
+    [job] = pairs_from_layout(_write(tmp_path / "layout.csv", LAYOUT), [night], 60.0).jobs
+    assert job.usable and job.offset_s == 5.0
+
+
 def test_layout_each_b_used_once(tmp_path: Path) -> None:
     night = tmp_path / "night"
     _night(night, "A17", ["20240301T010000", "20240301T010030"])

@@ -19,8 +19,14 @@ def test_korteweg_against_hand_computed_values() -> None:
     assert ws.korteweg(3.0, 144.6, 7.7) == pytest.approx(385.08, abs=0.01)
     # a rigid pipe carries sound at the speed of sound in water
     assert ws.korteweg(1e9, 150.0, 6.0) == pytest.approx(ws.WATER_SPEED, rel=1e-6)
-    with pytest.raises(ConfigError, match="must be positive"):
-        ws.korteweg(0.0, 150.0, 6.0)
+    for bad in ((0.0, 150.0, 6.0), (170.0, float("nan"), 6.0)):
+        with pytest.raises(ConfigError, match="must be positive"):
+            ws.korteweg(*bad)
+    # sizes no pipe has: a wall as thick as the radius, a bore given in the wrong unit
+    with pytest.raises(ConfigError, match="a wall of 50 mm is at least half the bore"):
+        ws.korteweg(2.0, 100.0, 50.0)
+    with pytest.raises(ConfigError, match="bore of 130800 mm is larger than any water main"):
+        ws.korteweg(2.0, 130800.0, 14.6)
 
 
 def test_every_material_is_water_borne_not_wall_speed() -> None:
@@ -56,6 +62,9 @@ def test_position_sign_convention() -> None:
     assert ws.position(-1.2 * d / c, d, c) < 0  # beyond A
     with pytest.raises(ConfigError, match="distance between the sensors must be positive"):
         ws.position(0.0, 0.0, c)
+    for distance in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="must be a number of metres"):
+            ws.position(0.0, distance, c)
 
 
 def test_speed_from_a_known_source_inverts_the_position() -> None:

@@ -93,6 +93,19 @@ def test_a_placeholder_header_is_read_to_the_end_of_the_file(tmp_path: Path, siz
         assert sound.frames == 2 * RATE
 
 
+def test_a_wav_without_frames_is_empty_without_a_word_of_streaming(tmp_path: Path,
+                                                                  caplog) -> None:
+    """A header with a data size of 0 and nothing after it is an empty recording, not one
+    whose recorder never wrote its sizes."""
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros(0, dtype=np.float32), RATE, subtype="PCM_16")
+    audio_module._said.clear()
+    with caplog.at_level(logging.INFO, logger="leakhunter"), \
+            pytest.raises(AudioError, match="empty"):
+        read_audio(path)
+    assert not [r for r in caplog.records if "never written" in r.getMessage()]
+
+
 def test_an_ogg_stream_without_its_end_is_truncated(tmp_path: Path) -> None:
     whole = tmp_path / "x.ogg"
     sf.write(whole, _noise(10), RATE, format="OGG", subtype="VORBIS")

@@ -247,6 +247,7 @@ def test_timestamps_and_nights() -> None:
     assert parse_timestamp("20240305T021500") == datetime(2024, 3, 5, 2, 15)
     assert parse_timestamp("2024-03-05 02:15:00") == datetime(2024, 3, 5, 2, 15)
     assert parse_timestamp("2024-03-05T02:15:00+01:00") == datetime(2024, 3, 5, 2, 15)
+    assert parse_timestamp("2024-03-05T02:15:00+01:00", utc=True) == datetime(2024, 3, 5, 1, 15)
     assert parse_timestamp("20240305_021500") == datetime(2024, 3, 5, 2, 15)
     assert parse_timestamp("R12") is None and parse_timestamp("") is None
     assert night_of(datetime(2024, 3, 5, 2, 15)) == date(2024, 3, 4)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from .flags import (
 )
 
 SHOWN = 20  # located pairs printed; the CSV holds them all
+# the speeds a calibration without --material allows for: plastic to steel mains (m/s)
+ANY_PIPE_M_S = (300.0, 250.0, 1500.0)
 
 
 def add_locate(sub: Any) -> None:
@@ -134,33 +138,45 @@ def run_locate(args: argparse.Namespace) -> int:
     if args.plot or args.calibrate_at is not None:
         raise ConfigError("--plot and --calibrate-at are for one pair (--plots FOLDER draws "
                           "many)")
+    given = [flag for flag, value in ONE_PAIR_FLAGS.items() if getattr(args, value) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: for one pair only; a pairs or layout CSV "
+                          f"gives each pair's own (distance_m, wave_speed_m_s or material, "
+                          f"diameter_mm, wall_mm)")
+    if args.sensors is not None and (args.pairs or not args.sensors):
+        raise ConfigError("--sensors names the sensors of --layout rows to keep: give at "
+                          "least one name" if args.layout else "--sensors is for --layout")
+    for source in (args.pairs, args.layout):
+        if source and Path(source).resolve() == Path(args.out).resolve():
+            raise ConfigError(f"--out {args.out} would replace the input {source}: write "
+                              f"the locations elsewhere")
     return _many_pairs(args, cfg)
+
+
+# one-pair flags and their argparse names: refused with --pairs or --layout, whose rows
+# carry their own
+ONE_PAIR_FLAGS = {"--distance": "distance", "--wave-speed": "wave_speed",
+                  "--material": "material", "--diameter": "diameter", "--wall": "wall"}
 
 
 def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
     from ..locate.pairing import resolve_speed
-    from ..locate.run import calibrate_speed, locate_pair
-    from ..locate.wave_speed import WaveSpeed, position
+    from ..locate.run import locate_pair
+    from ..locate.wave_speed import check_distance
     from ..runtime.devices import resolve
+    from ..runtime.figures import format_of
 
     if args.a is None or args.b is None or args.distance is None:
         raise ConfigError("one pair needs both recordings and --distance M")
-    position(0.0, args.distance, 1.0)  # the one check of a distance, with its message
+    check_distance(args.distance)
+    if args.plot:
+        if args.calibrate_at is not None:
+            raise ConfigError("--calibrate-at prints a wave speed, not a position to draw: "
+                              "draw the pair with --plot in a run given that --wave-speed")
+        format_of(args.plot)  # an unknown format is said before the work, not after
     device = resolve(cfg.device, "locate").device
     if args.calibrate_at is not None:
-        guess = (resolve_speed(args.wave_speed, args.material, args.diameter, args.wall)
-                 if args.wave_speed or args.material else WaveSpeed(300.0, 250.0, 1500.0,
-                                                                    "any pipe"))
-        speed, result = calibrate_speed(args.a, args.b, args.distance, args.calibrate_at,
-                                        cfg, device, guess)
-        loc = result.location
-        print(f"delay {loc.delay_s * 1e3:+.3f} ms (peak quality {loc.quality:.1f}, "
-              f"{loc.status})")
-        print(f"wave speed {speed:.0f} m/s (a source {args.calibrate_at:g} m from A on a "
-              f"{args.distance:g} m span)")
-        if args.out:
-            _write_json(args.out, {"wave_speed_m_s": speed, **result.as_dict()})
-        return 0
+        return _calibrate(args, cfg, device)
     speed = resolve_speed(args.wave_speed, args.material, args.diameter, args.wall)
     result = locate_pair(args.a, args.b, args.distance, speed, cfg, device,
                          curves=bool(args.plot), detector=_detector(args, cfg, [args.a, args.b]))
@@ -175,6 +191,38 @@ def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
 
         plot_pair(result, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, cfg: LocateConfig, device: Any) -> int:
+    """``--calibrate-at X``: the wave speed from a source X m from A, printed (and written
+    to ``--out`` as JSON)."""
+    from ..locate.pairing import resolve_speed
+    from ..locate.run import calibrate_speed
+    from ..locate.wave_speed import WaveSpeed
+
+    given = args.wave_speed is not None or args.material
+    guess = (resolve_speed(args.wave_speed, args.material, args.diameter, args.wall)
+             if given else WaveSpeed(*ANY_PIPE_M_S, "any pipe"))
+    cal = calibrate_speed(args.a, args.b, args.distance, args.calibrate_at, cfg, device,
+                          guess)
+    loc = cal.result.location
+    assert loc.delay_s is not None and loc.delay_error_s is not None  # calibrate_speed's
+    for note in cal.result.notes:
+        print(f"note: {note}")
+    print(f"delay {loc.delay_s * 1e3:+.3f} ms ± {loc.delay_error_s * 1e3:.3f} ms (peak "
+          f"quality {loc.quality:.1f})")
+    high = f"{cal.high_m_s:.0f}" if cal.high_m_s < float("inf") else "any higher speed"
+    print(f"wave speed {cal.speed_m_s:.0f} m/s ({cal.low_m_s:.0f} to {high} within the "
+          f"delay's interval; a source {args.calibrate_at:g} m from A on a "
+          f"{args.distance:g} m span)")
+    if not guess.low <= cal.speed_m_s <= guess.high:
+        print(f"note: {cal.speed_m_s:.0f} m/s lies outside {guess.low:.0f} to "
+              f"{guess.high:.0f} m/s ({guess.source}): check the distance along the pipe "
+              f"and the source's position")
+    if args.out:
+        _write_json(args.out, cal.as_dict())
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -228,17 +276,28 @@ def _many_pairs(args: argparse.Namespace, cfg: LocateConfig) -> int:
     if not jobs:
         raise ConfigError("no pairs to locate")
     device = resolve(cfg.device, "locate").device
+    files = [str(p) for j in jobs if not j.problem for p in (j.a, j.b)]
+    detector = _detector(args, cfg, files)
     plots = Path(args.plots) if args.plots else None
+    # plots are drawn into a hidden folder inside FOLDER and moved in only when every pair
+    # is done: an interrupted run leaves neither a CSV nor a part of its plots
+    stage = None
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)
-    files = [str(p) for j in jobs if not j.problem for p in (j.a, j.b)]
-    rows = locate_jobs(jobs, cfg, device, plots, _detector(args, cfg, files))
-    for row in rows:  # the plots as the CSV's folder sees them, so the two move together
-        if row["plot"]:
-            row["plot"] = os.path.relpath(row["plot"], Path(args.out).resolve().parent)
-    write_locations(rows, args.out)
+        stage = Path(tempfile.mkdtemp(prefix=".locating-", dir=plots))
+    try:
+        rows = locate_jobs(jobs, cfg, device, stage, detector)
+        for row in rows:  # as the CSV's folder sees them, so that the two move together
+            if row["plot"] and plots is not None:
+                drawn = plots / Path(row["plot"]).name
+                os.replace(row["plot"], drawn)
+                row["plot"] = os.path.relpath(drawn.resolve(), Path(args.out).resolve().parent)
+        write_locations(rows, args.out)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
     counts = ", ".join(f"{n} {status}" for status, n in status_counts(rows))
-    print(f"located {len(rows)} pairs ({counts}) -> {args.out}")
+    print(f"located {len(rows)} pair{'s' if len(rows) != 1 else ''} ({counts}) -> {args.out}")
     located = [row for row in rows if row["status"] == "located"]
     for row in located[:SHOWN]:
         print(f"  {Path(row['a']).name} ~ {Path(row['b']).name}: {row['position_m']:g} m "

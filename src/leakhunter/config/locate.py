@@ -39,7 +39,8 @@ class LocateConfig:
     def __post_init__(self) -> None:
         check(self.weighting in WEIGHTINGS,
                f"weighting must be one of {', '.join(WEIGHTINGS)}, not {self.weighting!r}")
-        check(self.window_s is None or self.window_s > 0, "window_s must be positive")
+        check(self.window_s is None or 0 < self.window_s < float("inf"),
+               "window_s must be a positive number of seconds")
         check(self.window_spans >= 3.0, "window_spans must be at least 3 (2: the wrap limit)")
         check(self.min_window_s > 0, "min_window_s must be positive")
         check(self.band_hz is None or (len(self.band_hz) == 2 and

@@ -109,10 +109,11 @@ def window_samples(distance_m: float, slowest_m_s: float, rate: float, samples: 
                           f"{largest:.2f} s (span {distance_m:g} m at {slowest_m_s:.0f} m/s) "
                           f"{MIN_SPANS:g} times over: give a longer --window")
     if window * (MIN_WINDOWS + 1) > 2 * samples:
+        needs = (f"--window {cfg.window_s:g}" if cfg.window_s is not None else
+                 f"a span of {distance_m:g} m at {slowest_m_s:.0f} m/s")
         raise ConfigError(f"recordings of {samples / rate:.1f} s hold fewer than "
-                          f"{MIN_WINDOWS} windows of {window / rate:.2f} s: a span of "
-                          f"{distance_m:g} m at {slowest_m_s:.0f} m/s needs at least "
-                          f"{(MIN_WINDOWS + 1) * window / 2 / rate:.1f} s")
+                          f"{MIN_WINDOWS} windows of {window / rate:.2f} s: {needs} needs "
+                          f"at least {(MIN_WINDOWS + 1) * window / 2 / rate:.1f} s")
     return window
 
 
@@ -231,11 +232,14 @@ def _band_span(band: torch.Tensor) -> tuple[int, int] | None:
 def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: list[float],
                  speeds: list[WaveSpeed], cfg: LocateConfig, window: int,
                  curves: bool = False, weights: torch.Tensor | None = None,
-                 lines_removed: bool = False) -> tuple[list[Location], list[Curves] | None]:
+                 lines_removed: bool = False, strongest: bool = False
+                 ) -> tuple[list[Location], list[Curves] | None]:
     """Locate ``P`` pairs ``a``, ``b`` (``[P, N]`` float, one device; ``lines_removed`` as
     :func:`measure` takes it) sharing ``window`` (from :func:`window_samples` for the
     longest span of the batch), its Welch windows weighted by ``weights`` ``[P, K]`` when
-    given. Returns the locations and, with ``curves``, what a plot of each needs."""
+    given. Returns the locations and, with ``curves``, what a plot of each needs.
+    ``strongest``: always the highest peak, never a weaker one between the sensors under a
+    louder sound at an end (calibration, where the source's side is known)."""
     m = measure(a, b, rate, distances_m, [v.low for v in speeds], cfg, window, weights,
                 [v.high for v in speeds], lines_removed)
     # one transfer of the per-pair figures, not one wait per number
@@ -249,8 +253,8 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
         base = dict(wave_speed_m_s=v.speed, speed_low_m_s=v.low, speed_high_m_s=v.high,
                     quality=quality, coherence=coherence, window_s=window / rate,
                     band_hz=(low, high) if bandwidth > 0 else None)
-        if bandwidth < MIN_BAND_HZ or quality < cfg.min_quality:
-            why = ("no frequencies left in --band" if bandwidth < MIN_BAND_HZ
+        if bandwidth < MIN_BAND_HZ or not quality >= cfg.min_quality:  # (NaN: none)
+            why = (_narrow_band(cfg, bandwidth, rate) if bandwidth < MIN_BAND_HZ
                    else f"peak quality {quality:.1f} below {cfg.min_quality:g}")
             out.append(Location(NO_CORRELATION, None, None, None, None, None, reason=why,
                                 **base))
@@ -259,7 +263,7 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
         status, why = LOCATED, ""
         if v.high * abs(tau) >= (1 - 2 * cfg.edge_share) * d:
             end = "A" if tau < 0 else "B"
-            if inner[2] >= cfg.min_quality:  # a weaker source between the sensors too
+            if not strongest and inner[2] >= cfg.min_quality:  # a weaker source between
                 why = (f"a louder correlated sound comes from {end}'s end or beyond it "
                        f"(peak quality {quality:.1f}); this is the strongest between them")
                 tau, err, base["quality"] = inner[0] / rate, z * inner[1] / rate, inner[2]
@@ -277,6 +281,16 @@ def locate_batch(a: torch.Tensor, b: torch.Tensor, rate: float, distances_m: lis
                         m.band[i].cpu(), float(m.search[i]) / rate)
                  for i in range(a.shape[0])]
     return out, plots
+
+
+def _narrow_band(cfg: LocateConfig, bandwidth: float, rate: float) -> str:
+    """Why a pair's band is too narrow to correlate over: only a fixed ``--band`` can be
+    (a band chosen from the coherence widens to every frequency instead)."""
+    if cfg.band_hz is None:
+        return f"only {bandwidth:.1f} Hz of coherent frequencies"
+    lo, hi = cfg.band_hz
+    return (f"--band {lo:g},{hi:g} holds {bandwidth:.1f} Hz of this pair's 0 to "
+            f"{rate / 2:g} Hz; at least {MIN_BAND_HZ:g} Hz are needed")
 
 
 def _crlb(s: Spectra, band: torch.Tensor, excess: torch.Tensor, samples: int,

@@ -279,7 +279,7 @@ def _recordings(folders: Sequence[str | Path]) -> tuple[
     unnamed, untimed = [], []
     for path in paths:
         meta = parse_name(path)
-        when = parse_timestamp(meta.timestamp) if meta.sensor_id else None
+        when = parse_timestamp(meta.timestamp, utc=True) if meta.sensor_id else None
         if not meta.sensor_id:
             unnamed.append(path)
         elif when is None:

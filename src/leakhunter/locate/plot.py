@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..runtime.figures import LEAK, SEGMENTS, figure, save
+from ..runtime.figures import LEAK, SEGMENTS, figure, format_of, save
 
 if TYPE_CHECKING:
     from .run import PairResult
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def plot_pair(result: PairResult, path: str | Path, title: str = "") -> Path:
     """Draw ``result`` (made with ``curves=True``) to ``path``; the format follows the
-    suffix (png, svg, pdf)."""
+    suffix (:func:`~..runtime.figures.format_of`: png, svg, pdf, jpg)."""
     curves = result.curves
     if curves is None:
         raise ValueError("the pair was located without its curves (curves=True)")
@@ -58,6 +58,5 @@ def plot_pair(result: PairResult, path: str | Path, title: str = "") -> Path:
     bottom.set_xscale("log")
     bottom.set_xlim(max(float(freqs[1]), 1.0), float(freqs[-1]))
     bottom.legend(fontsize=8, loc="upper right")
-    path = Path(path)
-    return save(fig, path, path.suffix.lstrip(".").lower() or "png")
+    return save(fig, Path(path), format_of(path))
 

@@ -7,14 +7,15 @@
   are correlated together, :data:`BATCH` at a time: on the CPU inside the worker
   processes that read them, on CUDA in this process while the workers read. A bad job or
   an unreadable file is a row with status ``bad input`` and the reason, never a stop.
-* :func:`calibrate_speed`: the wave speed that puts a source opened at a known position
-  where the correlation says it is.
+* :func:`calibrate_speed`: the wave speed (a :class:`Calibration`) that puts a source
+  opened at a known position where the correlation says it is.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,17 +89,47 @@ def locate_pair(a: str | Path, b: str | Path, distance_m: float, speed: WaveSpee
                         curves, detector)[0]
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A wave speed solved from a source at a known position: the speed (m/s), the speeds
+    the delay's interval allows (``high`` is inf when that interval reaches a delay of 0),
+    and the correlation it came from (its location's delay is the highest peak's)."""
+
+    speed_m_s: float
+    low_m_s: float
+    high_m_s: float
+    source_m: float
+    result: PairResult
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values: ``--calibrate-at X --out FILE.json``."""
+        r, loc = self.result, self.result.location
+        high = self.high_m_s if math.isfinite(self.high_m_s) else None
+        return {"wave_speed_m_s": self.speed_m_s, "wave_speed_range_m_s": [self.low_m_s, high],
+                "source_m": self.source_m, "distance_m": r.distance_m,
+                "delay_s": loc.delay_s, "delay_error_s": loc.delay_error_s,
+                "peak": loc.quality, "coherence": loc.coherence,
+                "band_hz": list(loc.band_hz) if loc.band_hz else None,
+                "window_s": loc.window_s, "seconds": r.seconds, "sample_rate": r.rate,
+                "notes": list(r.notes)}
+
+
 def calibrate_speed(a: str | Path, b: str | Path, distance_m: float, source_m: float,
-                    cfg: LocateConfig, device: torch.device,
-                    guess: WaveSpeed) -> tuple[float, PairResult]:
-    """The wave speed (m/s) that puts a source known to lie ``source_m`` from A where the
-    measured delay says, and the correlation it came from. ``guess``: the speeds the window
-    and the search must allow for (its ``low`` sizes them)."""
-    result = locate_pair(a, b, distance_m, guess, cfg, device)
-    if result.location.delay_s is None:
-        raise LeakhunterError(f"no correlated source to calibrate on: "
-                              f"{result.location.reason}")
-    return speed_from_known_source(result.location.delay_s, distance_m, source_m), result
+                    cfg: LocateConfig, device: torch.device, guess: WaveSpeed) -> Calibration:
+    """The wave speed that puts a source known to lie ``source_m`` from A where the
+    measured delay says. ``guess``: the speeds the window and the search must allow for
+    (its ``low`` sizes them). The delay is the highest peak's: a hydrant near a sensor
+    is where the edge test would otherwise look for a weaker peak between the sensors."""
+    audio = read_pair(a, b, cfg.sample_rate)
+    result = _locate_read([_Item(audio, distance_m, guess, str(a), str(b))], cfg, device,
+                          False, strongest=True)[0]
+    loc = result.location
+    if loc.delay_s is None or loc.delay_error_s is None:
+        raise LeakhunterError(f"no correlated source to calibrate on: {loc.reason}")
+    speed = speed_from_known_source(loc.delay_s, distance_m, source_m)
+    offset, tau, err = abs(2 * source_m - distance_m), abs(loc.delay_s), loc.delay_error_s
+    return Calibration(speed, offset / (tau + err), offset / (tau - err) if tau > err
+                       else math.inf, source_m, result)
 
 
 @dataclass(frozen=True)
@@ -113,8 +144,10 @@ class _Item:
 
 
 def _locate_read(items: Sequence[_Item], cfg: LocateConfig, device: torch.device,
-                 curves: bool, detector: Detector | None = None) -> list[PairResult]:
-    """Correlate pairs already read that share one length and rate (one batch)."""
+                 curves: bool, detector: Detector | None = None,
+                 strongest: bool = False) -> list[PairResult]:
+    """Correlate pairs already read that share one length and rate (one batch);
+    ``strongest`` as :func:`~.estimate.locate_batch` takes it."""
     rate, samples = items[0].audio.rate, items[0].audio.a.shape[0]
     window = max(window_samples(i.distance_m, i.speed.low, rate, samples, cfg) for i in items)
     # on the CPU each recording is written once, its line removed on the way; a GPU gets
@@ -130,7 +163,7 @@ def _locate_read(items: Sequence[_Item], cfg: LocateConfig, device: torch.device
         weights = to_device(torch.from_numpy(np.stack(rows)).to(a.dtype), device)
     locations, plots = locate_batch(a, b, rate, [i.distance_m for i in items],
                                     [i.speed for i in items], cfg, window, curves, weights,
-                                    lines_removed=here)
+                                    lines_removed=here, strongest=strongest)
     return [PairResult(loc, i.distance_m, i.speed, i.audio.seconds, rate, tuple(said),
                        plots[k] if plots else None)
             for k, (loc, i, said) in enumerate(zip(locations, items, notes))]

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 
 WATER_SPEED = 1480.0  # m/s, sound in water at about 20 °C
 WATER_BULK_MODULUS = 2.2e9  # Pa
+MAX_BORE_MM = 5000.0  # the largest water mains are about 4 m across: more is a unit slip
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,14 @@ def material(name: str) -> Material:
 def korteweg(youngs_gpa: float, diameter_mm: float, wall_mm: float) -> float:
     """Water-borne wave speed (m/s) in a pipe of Young's modulus ``youngs_gpa``, internal
     diameter ``diameter_mm`` and wall ``wall_mm``."""
-    if youngs_gpa <= 0 or diameter_mm <= 0 or wall_mm <= 0:
+    if not all(v > 0 for v in (youngs_gpa, diameter_mm, wall_mm)):  # (NaN fails too)
         raise ConfigError("Young's modulus, diameter and wall must be positive")
+    if diameter_mm > MAX_BORE_MM:
+        raise ConfigError(f"a bore of {diameter_mm:g} mm is larger than any water main: the "
+                          f"diameter is in millimetres")
+    if 2 * wall_mm >= diameter_mm:
+        raise ConfigError(f"a wall of {wall_mm:g} mm is at least half the bore "
+                          f"({diameter_mm:g} mm): the diameter is the internal one")
     stiffness = WATER_BULK_MODULUS * diameter_mm / (youngs_gpa * 1e9 * wall_mm)
     return WATER_SPEED / math.sqrt(1.0 + stiffness)
 
@@ -108,10 +115,18 @@ def position(delay_s: float, distance_m: float, speed_m_s: float) -> float:
     """Metres from sensor A of a source heard ``delay_s`` later at A than at B (negative:
     earlier) on a span of ``distance_m`` at ``speed_m_s``. Outside [0, distance] when the
     source lies beyond a sensor."""
+    check_distance(distance_m)
+    return (distance_m + speed_m_s * delay_s) / 2.0
+
+
+def check_distance(distance_m: float) -> None:
+    """:class:`ConfigError` unless ``distance_m`` is a positive, finite number of metres."""
+    if not math.isfinite(distance_m):
+        raise ConfigError(f"the distance between the sensors must be a number of metres, "
+                          f"not {distance_m:g}")
     if distance_m <= 0:
         raise ConfigError(f"the distance between the sensors must be positive, not "
                           f"{distance_m:g} m")
-    return (distance_m + speed_m_s * delay_s) / 2.0
 
 
 def speed_from_known_source(delay_s: float, distance_m: float, source_m: float) -> float:
@@ -119,9 +134,7 @@ def speed_from_known_source(delay_s: float, distance_m: float, source_m: float) 
     hydrant opened there) where the measured ``delay_s`` says: ``(2 x - D) / tau``.
     :class:`ConfigError` when the source is at mid-span or outside it, or when the delay's
     sign disagrees with the side the source is on."""
-    if distance_m <= 0:
-        raise ConfigError(f"the distance between the sensors must be positive, not "
-                          f"{distance_m:g} m")
+    check_distance(distance_m)
     if not 0.0 <= source_m <= distance_m:
         raise ConfigError(f"the known source ({source_m:g} m from A) must lie between the "
                           f"sensors (0 to {distance_m:g} m)")

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +62,11 @@ TIMESTAMP_FORMATS = ("%Y%m%dT%H%M%S", "%Y%m%d_%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d%
 """Timestamp formats tried before ISO 8601 (which :meth:`datetime.fromisoformat` reads)."""
 
 
-def parse_timestamp(text: str) -> datetime | None:
-    """A file-name timestamp as a naive datetime, or ``None`` when it is not a date."""
+def parse_timestamp(text: str, utc: bool = False) -> datetime | None:
+    """A file-name timestamp as a naive datetime, or ``None`` when it is not a date. One
+    with a time zone (ISO 8601 ``+01:00``, ``Z``) gives its wall-clock time, to show, or
+    with ``utc`` the same instant in UTC, so that recordings named in different zones
+    compare by when they began."""
     text = text.strip()
     if not text:
         return None
@@ -73,9 +76,12 @@ def parse_timestamp(text: str) -> datetime | None:
         except ValueError:
             pass
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=None)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if utc and when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def read_audio(path: str | Path, allow_truncated: bool = False,
                          f"unreadable or not audio ({why.rstrip('.')})") from None
     except OSError as exc:
         raise AudioError(path, "unreadable", f"cannot open ({exc.strerror or exc})") from None
-    if layout.placeholder and "placeholder" not in _said:
+    if layout.placeholder and data.shape[0] and "placeholder" not in _said:  # (none: empty)
         _said.add("placeholder")  # once per process: a recorder writes many such files
         log.info("%s: its header's sizes were never written (a recorder streaming to the "
                  "file); reading the %.2f s it holds (other such files are read alike "

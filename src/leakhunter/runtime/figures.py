@@ -12,9 +12,11 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from . import safe_write
 
 DPI = 120
+FORMATS = ("png", "svg", "pdf", "jpg")  # what a plot's file name may end in
 SIZE = (6.0, 4.5)
 SEGMENTS = "tab:blue"  # one colour per level throughout, so plots read alike
 RECORDINGS = "tab:orange"
@@ -32,6 +34,15 @@ def figure(size: tuple[float, float] = SIZE, ncols: int = 1,
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols)
     return fig, axes
+
+
+def format_of(path: str | Path) -> str:
+    """The picture format a file name asks for by its suffix (none: png);
+    :class:`ConfigError` for one not in :data:`FORMATS`, before anything is computed."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    if fmt not in FORMATS:
+        raise ConfigError(f"{path}: a plot is written as {', '.join(FORMATS)}, not .{fmt}")
+    return fmt
 
 
 def save(fig: Any, path: Path, fmt: str) -> Path:
