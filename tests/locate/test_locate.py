@@ -260,6 +260,11 @@ def test_recordings_with_nothing_to_correlate_are_refused_with_the_reason(
     assert [r["status"] for r in rows] == ["located"] + ["bad input"] * len(why)
     assert all(message in r["reason"] for r, message in zip(rows[1:], why.values()))
     assert "located 5 pairs (1 located, 4 bad input)" in capsys.readouterr().out
+    # --strict: the same CSV, and an exit code a script can act on
+    assert main(["locate", "--pairs", str(tmp_path / "pairs.csv"), "--out", str(out),
+                 "--workers", "1", "--strict"]) == 1
+    with out.open() as fh:
+        assert [r["status"] for r in csv.DictReader(fh)] == [r["status"] for r in rows]
 
 
 def test_many_pairs_refuse_what_belongs_to_one_pair_or_would_lose_data(

@@ -88,6 +88,9 @@ def add_locate(sub: Any) -> None:
     many.add_argument("--sensors", type=names, metavar="S1,S2",
                       help="with --layout: only the layout rows naming one of these "
                            "sensors, e.g. tonight's alerts (default: every row)")
+    many.add_argument("--strict", action="store_true",
+                      help="exit 1 when any pair is bad input (the CSV is written all the "
+                           "same) (default: off)")
     d = LocateConfig()
     option(many, ["--max-offset"], "max_offset_s", d,
            "with --layout: recordings of two sensors pair when their timestamps are at "
@@ -132,6 +135,9 @@ def run_locate(args: argparse.Namespace) -> int:
     if one:
         if args.plots:
             raise ConfigError("--plots is for many pairs; one pair draws with --plot FILE")
+        if args.strict:
+            raise ConfigError("--strict is for many pairs (bad input for one pair is an "
+                              "error anyway)")
         return _one_pair(args, cfg)
     if not args.out:
         raise ConfigError("--pairs and --layout write a locations CSV: give --out FILE.csv")
@@ -259,6 +265,7 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 
 
 def _many_pairs(args: argparse.Namespace, cfg: LocateConfig) -> int:
+    from ..locate.estimate import BAD_INPUT
     from ..locate.pairing import pairs_from_layout, read_pairs
     from ..locate.run import locate_jobs, status_counts, write_locations
     from ..runtime.devices import resolve
@@ -304,4 +311,4 @@ def _many_pairs(args: argparse.Namespace, cfg: LocateConfig) -> int:
               f"from A ({row['low_m']:g} to {row['high_m']:g}) of {row['distance_m']:g} m")
     if len(located) > SHOWN:
         print(f"  ... and {len(located) - SHOWN} more located (see {args.out})")
-    return 0
+    return 1 if args.strict and any(row["status"] == BAD_INPUT for row in rows) else 0
