@@ -32,6 +32,10 @@ from .flags import (
 SHOWN = 20  # located pairs printed; the CSV holds them all
 # the speeds a calibration without --material allows for: plastic to steel mains (m/s)
 ANY_PIPE_M_S = (300.0, 250.0, 1500.0)
+# one-pair flags and their argparse names: refused with --pairs or --layout, whose rows
+# carry their own
+ONE_PAIR_FLAGS = {"--distance": "distance", "--wave-speed": "wave_speed",
+                  "--material": "material", "--diameter": "diameter", "--wall": "wall"}
 
 
 def add_locate(sub: Any) -> None:
@@ -159,12 +163,6 @@ def run_locate(args: argparse.Namespace) -> int:
     return _many_pairs(args, cfg)
 
 
-# one-pair flags and their argparse names: refused with --pairs or --layout, whose rows
-# carry their own
-ONE_PAIR_FLAGS = {"--distance": "distance", "--wave-speed": "wave_speed",
-                  "--material": "material", "--diameter": "diameter", "--wall": "wall"}
-
-
 def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
     from ..locate.pairing import resolve_speed
     from ..locate.run import locate_pair
@@ -178,7 +176,8 @@ def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
     if args.plot:
         if args.calibrate_at is not None:
             raise ConfigError("--calibrate-at prints a wave speed, not a position to draw: "
-                              "draw the pair with --plot in a run given that --wave-speed")
+                              "run again with --wave-speed SPEED --plot FILE to draw the "
+                              "pair at the speed found")
         format_of(args.plot)  # an unknown format is said before the work, not after
     device = resolve(cfg.device, "locate").device
     if args.calibrate_at is not None:
