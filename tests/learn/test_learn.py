@@ -278,6 +278,24 @@ def test_unlabelled_with_nothing_confident(trained_run: Path, site_b: Path, tmp_
     assert _sha256(trained_run / "best.pt") == before
 
 
+def test_too_few_sensors_says_group_by_and_the_same_out_takes_the_fix(
+        trained_run: Path, tmp_path: Path, capsys) -> None:
+    """One sensor per label cannot be split by sensor: the error names learn's own
+    --group-by, and the run that failed before its first round is started again in place
+    (not refused as a folder to --resume, which would fail the same way)."""
+    rec = tmp_path / "rec"
+    synthesize(rec, SynthConfig(**{**TINY.__dict__, "count": 6, "sensors_per_label": 1,
+                                   "out_of_water": 0, "seed": 3}))
+    args = ["learn", str(trained_run / "best.pt"), str(rec), "--out", str(tmp_path / "run"),
+            *FAST]
+    assert main(args) == 1
+    _one_line(capsys, "too few sensors to split by sensor; add recordings or use --group-by "
+                      "recording")
+    assert (tmp_path / "run" / "learn.json").is_file()
+    assert main(["-q", *args, "--group-by", "recording"]) == 0
+    assert (tmp_path / "run" / "round-1" / "best.pt").is_file()
+
+
 def test_run_folder_rules(labelled_run, trained_run: Path, site_b: Path, tmp_path: Path,
                           capsys) -> None:
     done, _ = labelled_run

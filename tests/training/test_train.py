@@ -206,6 +206,23 @@ def test_existing_run_is_kept_unless_resume_or_overwrite(dataset: Path, tmp_path
     assert (run / "best.pt").read_bytes() != before[run / "best.pt"]
 
 
+def test_a_run_that_failed_before_its_first_epoch_starts_again_in_place(
+        dataset: Path, tmp_path: Path, capsys) -> None:
+    """A start that failed (here on a dataset missing a split) leaves its log and no
+    checkpoint: nothing to resume, so the same command with the fault fixed goes ahead
+    instead of pointing at a --resume that cannot work; the log is continued."""
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    shutil.copytree(dataset, ds)
+    (ds / SPLIT_FILES["TRAINING"]).unlink()
+    assert _train(ds, run, "--epochs", "1") == 1
+    assert "dataset file missing" in capsys.readouterr().err
+    (run / "train.log").write_text("the first start's log\n")  # (kept, not replaced)
+    assert not (run / "checkpoints" / "last.pt").exists()
+    assert _train(dataset, run, "--epochs", "1") == 0
+    assert (run / "best.pt").is_file()
+    assert (run / "train.log").read_text().startswith("the first start's log\n")
+
+
 def test_resume_on_a_rebuilt_dataset_is_refused(dataset: Path, recordings: Path,
                                                 tmp_path: Path, capsys) -> None:
     ds, run = tmp_path / "ds", tmp_path / "run"

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,10 @@ def add_locate(sub: Any) -> None:
     p = sub.add_parser(
         "locate", help="where between two sensors the leak lies (leak correlator)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Correlate synchronised recordings of two sensors on one pipe and place "
-                    "the common source between them: position from A (m) with an interval, "
-                    "and a status: located, outside (at or beyond a sensor), no "
-                    "correlation.",
+        description=textwrap.fill(
+            "Correlate synchronised recordings of two sensors on one pipe and place the "
+            "common source between them: position from A (m) with an interval, and a "
+            "status: located, outside (at or beyond a sensor), no correlation.", 79),
         epilog="examples:\n"
                "  leakhunter locate A.wav B.wav --distance 120 --material 'ductile iron'\n"
                "  leakhunter locate A.wav B.wav --distance 120 --wave-speed 1250 "

@@ -4,6 +4,7 @@ grid, model comparison) with sensor-grouped k-fold cross-validation."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from ..config import STUDY_MODELS, StudyConfig
@@ -15,11 +16,12 @@ def add_study(sub: Any) -> None:
         "study", help="the paper's experiments on your recordings: segmentation grid, "
                       "model comparison, sensor-grouped k folds",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="For every long segment x short frame and every model, train and test "
-                    "on k folds grouped by sensor; write runs.csv, summary.csv, "
-                    "segmentation.png, models.png, study.md and best_build.toml into "
-                    "STUDY_DIR. Features are built once per configuration; a stopped study "
-                    "continues where it stopped when run again.",
+        description=textwrap.fill(
+            "For every long segment x short frame and every model, train and test on k "
+            "folds grouped by sensor; write runs.csv, summary.csv, segmentation.png, "
+            "models.png, study.md and best_build.toml into STUDY_DIR. Features are built "
+            "once per configuration; a stopped study continues where it stopped when run "
+            "again.", 79),
         epilog="examples:\n"
                "  leakhunter study recordings/ --out study --epochs 10\n"
                "  leakhunter study recordings/ --out study --long 0.25 --short 512 "

@@ -171,6 +171,9 @@ def add_learn(sub: Any) -> None:
     option(p, ["--lr"], "lr", d, "peak fine-tuning learning rate")
     option(p, ["--batch-size"], "batch_size", d, "segments per batch; 0 = automatic")
     option(p, ["--seed"], "seed", d, "random seed (replay sample, fine-tuning)")
+    option(p, ["--group-by"], "split.group_by", d,
+           "NEW_INPUT without split folders: keep each sensor's recordings in one split, "
+           "or split per recording", choices=["sensor", "recording"])
     option(p, ["--workers"], "workers", d, "processes reading NEW_INPUT; 0 = one per core")
     device_flag(p, "learn", config=d)
     common(p)
@@ -244,9 +247,10 @@ def add_tune(sub: Any) -> None:
     option(p, ["--storage"], "storage", d, "database URL (sqlite:///..., postgresql://..., "
                                            "mysql://...); none = STUDY_DIR/study.db",
            type=str)
-    option(p, ["--objective"], "objective", d, "validation file F1 alone, or against "
-                                               "inference time per segment or parameters",
-           choices=["f1", "f1,latency", "f1,params"])
+    option(p, ["--objective"], "objective", d, "f1: validation file F1 alone; f1,latency "
+                                               "or f1,params: F1 against inference time "
+                                               "per segment or against parameters",
+           choices=["f1", "f1,latency", "f1,params"], metavar="{f1 | f1,latency | f1,params}")
     option(p, ["--target-specificity"], "target_specificity", d,
            "maximise validation sensitivity at this specificity instead of F1",
            type=optional_float)

@@ -101,6 +101,12 @@ def _start(model: Path, new_input: Path, run: Path, cfg: LearnConfig, unlabelled
     if run.exists() and any(p.name != locks.LOCK_FILE for p in run.iterdir()):
         if inside:
             raise InputError(f"{run}: holds the parent model {model}; choose another --out")
+        if (run / STATE_FILE).exists() and not any(run.glob(f"round-*/{ROUND_FILE}")):
+            # a run that failed before its first round holds nothing worth resuming (its
+            # data is rebuilt): the same command, its fault fixed, starts it again
+            log.info("%s: a learn run that stopped before its first round: starting again",
+                     run)
+            overwrite = True
         if not overwrite:
             raise InputError(f"{run}: not empty; use --resume {run} to continue a learn run, "
                              f"--overwrite to replace one, or another --out")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,16 @@ def load(path: str | Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # (torch warns of pickle protocols: the error says)
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"{path}: not a readable checkpoint "
-                                  f"({str(exc).splitlines()[0]})") from None
+        # only an object outside the allowed types is "Unsupported global"; bytes that are
+        # no pickle at all (a text file named best.pt) fail on an operand
+        if "Unsupported global" not in str(exc):
+            first = str(exc).splitlines()[0]
+            why = "not a PyTorch file" if "Weights only load failed" in first else first
+            raise CheckpointError(f"{path}: not a readable checkpoint ({why})") from None
         raise CheckpointError(f"{path}: refused: the file holds Python objects other than "
                               f"tensors and plain values") from None
     except Exception as exc:  # torch.load raises many types on arbitrary bytes

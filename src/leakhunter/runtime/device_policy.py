@@ -33,12 +33,17 @@ AUTO = {  # what --device auto picks per command, and why
 }
 
 
+# the commands the demo runs that use a device (synth and report use none)
+DEMO_STEPS = ("build", "train", "evaluate", "calibrate", "predict", "export")
+
+
 def auto_help(command: str | None = None) -> str:
-    """What ``--device auto`` means for ``command``, for help text; ``None``: for a run of
-    every step (the demo), each step's own choice."""
+    """What ``--device auto`` means for ``command``, for help text; ``None``: for the
+    demo's run of :data:`DEMO_STEPS`, each step's own choice."""
     if command is not None:
         preferred, why = AUTO[command]
         return f"auto = {'CUDA when present' if preferred == 'cuda' else 'the CPU'} ({why})"
-    on = {kind: [c for c, (p, _) in AUTO.items() if p == kind] for kind in ("cpu", "cuda")}
+    on = {kind: [c for c, (p, _) in AUTO.items() if p == kind and c in DEMO_STEPS]
+          for kind in ("cpu", "cuda")}
     return (f"auto = each command's own choice ({', '.join(on['cpu'])} on the CPU; "
             f"{', '.join(on['cuda'])} on CUDA when present)")

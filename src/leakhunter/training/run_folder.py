@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from ..errors import InputError
 from ..runtime import safe_write
 from ..runtime.figures import RECORDINGS, SEGMENTS, figure, save
 
+log = logging.getLogger(__name__)
+
 RUN_FILES = ("config.json", "train.log", "metrics.csv", "best.pt", "model_meta.json",
              "curves.png", "checkpoints/last.pt")
 METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
@@ -24,10 +27,21 @@ METRICS = ("epoch", "step", "train_loss", "val_loss", "val_segment_accuracy",
            "segments_per_s", "gpu_memory_peak_gib")
 
 
+# what a start that failed before its first epoch leaves: nothing to resume or to lose
+NOT_STARTED = ("config.json", "train.log")
+
+
 def prepare(run: Path, overwrite: bool, main: bool) -> None:
     """Refuse a folder that holds a run unless ``overwrite``; then (on rank 0, ``main``)
-    remove that run's files and create ``checkpoints/``."""
+    remove that run's files and create ``checkpoints/``. A run that stopped before its
+    first epoch (only :data:`NOT_STARTED` files: no checkpoint to resume) is started
+    again in place, its ``train.log`` kept and appended to."""
     existing = [name for name in RUN_FILES if (run / name).exists()]
+    if existing and set(existing) <= set(NOT_STARTED) and not overwrite:
+        log.info("%s: a run that stopped before its first epoch (no checkpoint): starting "
+                 "again, its train.log continued", run)
+        existing = [name for name in existing if name != "train.log"]
+        overwrite = True
     if existing and not overwrite:
         raise InputError(f"{run}: already holds a run ({existing[0]}); use --resume {run} to "
                          f"continue it, --overwrite to replace it, or another --out")
