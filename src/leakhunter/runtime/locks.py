@@ -143,7 +143,8 @@ def folder_lock(folder: str | Path, command: str | None = None) -> Iterator[Path
 
     ``command`` is recorded for a refused writer's message (default: this process's command
     line). Re-entrant within one process (an inner ``with`` on a held folder does nothing).
-    On release the lock file is removed (the folder stays). Raises
+    On release the lock file is removed (the folder stays, unless this lock created it
+    and it is left empty: a command that failed before writing leaves nothing). Raises
     :class:`FolderLockedError` when another process holds it, :class:`InputError` when
     ``folder`` exists and is not a folder, and :class:`~leakhunter.errors.StorageError`
     when the lock file cannot be created.
@@ -158,6 +159,7 @@ def folder_lock(folder: str | Path, command: str | None = None) -> Iterator[Path
         yield folder
         return
     path = folder / LOCK_FILE
+    created = not folder.exists()
     with guard(path, "taking the folder lock"):
         folder.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path)
@@ -179,6 +181,8 @@ def folder_lock(folder: str | Path, command: str | None = None) -> Iterator[Path
         _held.pop(key, None)
         try:
             path.unlink()  # while still holding the lock: see _open_locked
+            if created:  # a run that failed before writing anything leaves no empty folder
+                folder.rmdir()  # (fails, and keeps the folder, when anything is in it)
         except OSError:
             pass
         os.close(fd)  # releases the lock
