@@ -112,6 +112,36 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"leakhunter {__version__}"
 
 
+NOISY = """
+import argparse, sys
+from leakhunter import cli
+
+def noisy(args):
+    for i in range(200000):
+        print("line", i)
+    return 0
+
+class Parser:
+    def parse_args(self, argv):
+        return argparse.Namespace(verbose=False, quiet=True, debug=False, func=noisy)
+
+cli.build_parser = Parser
+sys.exit(cli.main([]))
+"""
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly() -> None:
+    """`leakhunter ... | head -1`: once the reader has gone, the command stops with the
+    shell's code for it (141), and neither an error line nor Python's noise at exit."""
+    proc = subprocess.Popen([sys.executable, "-c", NOISY], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert proc.stderr.read() == b""
+
+
 def test_synth_build_info_through_the_cli(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     rec, ds = tmp_path / "rec", tmp_path / "ds"

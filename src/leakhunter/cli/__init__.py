@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -60,11 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=args.verbose, quiet=args.quiet, debug=args.debug)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # (a closed pipe is said here, not as noise at exit)
+        return code
     except LeakhunterError as exc:
         print(f"leakhunter: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # an OS failure at a site without its own message: still one line
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            # the reader of the output went away (`| head`): nothing more to say, and
+            # nothing may be printed at exit either; 141 is the shell's code for it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
         log.debug("operating-system error", exc_info=True)
         print(f"leakhunter: error: {_os_error_line(exc)}", file=sys.stderr)
         return 1
@@ -74,6 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = "terminated" if code == 128 + signal.SIGTERM else "interrupted"
         print(f"leakhunter: {what}; partial output removed", file=sys.stderr)
         return code
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll says POLLERR)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout
+        return False
 
 
 def _os_error_line(exc: OSError) -> str:
