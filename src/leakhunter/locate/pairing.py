@@ -55,7 +55,7 @@ from .wave_speed import material as find_material
 SPEED_COLUMNS = ("wave_speed_m_s", "material")
 PAIR_COLUMNS = ("a", "b", "distance_m")
 LAYOUT_COLUMNS = ("sensor_a", "sensor_b", "distance_m")
-_EPOCH = datetime(1970, 1, 1)  # naive: file-name times are compared as written (no DST)
+_EPOCH = datetime(1970, 1, 1)  # naive: names' times as written (zoned ones in UTC)
 _LISTED = 5  # names a note lists before "and N more"
 
 
