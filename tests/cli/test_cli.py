@@ -198,7 +198,7 @@ def test_signal_during_build_leaves_no_dataset(many_recordings: Path, tmp_path: 
     err = proc.stderr.read()
     assert proc.returncode == code, err
     assert "partial output removed" in err and "Traceback" not in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder build made goes with its partial files
 
 
 @pytest.mark.slow
