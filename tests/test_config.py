@@ -95,6 +95,13 @@ def test_missing_keys_take_defaults_and_unknown_keys_are_refused() -> None:
     (lambda: LearnConfig(keep=0.0), "keep"),
     (lambda: ReportConfig(min_leak_nights=9), "min_leak_nights"),
     (lambda: SynthConfig(labels=("LEAK", "LEAK")), "distinct"),
+    (lambda: SynthConfig(count=1, out_of_water=2), "out_of_water must be in"),
+    (lambda: SplitConfig(seed=2**32), "split seed must be in"),
+    (lambda: BuildConfig(chunk_segments=0), "chunk_segments must be at least 1"),
+    (lambda: TrainConfig(grad_clip=-1.0), "grad_clip must be non-negative"),
+    (lambda: TuneConfig(seed=-1), "seed must be in"),
+    (lambda: LearnConfig(workers=-1), "workers must be at least 0"),
+    (lambda: DemoConfig(fresh=0), "fresh must be at least 1"),
 ])
 def test_bad_values_are_refused_with_the_setting_named(make, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -104,6 +111,11 @@ def test_bad_values_are_refused_with_the_setting_named(make, message: str) -> No
 def test_a_threshold_of_zero_is_a_valid_setting() -> None:
     assert CalibrateConfig(threshold=0.0).threshold == 0.0
     assert from_dict(EvalConfig, {"threshold": 0.0}).threshold == 0.0
+
+
+def test_the_ends_of_the_ranges_are_valid_settings() -> None:
+    assert TrainConfig(grad_clip=0.0, warmup_epochs=0.0, seed=2**32 - 1).grad_clip == 0.0
+    assert SplitConfig(seed=2**32 - 1).seed == DemoConfig(seed=2**32 - 1).seed == 2**32 - 1
 
 
 def test_toml_files(tmp_path: Path) -> None:

@@ -15,10 +15,13 @@ import h5py
 import pytest
 
 from leakhunter.cli import main
+from leakhunter.config import DemoConfig
 from leakhunter.dataset.store import SPLIT_FILES
-from leakhunter.demo import MARKER, prepare_folder
+from leakhunter.demo import MARKER, prepare_folder, run_demo
 from leakhunter.errors import InputError
 from leakhunter.model import checkpoint
+
+from .helpers.faults import one_line
 
 TINY = ["--count", "12", "--fresh", "4", "--duration", "2", "--epochs", "2"]
 
@@ -103,3 +106,28 @@ def test_the_demo_rebuilds_only_its_own_folder(tmp_path: Path) -> None:
     # through the command line too: refused in one line, nothing deleted
     assert main(["-q", "demo", "--out", str(other), *TINY]) == 1
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--fresh", "0"], "fresh must be at least 1"),
+    (["--time-budget", "-1"], "time_budget_s must be non-negative"),
+    (["--seed", "-1"], "seed must be in [0, 4294967295]"),
+])
+def test_meaningless_settings_are_one_line_before_anything_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
+        message: str) -> None:
+    assert main(["-q", "demo", "--out", str(tmp_path / "d"), *TINY, *flags]) == 1
+    one_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_largest_seed_seeds_the_fresh_recordings_too(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """The fresh recordings' seed (the demo's + 1000) wraps within the seeds' range."""
+    def stop(*args, **kwargs):
+        raise InputError("stopped at the first step")
+
+    monkeypatch.setattr("leakhunter.demo.synthesize", stop)
+    with pytest.raises(InputError, match="stopped at the first step"):
+        run_demo(tmp_path / "d", DemoConfig(seed=2**32 - 1))

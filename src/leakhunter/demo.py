@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
+    MAX_SEED,
     BuildConfig,
     CalibrateConfig,
     DemoConfig,
@@ -71,6 +72,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
     recordings, dataset, run = out / "recordings", out / "dataset", out / "run"
     fresh, export = out / "fresh", out / "export" / "model.onnx"
     synth_cfg = SynthConfig(count=cfg.count, duration_s=cfg.duration_s, seed=cfg.seed)
+    fresh_cfg = SynthConfig(count=cfg.fresh, duration_s=cfg.duration_s,  # seeds wrap
+                            seed=(cfg.seed + 1000) % (MAX_SEED + 1))
     step("synth", keep and recordings.exists(),
          lambda: synthesize(recordings, synth_cfg, overwrite=True))
     step("build", keep and (dataset / "build_report.json").exists(),
@@ -92,7 +95,6 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), keep: bool = False
                              overwrite=True, device=device),
         report=evaluate(calibrated, dataset, EvalConfig(), out_dir=run / "eval-calibrated",
                         device=device)))
-    fresh_cfg = SynthConfig(count=cfg.fresh, duration_s=cfg.duration_s, seed=cfg.seed + 1000)
     step("synth fresh recordings", keep and fresh.exists(),
          lambda: synthesize(fresh, fresh_cfg, overwrite=True))
     records: list[dict[str, Any]] = []

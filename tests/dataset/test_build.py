@@ -243,6 +243,24 @@ def test_unusable_input_is_one_line_and_exit_1(tmp_path: Path, make_input, messa
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--split-seed", "-1"], "split seed must be in [0, 4294967295]"),
+    (["--chunk-segments", "0"], "chunk_segments must be at least 1"),
+    (["--files-per-task", "0"], "files_per_task must be at least 1"),
+    (["--workers", "-1"], "workers must be at least 0"),
+    (["--silence-rms", "-1"], "silence_rms must be non-negative"),
+])
+def test_meaningless_settings_are_one_line_and_exit_1(recordings: Path, tmp_path: Path,
+                                                      flags: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    code = main(["build", str(recordings), "--out", str(tmp_path / "out"), *flags])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def _one_label(tmp: Path) -> Path:
     (tmp / "in" / "LEAK").mkdir(parents=True)
     sf.write(tmp / "in" / "LEAK" / "a.wav", np.ones(8192, np.float32) * 0.1, 4096)
@@ -297,7 +315,7 @@ def test_interrupted_build_leaves_no_finished_looking_file(recordings: Path, tmp
     monkeypatch.setattr(store.SplitWriter, "append", append_then_interrupt)
     out = tmp_path / "out"
     assert main(["build", str(recordings), "--out", str(out), "--workers", "2"]) == 130
-    assert list(out.iterdir()) == []  # no .H5, no .partial, no report
+    assert not out.exists()  # no .H5, no .partial, no report: not even the folder it made
 
 
 def test_old_dataset_survives_an_interrupted_overwrite(dataset: Path, recordings: Path,
@@ -481,7 +499,7 @@ def test_too_little_space_for_the_split_files_is_refused_before_writing(
     assert main(["-q", "build", str(recordings), "--out", str(out), "--workers", "1"]) == 1
     one_line(capsys.readouterr().err, "writing the split files", "[ENOSPC]",
              "needed about", "100 kB free")
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing written, not even the folder
 
 
 # --- one writer per folder ------------------------------------------------------------------

@@ -22,6 +22,8 @@ from leakhunter.model.card import load_model
 from leakhunter.model.metrics import binary_scores, recording_scores
 from leakhunter.model.scoring import predict_segments
 
+from ..helpers.faults import one_line
+
 SMALL = ["--width", "8", "--dense", "32", "--batch-size", "32"]
 
 
@@ -148,6 +150,17 @@ def test_calibrate_refuses_to_overwrite(run: Path, dataset: Path, tmp_path: Path
                  "--overwrite", "--threshold", "0.4"]) == 0
     assert checkpoint.load(other, "model")["threshold"] == 0.4
     assert _sha256(source) == digest
+
+
+def test_calibrate_refuses_to_replace_another_models_metadata(run: Path, dataset: Path,
+                                                               capsys) -> None:
+    meta, out = run / "model_meta.json", run / "model.pt"  # train's, and model.pt's name
+    before = {p: p.read_bytes() for p in (meta, run / "best.pt")}
+    assert meta_path(out) == meta
+    assert main(["calibrate", str(run / "best.pt"), str(dataset), "--out", str(out)]) == 1
+    one_line(capsys.readouterr().err, f"{meta}: already exists (where --out {out} puts its "
+                                      f"metadata); use --overwrite to replace it")
+    assert {p: p.read_bytes() for p in before} == before and not out.exists()
 
 
 def test_older_model_files_keep_working(run: Path, dataset: Path, recordings: Path,

@@ -96,6 +96,22 @@ def test_evaluate_leaves_the_model_files_byte_identical(
         assert d["vote_fraction"] == 0.25 and d["aggregate"] == "vote"
 
 
+def test_a_what_if_never_replaces_the_models_own_evaluation(run: Path, dataset: Path,
+                                                             capsys) -> None:
+    assert main(["-q", "evaluate", str(run / "best.pt"), str(dataset)]) == 0
+    real = run / "eval-testing" / "report.json"
+    before = real.read_bytes()
+    assert json.loads(before)["decision"]["what_if"] is False
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(run / "best.pt"), str(dataset), "--threshold",
+                 "0.1"]) == 0
+    assert real.read_bytes() == before
+    assert f"report, predictions and plots in {run / 'eval-testing-whatif'}" in \
+        capsys.readouterr().out
+    what_if = json.loads((run / "eval-testing-whatif" / "report.json").read_text())
+    assert what_if["decision"]["what_if"] is True and what_if["decision"]["threshold"] == 0.1
+
+
 def test_test_split_never_chooses_the_threshold(run: Path, dataset: Path,
                                                 tmp_path: Path) -> None:
     ds = tmp_path / "ds"

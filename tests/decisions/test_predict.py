@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from leakhunter.dataset.store import SPLIT_FILES, read_split_info
 from leakhunter.decisions import predict as predict_module
 from leakhunter.decisions.predict import FILES_PER_TASK, Predictor, predict, task_chunks
 from leakhunter.errors import AudioError
+from leakhunter.model import checkpoint
 from leakhunter.recordings.features import LogMel, extract
 from leakhunter.recordings.stream import SegmentAssembler, waveform_pieces
 
@@ -163,6 +165,10 @@ def test_unjudgeable_recordings_get_a_status(run: Path, tmp_path: Path,
     assert "not judged" in capsys.readouterr().out
     assert main(["-q", "predict", str(run / "best.pt"), str(folder), "--out", str(out),
                  "--workers", "1", "--strict"]) == 1
+    not_judged = sum(not r["decision"] for r in status.values())
+    assert capsys.readouterr().err.endswith(f"leakhunter: error: --strict: {not_judged} "
+                                            f"recording(s) could not be judged (see their "
+                                            f"status)\n")
 
 
 @needs_real
@@ -181,8 +187,9 @@ def test_real_hydrophone_recordings(run: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case,message", [
     ("missing-input", "no such file or folder"),
-    ("not-a-model", "not a readable checkpoint"),
-    ("pickle", "refused"),
+    ("not-a-model", "model.pt: not a readable checkpoint (not a PyTorch file)"),
+    ("pickle", "evil.pt: refused: the file holds Python objects other than tensors"),
+    ("protocol-4", "p4.pt: not a readable checkpoint (not a PyTorch file)"),
 ])
 def test_bad_model_or_input_is_one_line(run: Path, dataset: Path, tmp_path: Path, capsys,
                                         case: str, message: str) -> None:
@@ -191,13 +198,31 @@ def test_bad_model_or_input_is_one_line(run: Path, dataset: Path, tmp_path: Path
         inputs = [str(tmp_path / "nowhere")]
     elif case == "not-a-model":
         model = tmp_path / "model.pt"
-        model.write_text("hello")
+        model.write_text("version: 1\nnotes on the model\n")
+    elif case == "protocol-4":  # torch warns about the protocol: one line all the same
+        model = tmp_path / "p4.pt"
+        model.write_bytes(pickle.dumps({"format": 1}, protocol=4))
     else:
         model = tmp_path / "evil.pt"
         torch.save({"kind": "model", "format_version": 1, "x": Path("/")}, model)
     assert main(["predict", str(model), *inputs, "--out", str(tmp_path / "p.csv")]) == 1
     err = capsys.readouterr().err
-    assert message in err and err.count("leakhunter: error") == 1 and "Traceback" not in err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--threshold", "1.5"], "threshold must be in [0, 1]"),  # as evaluate and calibrate
+    (["--threshold", "-1"], "threshold must be in [0, 1]"),
+    (["--workers", "-1"], "workers must be at least 0"),  # as report
+])
+def test_meaningless_settings_are_one_line(tmp_path: Path, capsys, flags: list[str],
+                                           message: str) -> None:
+    """Refused before the model or any recording is read."""
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "best.pt"), str(tmp_path), "--out", str(out),
+                 *flags]) == 1
+    one_line(capsys.readouterr().err, message)
+    assert not out.exists()
 
 
 def test_python_api(run: Path, recordings: Path) -> None:
@@ -238,6 +263,20 @@ def test_onnx_predictions_agree_with_torch(run: Path, recordings: Path, tmp_path
             # graph works in float32 throughout
             assert float(ra["leak_probability"]) == pytest.approx(
                 float(rb["leak_probability"]), abs=0.02)
+
+
+def test_onnx_graph_of_another_model_is_refused(run: Path, recordings: Path,
+                                                tmp_path: Path, capsys) -> None:
+    onnx = tmp_path / "export" / "a.onnx"
+    assert main(["-q", "export", str(run / "best.pt"), "--out", str(onnx)]) == 0
+    other = tmp_path / "other.pt"  # another model file: same weights, another rule
+    checkpoint.save(other, {**checkpoint.load(run / "best.pt", "model"), "threshold": 0.01})
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(other), str(recordings / "LEAK"), "--onnx", str(onnx),
+                 "--out", str(out)]) == 1
+    one_line(capsys.readouterr().err, f"--onnx {onnx} was exported from {run / 'best.pt'}",
+             f"not from MODEL {other}")
+    assert not out.exists()
 
 
 def test_multiclass_columns(multiclass_run, tmp_path: Path) -> None:
@@ -347,3 +386,36 @@ def test_predict_write_failures_are_one_line(run_copy: Path, recordings: Path, t
                  "--out", str(out), "--segments", "--workers", "1"]) == 1
     one_line(capsys.readouterr().err, pattern.replace(".tmp", ""), REASON[errno.ENOSPC])
     assert temps(tmp_path / "pred") == []
+
+
+def test_outputs_never_replace_the_inputs_or_each_other(run: Path, recordings: Path,
+                                                        tmp_path: Path, capsys) -> None:
+    model, folder = run / "best.pt", tmp_path / "rec"
+    wav = folder / "LEAK" / "a.wav"
+    wav.parent.mkdir(parents=True)
+    shutil.copy(sorted((recordings / "LEAK").glob("*.wav"))[-1], wav)
+    link, q = tmp_path / "link.csv", tmp_path / "q.csv"
+    link.symlink_to(model)
+    before = {p: p.read_bytes() for p in (model, wav)}
+    for inputs, flags, message in [
+        ([folder], ["--out", model], f"--out {model} would replace the input MODEL {model}: "),
+        ([folder], ["--out", link], f"--out {link} would replace the input MODEL {model}"),
+        ([wav], ["--out", wav], f"--out {wav} would replace the input recording {wav}"),
+        ([folder], ["--out", wav], f"--out {wav} would replace the input recording {wav}"),
+        ([folder], ["--out", q, "--sensors", q], f"--sensors {q} is the same file as --out "
+                                                 f"{q}: give each output its own file"),
+        ([folder], ["--out", q, "--report", q], f"--report {q} is the same file as --out"),
+        ([folder], ["--out", q, "--segments", "--report", tmp_path / "q_segments.csv"],
+         "is the same file as --out's segment timeline"),
+        ([folder], ["--out", q, "--sensors", tmp_path / "q.info.json"],
+         "is the same file as --out's info file"),
+    ]:
+        assert main(["predict", str(model), *map(str, inputs), *map(str, flags),
+                     "--workers", "1"]) == 1
+        one_line(capsys.readouterr().err, message)
+        assert {p: p.read_bytes() for p in before} == before, flags
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "rec", "run"]
+    # in the recordings' folder, a file that is not one of them is fine
+    assert main(["-q", "predict", str(model), str(folder), "--out", str(folder / "p.csv"),
+                 "--workers", "1"]) == 0
+    assert [r["path"] for r in _csv(folder / "p.csv")] == [str(wav)]

@@ -21,6 +21,7 @@ import soundfile as sf
 from leakhunter.cli import main
 from leakhunter.config import SynthConfig
 from leakhunter.decisions.watch import FolderWatcher, judge_new
+from leakhunter.errors import ConfigError
 from leakhunter.recordings.synth.synth import synthesize
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -113,6 +114,25 @@ def test_resume_needs_a_plain_csv(recordings: Path, trained_run: Path, tmp_path:
     assert main(["-q", "predict", str(trained_run / "best.pt"), str(recordings), "--out",
                  str(tmp_path / "r.csv"), "--resume", *extra]) == 1
     assert "append rows to a CSV file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--settle", "-1"], "--settle must be non-negative"),
+    (["--poll", "0"], "--poll must be positive"),
+    (["--max-wait", "-1"], "--max-wait must be non-negative"),
+])
+def test_meaningless_timings_are_one_line(tmp_path: Path, flags: list[str], message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before the model is read or the results file is made; the library's
+    watcher refuses them too."""
+    out = tmp_path / "r.csv"
+    assert main(["-q", "predict", str(tmp_path / "best.pt"), str(tmp_path), "--out", str(out),
+                 "--watch", *flags]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=message):
+        FolderWatcher([tmp_path], **{flags[0][2:].replace("-", "_") + "_s": float(flags[1])})
 
 
 def test_a_growing_file_is_released_only_once_settled(tmp_path: Path) -> None:

@@ -244,6 +244,18 @@ def _one_line(capsys, message: str) -> None:
     assert message in err and err.count("leakhunter: error") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--seed", "-1"], "seed must be in [0, 4294967295]"),
+    (["--workers", "-1"], "workers must be at least 0"),
+    (["--no-adapt"], "--no-adapt is for --unlabelled runs"),  # labelled: nothing to adapt
+])
+def test_meaningless_settings_are_one_line(tmp_path: Path, capsys, flags: list[str],
+                                           message: str) -> None:
+    assert main(["learn", str(tmp_path / "best.pt"), str(tmp_path / "new"), "--out",
+                 str(tmp_path / "run"), *FAST, *flags]) == 1
+    _one_line(capsys, message)
+
+
 def test_other_classes_are_refused(trained_run: Path, tmp_path: Path, capsys) -> None:
     rec = tmp_path / "rec"
     synthesize(rec, SynthConfig(count=3, duration_s=1.0, sensors_per_label=1,

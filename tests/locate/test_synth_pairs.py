@@ -202,6 +202,8 @@ def test_a_bad_config_says_what_is_wrong(tmp_path: Path,
     assert "span_m must be 0 < low <= high" in capsys.readouterr().err
     assert main(["synth-pairs", str(out), "--materials", "steel,wood"]) == 1
     assert "unknown pipe material 'wood'" in capsys.readouterr().err
+    assert main(["synth-pairs", str(out), "--seed", "-1"]) == 1
+    assert "seed must be in [0, 4294967295]" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit):
         main(["synth-pairs", str(out), "--span", "10"])

@@ -297,3 +297,28 @@ def test_export_write_failures_leave_nothing(run_copy: Path, tmp_path: Path, cap
     assert main(["-q", "export", str(run_copy / "best.pt"), "--out", str(out)]) == 1
     one_line(capsys.readouterr().err, "model_card.json", REASON[errno.ENOSPC])
     assert temps(out.parent) == []
+
+
+def test_export_never_replaces_its_model_or_an_earlier_export(tmp_path: Path,
+                                                              capsys) -> None:
+    model = _save_model(tmp_path / "best.pt", ["LEAK", "NOLEAK"], ["LEAK"])
+    source = model.read_bytes()
+    assert main(["export", str(model), "--out", str(model)]) == 1
+    one_line(capsys.readouterr().err, f"--out {model} would replace the input MODEL {model}")
+    assert model.read_bytes() == source
+    out = tmp_path / "exp" / "a.onnx"
+    card = out.with_name("model_card.json")
+    assert main(["export", str(model), "--out", str(card)]) == 1
+    one_line(capsys.readouterr().err, f"the model card {card} is the same file as --out")
+    assert not out.parent.exists()
+    assert main(["-q", "export", str(model), "--out", str(out)]) == 0
+    written = {p: p.read_bytes() for p in (out, card)}
+    assert main(["export", str(model), "--out", str(out)]) == 1
+    one_line(capsys.readouterr().err, f"{out}: already exists; use --overwrite to replace it")
+    assert main(["export", str(model), "--out", str(out.with_name("b.onnx"))]) == 1
+    one_line(capsys.readouterr().err, f"{card}: already exists (the card of an earlier "
+                                      f"export into that folder: one per folder); use "
+                                      f"--overwrite to replace it")
+    assert {p: p.read_bytes() for p in written} == written
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a.onnx", "model_card.json"]
+    assert main(["-q", "export", str(model), "--out", str(out), "--overwrite"]) == 0

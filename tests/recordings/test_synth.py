@@ -315,6 +315,28 @@ def test_unknown_site_is_one_line(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--seed", "-1"], "seed must be in [0, 4294967295]"),
+    (["--seed", "4294967296"], "seed must be in [0, 4294967295]"),
+    (["--count", "1", "--out-of-water", "2"], "out_of_water must be in [0, count]"),
+])
+def test_bad_settings_are_one_line(tmp_path: Path, capsys, args: list[str],
+                                   message: str) -> None:
+    assert main(["synth", str(tmp_path / "x"), *args]) == 1
+    one_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_default_out_of_water_leaves_every_label_a_recording(tmp_path: Path,
+                                                                  capsys) -> None:
+    """--out-of-water not given: 2, at most count - 1 (build leaves such recordings out);
+    a value given is kept, or refused when over count."""
+    assert [SynthConfig(count=n).out_of_water for n in (1, 2, 3, 100)] == [0, 1, 2, 2]
+    assert SynthConfig(count=2, out_of_water=2).out_of_water == 2
+    assert main(["synth", str(tmp_path / "x"), "--count", "1", "--duration", "0.5"]) == 0
+    assert "2 recordings" in capsys.readouterr().out
+
+
 # --- a full disk ---------------------------------------------------------------------------
 
 def test_synth_write_failure_is_one_line(tmp_path: Path, capsys,

@@ -32,6 +32,7 @@ from leakhunter.report.media import (
 )
 from leakhunter.report.sensors import night_of
 
+from ..helpers.faults import one_line
 from ..helpers.survey import Survey, page_data, read_csv, survey  # noqa: F401 (fixture)
 
 # --- the page ------------------------------------------------------------------------------
@@ -190,6 +191,35 @@ def test_report_settings_are_checked(survey: Survey, tmp_path: Path, capsys) -> 
     assert main(["-q", "report", str(survey.predictions), "--config", str(toml), "--out",
                  str(tmp_path / "r.html"), "--workers", "1"]) == 0
     assert page_data(tmp_path / "r.html")["media"] == {}
+
+
+def test_report_never_writes_over_what_it_reads(survey: Survey, tmp_path: Path,
+                                                capsys) -> None:
+    pred = tmp_path / "predictions.csv"
+    info, timeline = info_path(pred), tmp_path / "predictions_segments.csv"
+    for path in (pred, info, timeline):
+        shutil.copy(survey.dir / path.name, path)
+    model = Path(shutil.copy(survey.model, tmp_path / "best.pt"))
+    link, html = tmp_path / "link.html", tmp_path / "r.html"
+    link.symlink_to(pred)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    for flags, message in [
+        (["--out", pred], f"--out {pred} would replace the input PREDICTIONS {pred}: "),
+        (["--out", info], f"--out {info} would replace the input info file {info}: "),
+        (["--out", timeline], f"--out {timeline} would replace the input segment timeline"),
+        (["--sensors", timeline, "--out", html], f"--sensors {timeline} would replace the "
+                                                 f"input segment timeline"),
+        (["--sensors", pred, "--out", html], f"--sensors {pred} would replace the input "
+                                             f"PREDICTIONS"),
+        (["--out", link], f"--out {link} would replace the input PREDICTIONS {pred}"),
+        (["--model", model, "--out", model], f"--out {model} would replace the input "
+                                             f"--model {model}"),
+        (["--out", html, "--sensors", html], f"--sensors {html} is the same file as --out "
+                                             f"{html}: give each output its own file"),
+    ]:
+        assert main(["report", str(pred), *map(str, flags)]) == 1
+        one_line(capsys.readouterr().err, message)
+        assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before, flags
 
 
 # --- sensors over nights -------------------------------------------------------------------

@@ -78,6 +78,8 @@ def test_the_same_seed_gives_the_same_folds_and_another_seed_others() -> None:
 
     assert parts(7) == parts(7)
     assert parts(7) != parts(8)
+    # every seed, up to the largest, seeds each fold's validation split too (seed + fold)
+    assert len(parts(2**32 - 1)) == 5
 
 
 def test_too_few_sensors_name_the_label_and_the_folds_that_fit() -> None:

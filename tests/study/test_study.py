@@ -137,6 +137,19 @@ def test_a_missing_xgboost_is_one_line(recordings: Path, tmp_path: Path,
            "'leakhunter[baselines]'" in err
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--seed", "-1"], "seed must be in [0, 4294967295]"),
+    (["--train-seed", "-1"], "training seed must be in [0, 4294967295]"),
+    (["--time-budget", "-1"], "time_budget_s must be non-negative"),
+    (["--workers", "-1"], "workers must be at least 0"),
+])
+def test_meaningless_settings_are_one_line(tmp_path: Path, flags: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["study", str(tmp_path / "rec"), "--out", str(tmp_path / "out"), *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
 def test_a_study_shared_by_two_machines_runs_each_run_once(
         recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Machine 1 stops (Ctrl-C) in its second run, which goes back to the queue; machine 2,

@@ -194,6 +194,23 @@ def test_bad_datasets_are_one_line(dataset: Path, tmp_path: Path, capsys, case: 
     assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--seed", "-1"], "training seed must be in [0, 4294967295]"),
+    (["--log-every", "0"], "log_every must be at least 1"),
+    (["--weight-decay", "-1"], "weight_decay must be non-negative"),
+    (["--loader-workers", "-1", "--preload", "no"], "loader_workers must be at least 0"),
+    (["--time-budget", "-5"], "time_budget_s must be non-negative"),
+    (["--warmup-epochs", "-1"], "warmup_epochs must be non-negative"),
+    (["--focal-gamma", "-1"], "focal_gamma must be non-negative"),
+    (["--grad-clip", "-1"], "grad_clip must be non-negative"),  # 0: off
+])
+def test_meaningless_settings_are_one_line(dataset: Path, tmp_path: Path, capsys,
+                                           flags: list[str], message: str) -> None:
+    assert _train(dataset, tmp_path / "run", "--epochs", "1", *flags) == 1
+    one_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "run").exists()
+
+
 def test_existing_run_is_kept_unless_resume_or_overwrite(dataset: Path, tmp_path: Path,
                                                          capsys) -> None:
     run = tmp_path / "run"

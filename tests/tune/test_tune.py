@@ -450,6 +450,32 @@ def test_bad_input_is_one_line(easy: Path, tmp_path: Path, capsys: pytest.Captur
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--seed", "-1"], "seed must be in [0, 4294967295]"),
+    (["--seed", "4294967296"], "seed must be in [0, 4294967295]"),
+    (["--weight-decay", "-1"], "weight_decay must be non-negative"),  # a fixed train flag
+])
+def test_meaningless_settings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           flags: list[str], message: str) -> None:
+    assert _tune(tmp_path / "ds", tmp_path / "s", "--trials", "1", *flags) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+def test_every_seed_seeds_every_trial(sampler: str) -> None:
+    """Trial n's sampler is seeded from (seed, n) within the seeds' range, up to the
+    largest seed."""
+    from leakhunter.config import TuneConfig
+    from leakhunter.tune.study import _SeededPerTrial
+
+    for seed in (0, 5000, 2**32 - 1):
+        study = optuna.create_study(sampler=_SeededPerTrial(TuneConfig(seed=seed,
+                                                                       sampler=sampler), False))
+        for _ in range(2):
+            study.ask().suggest_float("x", 0.0, 1.0)
+
+
 def test_on_epoch_hook_stops_train_with_a_consistent_run(easy: Path, tmp_path: Path) -> None:
     from leakhunter.config import ModelConfig
     from leakhunter.model import checkpoint

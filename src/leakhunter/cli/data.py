@@ -42,7 +42,8 @@ def add_synth(sub: Any) -> None:
            "0 = trivially separable, 1 = leak signature near the noise floor")
     option(p, ["--sensors"], "sensors_per_label", d, "sensors per label")
     option(p, ["--out-of-water"], "out_of_water", d,
-           "recordings per label written at gain 1 dB (sensor out of water)")
+           "recordings per label written at gain 1 dB (sensor out of water); unless given, "
+           "at most --count - 1")
     option(p, ["--interference"], "interference", d,
            "probability that a recording carries interference bursts")
     option(p, ["--site"], "site", d, "acoustic site: A = metal mains (the default world), "

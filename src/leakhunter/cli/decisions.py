@@ -17,7 +17,7 @@ from ..config import CalibrateConfig, EvalConfig, ReportConfig
 from ..dataset.sources import SPLIT_ALIASES
 from ..errors import LeakhunterError
 from .flags import common, device_flag, log_flags, option, optional_float, settings
-from .output import report_outputs
+from .output import check_predict_files, report_outputs
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def add_evaluate(sub: Any) -> None:
                     "--threshold, --target-specificity, --aggregate and --vote-fraction are "
                     "what-if analyses (a new threshold is chosen on VALIDATION), reported in "
                     "report.json and never written into the model; `leakhunter calibrate` "
-                    "makes a new model file with a new rule. Writes RUN_DIR/eval-<split>/.")
+                    "makes a new model file with a new rule. Writes RUN_DIR/eval-<split>/ "
+                    "(a what-if: RUN_DIR/eval-<split>-whatif/).")
     p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate "
                                                   "(only read)")
     p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")
@@ -42,8 +43,9 @@ def add_evaluate(sub: Any) -> None:
     _decision_options(p, d, "the model's")
     option(p, ["--segments"], "segments", d, "also write segments.csv", action="store_true")
     option(p, ["--svg"], "svg", d, "also write the plots as SVG", action="store_true")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: "
-                                                "MODEL's folder/eval-<split>)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: MODEL's folder/"
+                                                "eval-<split>, eval-<split>-whatif for a "
+                                                "what-if)")
     device_flag(p, "evaluate")
     common(p)
     p.set_defaults(func=run_evaluate)
@@ -127,7 +129,8 @@ def add_calibrate(sub: Any) -> None:
     d = CalibrateConfig()
     option(p, ["--split"], "split", d, "split the threshold is chosen on",
            type=lambda v: SPLIT_ALIASES.get(v.lower(), v.upper()))
-    _decision_options(p, d, "the parent model's")
+    _decision_options(p, d, "the parent model's", threshold="the F1-best on --split",
+                      chosen_on="--split")
     device_flag(p, "calibrate")
     common(p)
     p.set_defaults(func=run_calibrate)
@@ -218,6 +221,7 @@ def add_predict(sub: Any) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from ..decisions.predict import Predictor
     from ..decisions.predictions_file import (
+        segments_path,
         write_predictions,
         write_predictions_info,
         write_timeline,
@@ -229,6 +233,11 @@ def run_predict(args: argparse.Namespace) -> int:
     if incremental and (fmt != "csv" or args.segments):
         raise LeakhunterError("--resume and --watch append rows to a CSV file: give a .csv "
                               "--out, without --segments")
+    if args.watch:  # before the model is read or the results file made
+        from ..decisions.watch import check_timing
+
+        check_timing(args.settle, args.poll, args.max_wait)
+    check_predict_files(args)
     predictor = Predictor(args.model, onnx=args.onnx, threshold=args.threshold,
                           allow_truncated=args.allow_truncated,
                           vote_fraction=args.vote_fraction, aggregate=args.aggregate,
@@ -239,7 +248,7 @@ def run_predict(args: argparse.Namespace) -> int:
     records = list(predictor.predict(args.inputs, segments=args.segments))
     shift = predictor.flag_site_shift(records)
     write_predictions(records, out, fmt, predictor.classes)
-    segments = out.with_name(out.stem + "_segments.csv") if args.segments else None
+    segments = segments_path(out) if args.segments else None
     if segments:
         write_timeline(records, segments)
     write_predictions_info(out, predictor, segments)
@@ -258,7 +267,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"  {padded} recording(s) shorter than one segment were padded (status padded)")
     print(f"decisions written to {out}")
     report_outputs(out, args.report, args.sensors, ReportConfig())
-    return 1 if args.strict and skipped else 0
+    return _strict_exit(args.strict, len(skipped))
 
 
 def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) -> int:
@@ -308,7 +317,18 @@ def _predict_incremental(args: argparse.Namespace, predictor: Any, out: Path) ->
     sensors_now = None if args.watch else args.sensors  # --watch rewrote them per batch
     if args.report or sensors_now:
         report_outputs(out, args.report, sensors_now, ReportConfig())
-    return 1 if args.strict and any(k.startswith("not judged") for k in tally) else 0
+    return _strict_exit(args.strict, sum(n for what, n in tally.items()
+                                         if what.startswith("not judged")))
+
+
+def _strict_exit(strict: bool, not_judged: int) -> int:
+    """predict's exit code: 1, said on stderr, when ``--strict`` and a recording was not
+    judged (the decisions are written all the same); else 0."""
+    if strict and not_judged:
+        print(f"leakhunter: error: --strict: {not_judged} recording(s) could not be judged "
+              f"(see their status)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _print_familiar_records(records: list[dict[str, Any]], stats: Any,
@@ -340,9 +360,11 @@ def _warn_if_new_site(unfamiliar: int, judged: int) -> None:
 
 # --- shared by evaluate and calibrate -------------------------------------------------------
 
-def _decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str) -> None:
+def _decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str,
+                      threshold: str | None = None, chosen_on: str = "VALIDATION") -> None:
     """--aggregate, --vote-fraction, --threshold | --target-specificity (evaluate,
-    calibrate); ``otherwise`` says what "none" means."""
+    calibrate); ``otherwise`` says what "none" means, ``threshold`` what it means for the
+    threshold when that differs, ``chosen_on`` the split a threshold is chosen on."""
     option(p, ["--aggregate"], "aggregate", d, "how segments decide a recording: vote "
                                                f"(a share of segments), mean or max; none = "
                                                f"{otherwise}",
@@ -351,11 +373,11 @@ def _decision_options(p: argparse.ArgumentParser, d: Any, otherwise: str) -> Non
                                                        f"recording a leak; none = {otherwise}",
            type=optional_float)
     g = p.add_mutually_exclusive_group()
-    option(g, ["--threshold"], "threshold", d, f"fixed segment threshold; none = {otherwise}"
-                                               " (re-chosen F1-best on VALIDATION when the "
-                                               "aggregation changes)", type=optional_float)
+    option(g, ["--threshold"], "threshold", d, "fixed segment threshold; none = " + (
+        threshold or f"{otherwise} (re-chosen F1-best on {chosen_on} when the aggregation "
+                     f"changes)"), type=optional_float)
     option(g, ["--target-specificity"], "target_specificity", d,
-           "choose the most sensitive threshold with this specificity on VALIDATION",
+           f"choose the most sensitive threshold with this specificity on {chosen_on}",
            type=optional_float)
     option(p, ["--class-aggregate"], "class_aggregate", d, "multi-class: a recording's "
                                                            "class by segment vote or mean "

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import DemoConfig, ReportConfig
 from .flags import common, device_flag, log_flags, option, settings
-from .output import report_outputs
+from .output import check_report_files, report_outputs
 
 # --- export ---------------------------------------------------------------------------------
 
@@ -26,14 +26,27 @@ def add_export(sub: Any) -> None:
                    help="ONNX file to write (default: none, required)")
     p.add_argument("--int8", action="store_true",
                    help="also write a dynamically quantised int8 model (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing FILE.onnx, <stem>.int8.onnx or "
+                        "model_card.json (every export names its card so: one exported "
+                        "model per folder) (default: refuse)")
     device_flag(p, "export", what="where the PyTorch reference of the parity check runs")
     log_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..model.export import export_onnx
+    from ..model.export import CARD_NAME, export_onnx
+    from ..runtime.outputs import refuse_clashes, refuse_existing
 
+    out = Path(args.out)
+    written = [("--out", out), ("the model card", out.with_name(CARD_NAME)),
+               ("the int8 model", out.with_name(out.stem + ".int8.onnx"))]
+    refuse_clashes(written, [("MODEL", args.model)], "choose another --out")
+    refuse_existing([("", out), ("an earlier export's int8 model", written[2][1])],
+                    args.overwrite)
+    refuse_existing([("the card of an earlier export into that folder: one per folder",
+                      written[1][1])], args.overwrite, instead="another folder for --out")
     card = export_onnx(args.model, args.out, int8=args.int8, device=args.device)
     print(f"wrote {args.out} and {Path(args.out).with_name('model_card.json')}")
     parity = card["parity"]
@@ -93,6 +106,7 @@ def add_report(sub: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     cfg = settings(ReportConfig, args)
+    check_report_files(args)
     report_outputs(Path(args.predictions), args.out, args.sensors, cfg, model=args.model,
                    locations=args.locations)
     return 0
@@ -104,8 +118,8 @@ def add_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo", help="the whole pipeline on generated data: synth to ONNX",
         description="synth -> build -> train -> evaluate -> calibrate for a target "
-                    "specificity -> predict on fresh recordings -> export to ONNX, then one "
-                    "summary. The folder is rebuilt unless --keep.")
+                    "specificity -> predict on fresh recordings -> survey report -> export "
+                    "to ONNX, then one summary. The folder is rebuilt unless --keep.")
     p.add_argument("--out", metavar="DIR", default="demo",
                    help="folder for every artifact (default: demo)")
     p.add_argument("--keep", action="store_true",

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import WEIGHTINGS, LocateConfig
 from ..errors import ConfigError
+from ..runtime.outputs import refuse_clashes
 from .flags import (
     common,
     device_flag,
@@ -157,10 +158,8 @@ def run_locate(args: argparse.Namespace) -> int:
     if args.sensors is not None and (args.pairs or not args.sensors):
         raise ConfigError("--sensors names the sensors of --layout rows to keep: give at "
                           "least one name" if args.layout else "--sensors is for --layout")
-    for source in (args.pairs, args.layout):
-        if source and Path(source).resolve() == Path(args.out).resolve():
-            raise ConfigError(f"--out {args.out} would replace the input {source}: write "
-                              f"the locations elsewhere")
+    refuse_clashes([("--out", args.out)], [("", args.pairs), ("", args.layout)],
+                   "write the locations elsewhere", ConfigError)
     return _many_pairs(args, cfg)
 
 

@@ -1,12 +1,62 @@
 """What ``predict`` and ``report`` both write from a predictions file: the survey report and
 the sensor-level decisions, with the lines that say what they hold. One function, so
-``predict --report/--sensors`` and ``report`` agree."""
+``predict --report/--sensors`` and ``report`` agree. Also the files each of the two may not
+write over, checked before any work."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..config import ReportConfig
+from ..errors import InputError
+from ..runtime.outputs import refuse_clashes
+
+ADVICE = "choose another file for it"
+
+
+def check_predict_files(args: argparse.Namespace) -> None:
+    """``predict``, before any work: no output (``--out``, its info file and segment
+    timeline, ``--sensors``, ``--report``) may be MODEL, ``--onnx`` or its card, a recording
+    INPUT names now, or another output."""
+    from ..decisions.predictions_file import info_path, segments_path
+    from ..recordings.files import find_recordings
+
+    out = Path(args.out)
+    try:
+        recordings = find_recordings(args.inputs)
+    except InputError:  # said where they are read; --watch may find none yet
+        recordings = []
+    card = None
+    if args.onnx:
+        from ..model.export import CARD_NAME
+
+        card = Path(args.onnx).parent / CARD_NAME
+    refuse_clashes([("--out", out), ("--out's info file", info_path(out)),
+                    ("--out's segment timeline", segments_path(out) if args.segments
+                     else None), ("--sensors", args.sensors), ("--report", args.report)],
+                   [("MODEL", args.model), ("--onnx", args.onnx), ("model card of --onnx", card),
+                    *(("recording", path) for path in recordings)], ADVICE)
+
+
+def check_report_files(args: argparse.Namespace) -> None:
+    """``report``, before any work: neither ``--out`` nor ``--sensors`` may be PREDICTIONS,
+    its info file or segment timeline, a model (``--model``, the one the info file names),
+    ``--locations``, a recording the predictions name, or the other output."""
+    from ..decisions.predictions_file import info_path, segments_path
+    from ..report.load import load_survey
+
+    predictions = Path(args.predictions)
+    survey = load_survey(predictions)  # also refuses a file that is not predictions
+    info, model = survey.info or {}, survey.model or {}
+    timelines = [segments_path(predictions), *([predictions.with_name(info["segments"])]
+                                               if info.get("segments") else [])]
+    refuse_clashes([("--out", args.out), ("--sensors", args.sensors)],
+                   [("PREDICTIONS", predictions), ("info file", info_path(predictions)),
+                    *(("segment timeline", path) for path in timelines),
+                    ("--model", args.model), ("model", model.get("path")),
+                    ("model", model.get("onnx")), ("--locations", args.locations),
+                    *(("recording", row["audio_path"]) for row in survey.rows)], ADVICE)
 
 
 def report_outputs(predictions: Path, report: str | None, sensors: str | None,

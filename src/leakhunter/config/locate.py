@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stages import check
+from .stages import MAX_SEED, check
 
 WEIGHTINGS = ("plain", "phat", "scot", "ml")  # locate/correlation.py says what each does
 
@@ -75,6 +75,7 @@ class PairSynthConfig:
 
     def __post_init__(self) -> None:
         check(self.count >= 1, "count must be at least 1")
+        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]")
         check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
         check(self.duration_s > 0, "duration must be positive")
         check(len(self.materials) >= 1, "need at least one material")

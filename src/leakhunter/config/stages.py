@@ -18,6 +18,7 @@ SPLITS = ("TRAINING", "VALIDATION", "TESTING")
 
 BINARY_LABELS = ("LEAK", "NOLEAK")
 MULTICLASS_LABELS = ("BACKGROUND", "CRACK", "LEAK", "NORMAL", "UNCLASSIFIED")
+MAX_SEED = 2**32 - 1  # seeds are 0 .. MAX_SEED: what NumPy's and scikit-learn's take
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class AudioConfig:
 
     def __post_init__(self) -> None:
         check(self.min_duration_s >= 0.0, "min_duration_s must be non-negative")
+        check(self.silence_rms >= 0.0, "silence_rms must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class SplitConfig:
                "every split needs a positive fraction")
         check(math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6), "fractions must sum to 1")
         check(self.group_by in ("sensor", "recording"), "group_by must be sensor or recording")
+        check(0 <= self.seed <= MAX_SEED, f"split seed must be in [0, {MAX_SEED}]")
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,11 @@ class BuildConfig:
     strict: bool = False  # any skipped recording fails the build
     chunk_segments: int = 512  # HDF5 chunk length along the segment axis
 
+    def __post_init__(self) -> None:
+        check(self.workers >= 0, "workers must be at least 0")
+        check(self.files_per_task >= 1, "files_per_task must be at least 1")
+        check(self.chunk_segments >= 1, "chunk_segments must be at least 1")
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -145,12 +153,15 @@ class SynthConfig:
     labels: tuple[str, ...] = BINARY_LABELS
     difficulty: float = 0.5  # 0: trivially separable, 1: leak signature near the noise floor
     sensors_per_label: int = 20
-    out_of_water: int = 2  # recordings per label written at gain 1 dB
+    out_of_water: int | None = None  # per label, at gain 1 dB; None: 2, at most count - 1
     interference: float = 0.35  # probability that a recording carries interference bursts
     site: str = "A"  # acoustic site (recordings/synth/sites.py): A = the default world, B = plastic
 
     def __post_init__(self) -> None:
         check(self.count >= 1, "count must be at least 1")
+        if self.out_of_water is None:  # not given: every label keeps a usable recording
+            object.__setattr__(self, "out_of_water", min(2, self.count - 1))
+        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]")
         check(self.sample_rate >= 1000, "sample_rate must be at least 1000 Hz")
         check(self.duration_s > 0, "duration must be positive")
         check(len(self.labels) >= 2, "need at least two labels")
@@ -233,6 +244,11 @@ class TrainConfig:
         check(self.preload in ("auto", "yes", "no"), "preload must be auto, yes or no")
         check(0.0 < self.vote_fraction <= 1.0, "vote_fraction must be in (0, 1]")
         check(self.mixup >= 0.0, "mixup must be non-negative")
+        for name in ("weight_decay", "warmup_epochs", "grad_clip", "focal_gamma", "time_budget_s"):
+            check(getattr(self, name) >= 0, f"{name} must be non-negative")  # grad_clip 0: off
+        check(self.loader_workers >= 0, "loader_workers must be at least 0")
+        check(self.log_every >= 1, "log_every must be at least 1")
+        check(0 <= self.seed <= MAX_SEED, f"training seed must be in [0, {MAX_SEED}]")
         check(all(a in AUGMENTS for a in self.augment),
                f"augment takes {', '.join(AUGMENTS)} (or none)")
         check(self.patience >= 1, "patience must be at least 1")
@@ -301,6 +317,7 @@ class TuneConfig:
         check(self.timeout_s >= 0, "timeout must be non-negative")
         check(self.epochs >= 1, "epochs must be at least 1")
         check(self.time_budget_s >= 0, "time_budget_s must be non-negative")
+        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]")
         check(bool(self.study_name.strip()), "study_name must not be empty")
         check(self.objective in ("f1", "f1,latency", "f1,params"),
                "objective must be f1, f1,latency or f1,params")
@@ -340,43 +357,7 @@ class LearnConfig:
         check(self.epochs >= 1, "epochs must be at least 1")
         check(self.lr > 0, "lr must be positive")
         check(self.batch_size >= 0, "batch_size must be positive (or 0: automatic)")
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """`leakhunter demo`: the size of the generated data and of the training run."""
-
-    count: int = 200  # recordings per label for training data
-    fresh: int = 40  # fresh recordings per label for prediction
-    duration_s: float = 10.0
-    epochs: int = 10
-    time_budget_s: float = 150.0  # keeps the demo within minutes on a slow CPU
-    target_specificity: float = 0.95  # the calibrate step's false-alarm budget
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """`leakhunter report` (and `predict --report/--sensors`): what the survey report embeds
-    and how sensors are judged over nights."""
-
-    audio: str = "flagged"  # embed audio for: flagged (called leaks), all, none
-    spectrograms: str = "flagged"  # embed spectrogram images for: flagged, all, none
-    audio_cap_mb: float = 40.0  # total embedded audio; the loudest calls come first
-    clip_s: float = 30.0  # longest clip embedded per recording (around its peak segment)
-    nights: int = 7  # a sensor's persistence counts its last this many recorded nights
-    min_leak_nights: int = 2  # ... and alerts when at least this many were called leaks
-    workers: int = 0  # processes encoding media; 0 = one per CPU core
-
-    def __post_init__(self) -> None:
-        for name in ("audio", "spectrograms"):
-            check(getattr(self, name) in ("flagged", "all", "none"),
-                   f"{name} must be flagged, all or none")
-        check(self.audio_cap_mb >= 0, "audio_cap_mb must be at least 0")
-        check(self.clip_s > 0, "clip_s must be positive")
-        check(self.nights >= 1, "nights must be at least 1")
-        check(1 <= self.min_leak_nights <= self.nights,
-               "min_leak_nights must be between 1 and nights")
+        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]")
         check(self.workers >= 0, "workers must be at least 0")
 
 

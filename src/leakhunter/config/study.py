@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .stages import BuildConfig, TrainConfig, check
+from .stages import MAX_SEED, BuildConfig, TrainConfig, check
 
 STUDY_MODELS = ("cnn-mel", "cnn-raw", "mfcc-rf", "mfcc-svm", "mfcc-xgboost")
 PAPER_LONG_S = (0.125, 0.25, 0.5, 0.75, 1.0)  # Fig. 3: long segments, seconds
@@ -47,5 +47,6 @@ class StudyConfig:
                f"models take {', '.join(STUDY_MODELS)}")
         check(len(set(self.models)) == len(self.models), "models repeats a model")
         check(self.folds >= 1, "folds must be at least 1 (1: the fixed split)")
+        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]")
         check(0.0 < self.validation_share < 0.5, "validation_share must be in (0, 0.5)")
         check(self.jobs >= 1, "jobs must be at least 1")

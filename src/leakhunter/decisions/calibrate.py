@@ -17,10 +17,9 @@ from typing import Any
 
 from .. import __version__
 from ..config import CalibrateConfig
-from ..errors import InputError
 from ..model import checkpoint
 from ..model.card import ModelCard, build_model, write_model_file
-from ..runtime import devices, locks
+from ..runtime import devices, locks, outputs
 from ..runtime.amp import autocast, resolve_amp
 from ..runtime.safe_write import file_sha256
 from .evaluate import decision_rule
@@ -42,16 +41,17 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
     ``threshold_source``); also ``<out stem>_meta.json``. ``model_path`` is only read.
 
     Returns the new file's metadata (the checkpoint without weights). Raises
-    :class:`InputError` when ``out`` is the source or exists without ``overwrite``,
+    :class:`InputError` when ``out`` or its metadata file is the source or exists without
+    ``overwrite``,
     :class:`CheckpointError` / :class:`DatasetError` for an unusable model or dataset.
     """
     model_path, dataset_dir, out = Path(model_path), Path(dataset_dir), Path(out)
-    if out.resolve() == model_path.resolve():
-        raise InputError(f"{out}: calibrate writes a new model file; give an --out other "
-                         f"than the source model")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out}: already exists; use --overwrite to replace it or choose "
-                         f"another --out")
+    meta = meta_path(out)
+    outputs.refuse_clashes([("--out", out), ("its metadata file", meta)],
+                           [("MODEL", model_path)], "calibrate writes a new model file; give "
+                           "an --out other than the source model")
+    outputs.refuse_existing([("", out), (f"where --out {out} puts its metadata", meta)],
+                            overwrite)
     parent_hash = file_sha256(model_path)
     dev = devices.resolve(device, "calibrate").device
     state = checkpoint.load(model_path, "model")  # read once: its weights are copied too
@@ -78,7 +78,7 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
                       "parent": parent.meta.get("parent")},
            "calibrated_with": __version__}
     new.pop("format_version", None)  # checkpoint.save writes the current one
-    info = write_model_file(out, new, state["model"], meta_path(out))
+    info = write_model_file(out, new, state["model"], meta)
     log.info("%s: threshold %.4f (%s), from %s (sha256 %s…)", out, rule["threshold"], how,
              model_path, parent_hash[:12])
     return info

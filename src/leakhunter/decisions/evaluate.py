@@ -100,7 +100,8 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
     ``cfg.vote_fraction`` are what-if analyses (see :func:`decision_rule`; a new threshold
     is chosen on VALIDATION, never on the split being evaluated): reported in
     ``report["decision"]`` with the rule's source, never written into the model, which is
-    only read. Returns the report (also ``report.json``).
+    only read. Returns the report (also ``report.json``), written to ``out_dir`` (default:
+    ``eval-<split>`` beside the model, ``eval-<split>-whatif`` for a what-if).
     Raises :class:`DatasetError` / :class:`CheckpointError` with one clear reason.
     """
     model_path, dataset_dir = Path(model_path), Path(dataset_dir)
@@ -170,7 +171,10 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, cfg: EvalConfig = 
         "method": familiarity.describe(stats), "unfamiliar": int(familiar[1].sum()),
         "recordings": data.recordings}
 
-    out = Path(out_dir) if out_dir else model_path.parent / f"eval-{cfg.split.lower()}"
+    # a what-if never replaces the evaluation with the model's own rule
+    whatif = "-whatif" if report["decision"]["what_if"] else ""
+    out = Path(out_dir) if out_dir else \
+        model_path.parent / f"eval-{cfg.split.lower()}{whatif}"
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions(out / "predictions.csv", data, classes, rec_truth, mean_prob, votes,
                        scores, decided, rec_class, class_mean, familiar)

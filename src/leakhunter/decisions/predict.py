@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import multiprocessing
 from collections.abc import Iterable, Iterator
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from ..config import AudioConfig, FeatureConfig
-from ..errors import AudioError, InputError
+from ..errors import AudioError, ConfigError, InputError
 from ..model import familiarity
 from ..model.card import load_model
 from ..model.metrics import recording_classes, recording_scores
@@ -72,6 +73,10 @@ class Predictor:
                  aggregate: str | None = None, workers: int = 0,
                  min_duration: float | None = None, class_aggregate: str | None = None,
                  device: str = "auto", allow_truncated: bool = False):
+        if threshold is not None and not 0.0 <= threshold <= 1.0:  # as evaluate, calibrate
+            raise ConfigError("threshold must be in [0, 1]")
+        if workers < 0:
+            raise ConfigError("workers must be at least 0")
         self.model_path = Path(model)
         self.onnx = Path(onnx) if onnx else None
         if self.onnx and devices.parse(device) not in (None, torch.device("cpu")):
@@ -80,6 +85,8 @@ class Predictor:
         self.choice = devices.Choice(torch.device("cpu"), "onnxruntime runs on the CPU") \
             if self.onnx else devices.resolve(device, "predict")
         self.device = self.choice.device
+        if self.onnx:
+            _check_onnx_source(self.onnx, self.model_path)
         model_obj, card = load_model(self.model_path, self.device)
         self.model = model_obj if _score_in_main(self.device) else None
         self.card = card
@@ -238,6 +245,24 @@ def _score_in_main(device: torch.device) -> bool:
     """Whether this process runs the model on the workers' features: on a GPU, which one
     process must own (workers are forked and never touch CUDA)."""
     return device.type == "cuda"
+
+
+def _check_onnx_source(onnx: Path, model: Path) -> None:
+    """Refuse a graph whose ``model_card.json`` names another source model than ``model``
+    (by SHA-256): its scores would be judged by another model's rule."""
+    from ..model.export import CARD_NAME
+
+    try:
+        card = json.loads((onnx.parent / CARD_NAME).read_text(encoding="utf-8"))
+        source = card.get("source_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # a missing or unreadable card: the scorer says so
+    mine = file_sha256(model)
+    if source and source != mine:
+        raise InputError(f"--onnx {onnx} was exported from {card.get('source_checkpoint')} "
+                         f"(sha256 {str(source)[:12]}…), not from MODEL {model} (sha256 "
+                         f"{mine[:12]}…): give the model it was exported from, or export "
+                         f"MODEL again")
 
 
 def _scorer(model_path: str, onnx: str | None, features_only: bool) -> Any:

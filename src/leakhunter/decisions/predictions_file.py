@@ -79,6 +79,11 @@ def info_path(predictions: Path) -> Path:
     return Path(predictions).with_suffix(".info.json")
 
 
+def segments_path(predictions: Path) -> Path:
+    """``predictions.csv`` -> ``predictions_segments.csv``: the ``--segments`` timeline."""
+    return Path(predictions).with_name(Path(predictions).stem + "_segments.csv")
+
+
 def predictions_info(out: Path, predictor: Predictor, segments: Path | None = None
                      ) -> dict[str, Any]:
     """What ``info_path(out)`` holds: which model made the predictions in ``out`` (its card:

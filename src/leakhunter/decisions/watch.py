@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..recordings.container import inspect
 from ..recordings.files import find_recordings, is_recording
 from ..runtime import signals
@@ -67,12 +67,23 @@ def is_candidate(path: Path, root: Path | None = None) -> bool:
     return is_recording(path, root) and not path.name.endswith(UNFINISHED_SUFFIXES)
 
 
+def check_timing(settle_s: float, poll_s: float | None, max_wait_s: float) -> None:
+    """Refuse watch timings that mean nothing (:class:`ConfigError`, naming the flag)."""
+    if not settle_s >= 0:
+        raise ConfigError("--settle must be non-negative")
+    if poll_s is not None and not poll_s > 0:
+        raise ConfigError("--poll must be positive (leave it out for file-system events)")
+    if not max_wait_s >= 0:
+        raise ConfigError("--max-wait must be non-negative")
+
+
 class FolderWatcher:
     """Recordings that appear under ``folders`` (recursively), released by :meth:`ready`
     once complete. Use as a context manager (starts and stops the observer thread)."""
 
     def __init__(self, folders: Iterable[str | Path], settle_s: float = 2.0,
                  poll_s: float | None = None, max_wait_s: float = 600.0):
+        check_timing(settle_s, poll_s, max_wait_s)
         self.folders = [Path(f) for f in folders]
         for folder in self.folders:
             if not folder.is_dir():

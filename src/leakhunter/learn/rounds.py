@@ -88,6 +88,9 @@ def learn(model: str | Path | None, new_input: str | Path | None, run_dir: str |
 def _start(model: Path, new_input: Path, run: Path, cfg: LearnConfig, unlabelled: bool,
            replay: str | Path | None, truth: str | Path | None,
            overwrite: bool) -> dict[str, Any]:
+    if not cfg.adapt and not unlabelled:
+        raise InputError("--no-adapt is for --unlabelled runs: a labelled NEW_INPUT is "
+                         "always judged with the model as it is")
     card = read_card(model)  # a bad model fails before anything is written
     if not new_input.exists():
         raise InputError(f"{new_input}: input not found")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ..config import SplitConfig
+from ..config import MAX_SEED, SplitConfig
 from ..dataset.splits import SplitItem, assign_splits
 from ..errors import ConfigError, InputError
 
@@ -74,7 +74,8 @@ def sensor_folds(labels: Sequence[str], sensors: Sequence[str], folds: int, seed
         rest = np.setdiff1d(all_idx, test)
         n_rest = len(np.unique(groups[rest]))
         splits = min(max(2, round(1.0 / validation_share)), n_rest)
-        part = _split_groups(rest, y, groups, splits, seed + k)  # group -> 0: validation
+        seed_k = (seed + k) % (MAX_SEED + 1)  # wraps: the largest seed is a seed too
+        part = _split_groups(rest, y, groups, splits, seed_k)  # group -> 0: validation
         side = {g: 1 if p == 0 else 0 for g, p in part.items()}  # 0 training, 1 validation
         _balance(side, _label_counts(y[rest], groups[rest]), names, (0, 1))
         is_val = np.array([side[g] == 1 for g in groups[rest].tolist()], dtype=bool)

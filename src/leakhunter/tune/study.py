@@ -30,7 +30,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from ..config import TrainConfig, TuneConfig, from_dict, to_dict
+from ..config import MAX_SEED, TrainConfig, TuneConfig, from_dict, to_dict
 from ..dataset.segments import SplitData, load_split
 from ..dataset.store import SPLIT_FILES
 from ..errors import InputError
@@ -252,7 +252,7 @@ class _SeededPerTrial(BaseSampler):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.cfg.startup_trials)
 
     def before_trial(self, study: optuna.Study, trial: Any) -> None:
-        self.base = self._make(self.cfg.seed * 1_000_003 + trial.number)
+        self.base = self._make((self.cfg.seed * 1_000_003 + trial.number) % (MAX_SEED + 1))
         self.base.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
