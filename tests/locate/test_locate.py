@@ -219,13 +219,21 @@ def test_the_command_for_many_pairs_and_for_a_layout(
      "window_s must be a positive number of seconds"),
     (["--distance", "100", "--wave-speed", "1200", "--plot", "pair.xyz"],
      "pair.xyz: a plot is written as png, svg, pdf, jpg, not .xyz"),
+    (["--distance", "100", "--wave-speed", "1200", "--out", "{a}"],
+     "would replace the input A"),
+    (["--distance", "100", "--wave-speed", "1200", "--out", "x.png", "--plot", "x.png"],
+     "--plot x.png is the same file as --out x.png"),
 ])
 def test_bad_input_is_one_line(pairs: Path, args: list[str], message: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
     row = truth(pairs)[0]
-    assert main(["locate", str(pairs / row["a"]), str(pairs / row["b"]), *args]) == 1
+    a = pairs / row["a"]
+    before = a.read_bytes()
+    args = [arg.replace("{a}", str(a)) for arg in args]
+    assert main(["locate", str(a), str(pairs / row["b"]), *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert a.read_bytes() == before
 
 
 def test_recordings_with_nothing_to_correlate_are_refused_with_the_reason(

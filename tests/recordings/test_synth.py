@@ -55,7 +55,7 @@ def tiny(tmp_path_factory) -> tuple[Path, SynthSummary]:
 
 def test_layout_and_names(tiny):
     out, summary = tiny
-    assert sorted(p.name for p in out.iterdir()) == ["LEAK", "NOLEAK"]
+    assert sorted(p.name for p in out.iterdir()) == ["LEAK", "NOLEAK", synth.LABELS_FILE]
     assert not list(out.rglob(".*")), "temporary files left behind"
     recordings, stamps = [], []
     for label in TINY.labels:
@@ -145,7 +145,7 @@ def test_multiclass_layout(tmp_path):
     config = SynthConfig(count=3, duration_s=1.0, labels=MULTICLASS_LABELS,
                          sensors_per_label=2, out_of_water=0)
     summary = synthesize(tmp_path / "multi", config)
-    folders = sorted(p.name for p in (tmp_path / "multi").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "multi").iterdir() if p.is_dir())
     assert folders == sorted(MULTICLASS_LABELS)
     assert summary.per_label == dict.fromkeys(MULTICLASS_LABELS, 3)
     assert all(len(list((tmp_path / "multi" / f).glob("*.wav"))) == 3 for f in folders)
@@ -200,6 +200,16 @@ def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
     assert len(list(out.rglob("*.wav"))) == summary.files == 2 * TINY.count
 
 
+def test_overwrite_with_other_labels_clears_the_earlier_ones(tmp_path):
+    """Multi-class data overwritten by binary data: the earlier label folders go too, or
+    build would read them as classes; a folder synth did not write stays."""
+    out = tmp_path / "data"
+    synthesize(out, dataclasses.replace(TINY, labels=("CRACK", "LEAK", "NOLEAK")))
+    (out / "mine").mkdir()
+    synthesize(out, TINY, overwrite=True)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["LEAK", "NOLEAK", "mine"]
+
+
 def test_empty_folder_accepted_and_file_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     assert synthesize(tmp_path / "empty", TINY).files == 12
@@ -220,7 +230,9 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(synth.sf, "write", broken)
     with pytest.raises(OSError):
         synthesize(tmp_path / "d", TINY)
-    assert [p for p in (tmp_path / "d").rglob("*") if p.is_file()] == []
+    # no recording, whole or part (synth.json, written first, is whole)
+    assert [p for p in (tmp_path / "d").rglob("*")
+            if p.is_file() and p.name != synth.LABELS_FILE] == []
 
 
 def _band_gap(tmp_path: Path, difficulty: float) -> float:

@@ -32,8 +32,8 @@ def add_evaluate(sub: Any) -> None:
                     "--threshold, --target-specificity, --aggregate and --vote-fraction are "
                     "what-if analyses (a new threshold is chosen on VALIDATION), reported in "
                     "report.json and never written into the model; `leakhunter calibrate` "
-                    "makes a new model file with a new rule. Writes RUN_DIR/eval-<split>/ "
-                    "(a what-if: RUN_DIR/eval-<split>-whatif/).")
+                    "makes a new model file with a new rule. Writes eval-<split>/ beside "
+                    "MODEL (a what-if: eval-<split>-whatif/), or --out.")
     p.add_argument("model", metavar="MODEL", help="model file written by train or calibrate "
                                                   "(only read)")
     p.add_argument("dataset", metavar="DATASET_DIR", help="folder written by build")

@@ -179,6 +179,9 @@ def _one_pair(args: argparse.Namespace, cfg: LocateConfig) -> int:
                               "run again with --wave-speed SPEED --plot FILE to draw the "
                               "pair at the speed found")
         format_of(args.plot)  # an unknown format is said before the work, not after
+    refuse_clashes([("--out", args.out), ("--plot", args.plot)],
+                   [("A", args.a), ("B", args.b), ("--model", args.model)],
+                   "write it elsewhere", ConfigError)
     device = resolve(cfg.device, "locate").device
     if args.calibrate_at is not None:
         return _calibrate(args, cfg, device)

@@ -15,6 +15,7 @@ Everything depends only on the config: each recording draws from its own generat
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import zlib
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ...config import SynthConfig
+from ...config import SynthConfig, to_dict
 from ...errors import ConfigError, InputError
 from ...runtime import safe_write
 from ...runtime.log import progress_bar
@@ -40,6 +41,9 @@ _NAMED_RECIPES = {"LEAK": "leak", "CRACK": "crack", "NOLEAK": "noleak", "NORMAL"
                   "BACKGROUND": "background", "UNCLASSIFIED": "mixed"}
 _TAG_SENSOR, _TAG_META, _TAG_SIGNAL, _TAG_LABEL = 1, 2, 3, 4  # keep the seed streams apart
 _EPOCH = datetime(2024, 1, 1)
+# what synth last wrote into a folder: its settings and label folders, so that --overwrite
+# with other labels clears those too (build would read stale ones as classes)
+LABELS_FILE = "synth.json"
 _OUT_OF_WATER_GAIN_DB = 1
 
 
@@ -125,8 +129,8 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
     """Write the synthetic data set described by ``config`` into ``out_dir``.
 
     Raises :class:`InputError` if ``out_dir`` is a file, or exists and is not empty while
-    ``overwrite`` is false; with ``overwrite``, only the label folders about to be written
-    are removed first. :class:`ConfigError` if a label cannot be a folder name. Each file is
+    ``overwrite`` is false; with ``overwrite``, only the label folders about to be written,
+    and those an earlier synth wrote there (:data:`LABELS_FILE`), are removed first. :class:`ConfigError` if a label cannot be a folder name. Each file is
     written under a temporary name and renamed, so an interrupted run leaves no partial WAV.
     """
     out_dir = Path(out_dir)
@@ -134,7 +138,11 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
     for label in config.labels:
         if not label or label in (".", "..") or any(c in label for c in "/\\~\0"):
             raise ConfigError(f"label {label!r} cannot be used as a folder name")
-    prepare_output(out_dir, config.labels, overwrite)
+    earlier = _labels_written(out_dir) if overwrite else []
+    prepare_output(out_dir, [*config.labels, *(e for e in earlier if e not in config.labels)],
+                   overwrite)
+    safe_write.write_json(out_dir / LABELS_FILE, {"labels": list(config.labels),
+                                                  "config": to_dict(config)})
     plans = plan_files(config)
     for label in config.labels:
         (out_dir / label).mkdir(parents=True, exist_ok=True)
@@ -174,6 +182,17 @@ def prepare_output(out_dir: Path, folders: Iterable[str], overwrite: bool) -> No
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             raise InputError(f"{target} is in the way of a folder to write and is not one")
+
+
+def _labels_written(out_dir: Path) -> list[str]:
+    """The label folders an earlier :func:`synthesize` wrote into ``out_dir`` (none when it
+    left no readable :data:`LABELS_FILE`); plain names only, never a path elsewhere."""
+    try:
+        labels = json.loads((out_dir / LABELS_FILE).read_text(encoding="utf-8"))["labels"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [lab for lab in labels if isinstance(lab, str) and lab not in ("", ".", "..")
+            and Path(lab).name == lab]
 
 
 def _rng(config: SynthConfig, *key: int | str) -> np.random.Generator:
