@@ -316,6 +316,9 @@ def test_run_folder_rules(labelled_run, trained_run: Path, site_b: Path, tmp_pat
     _one_line(capsys, "use --resume")
     assert main(["learn", "--resume", str(tmp_path)]) == 1
     _one_line(capsys, "no learn run to resume")
+    assert main(["learn", "--resume", str(done), "--keep", "0.3", "--no-adapt", "--rounds",
+                 "3"]) == 1
+    _one_line(capsys, "only --rounds and --device may change, not --keep, --no-adapt")
     assert main(["learn", str(trained_run / "best.pt"), "--out", str(tmp_path / "x")]) == 1
     _one_line(capsys, "learn needs MODEL NEW_INPUT")
     inside = tmp_path / "holder"

@@ -189,6 +189,16 @@ def run_learn(args: argparse.Namespace) -> int:
     if not args.resume and not (args.model and args.new_input and args.out):
         raise LeakhunterError("learn needs MODEL NEW_INPUT --out RUN_DIR (or --resume "
                               "RUN_DIR)")
+    # a resumed run keeps its settings: only where it runs and how many rounds may change
+    fixed = sorted({"adapt": "--no-adapt"}.get(name, "--" + name.replace("_", "-"))
+                   for name in (k.removeprefix(CFG).split(".")[-1] for k in vars(args)
+                                if k.startswith(CFG))
+                   if name not in ("device", "rounds"))
+    if args.resume and (fixed or args.unlabelled or args.replay or args.truth):
+        given = fixed + [f for f, on in (("--unlabelled", args.unlabelled),
+                                         ("--replay", args.replay), ("--truth", args.truth)) if on]
+        raise LeakhunterError(f"--resume continues the run with its own settings; only "
+                              f"--rounds and --device may change, not {', '.join(given)}")
     cfg = settings(LearnConfig, args)
     report = learn(args.model, args.new_input, args.resume or args.out, cfg,
                    unlabelled=args.unlabelled, replay=args.replay, truth=args.truth,
