@@ -42,8 +42,8 @@ def calibrate(model_path: str | Path, dataset_dir: str | Path, out: str | Path,
 
     Returns the new file's metadata (the checkpoint without weights). Raises
     :class:`InputError` when ``out`` or its metadata file is the source or exists without
-    ``overwrite``,
-    :class:`CheckpointError` / :class:`DatasetError` for an unusable model or dataset.
+    ``overwrite``, :class:`CheckpointError` / :class:`DatasetError` for an unusable model
+    or dataset.
     """
     model_path, dataset_dir, out = Path(model_path), Path(dataset_dir), Path(out)
     meta = meta_path(out)
