@@ -18,6 +18,7 @@ from leakhunter.config import ReportConfig
 from leakhunter.errors import InputError
 from leakhunter.report import build_report
 from leakhunter.report.locations import (
+    MIN_BAND,
     REQUIRED,
     STATUSES,
     X0,
@@ -236,3 +237,57 @@ def test_locations_file_agrees_with_the_correlator() -> None:
 def test_ticks_are_round_numbers(distance: float, step: float) -> None:
     assert tick_step(distance) == pytest.approx(step)
     assert distance / tick_step(distance) <= 8
+
+
+def test_narrow_intervals_given_speeds_and_odd_rows_read_right(files, tmp_path: Path) -> None:
+    predictions, locations, _ = files
+    rows = [
+        # an interval of 0.5 m on a 431 m span: widened to stay visible beside the marker
+        _row(a="n1.wav", b="n2.wav", distance_m=430.985, wave_speed_m_s=1335.7,
+             speed_low_m_s=1335.7, speed_high_m_s=1335.7, delay_s=0.084516,
+             delay_error_s=0.005174, position_m=174.8, low_m=174.6, high_m=175.1,
+             status="located", peak=56.5),
+        _row(a="o1.wav", b="o2.wav", distance_m=119.876, position_m=600, low_m=63.4,
+             high_m=63.9, status="located", peak=7.0),  # off the span, off its interval
+        _row(a="l1.wav", b="l2.wav", distance_m=100, position_m=40, high_m=45,
+             status="located", peak=8.0),  # no low_m: the position is drawn, not the band
+        _row(a="x1.wav", b="x2.wav", distance_m=100, status="outside", peak=9.0),
+    ]
+    _locations(tmp_path, rows)
+    html = tmp_path / "r.html"
+    build_report(predictions, html, NO_MEDIA, locations=locations)
+    blocks = _section(html).split('data-status="')[1:]
+    narrow, unbanded, off, outside = blocks  # located by peak quality, then outside
+    width = float(re.search(r'<rect class="interval" x="[\d.]+" y="[\d.]+" width="([\d.]+)"',
+                            narrow).group(1))
+    assert width == pytest.approx(MIN_BAND)  # 0.74 units as drawn to scale
+    assert "wave speed 1335.7 m/s," not in narrow and "1335.7–1335.7" not in narrow
+    assert "delay 84.516 ± 5.174 ms" in narrow
+    assert "a located position of 600 m lies off the 119.876 m span" in off
+    assert "position_m 600 lies outside its own interval" in off
+    assert "a located pair without low_m: its interval is not drawn" in unbanded
+    assert '<polygon class="position"' in unbanded and 'class="interval"' not in unbanded
+    assert "an outside pair without position_m: it is not drawn" in outside
+    assert tick_step(5e-324) == 5e-324  # a span that underflows: one interval, no error
+
+
+def test_a_bad_locations_file_or_a_plot_as_output_writes_nothing(files, tmp_path: Path,
+                                                                capsys) -> None:
+    predictions, locations, _ = files
+    (tmp_path / "empty.csv").write_text("")
+    sensors = tmp_path / "sensors.csv"
+    sensors.write_text("kept\n")
+    plot = tmp_path / "plots" / "pair0004.png"
+    before = {p: p.read_bytes() for p in (sensors, plot, locations)}
+    for flags, message in (
+            (["--locations", tmp_path / "empty.csv", "--sensors", sensors, "--out",
+              tmp_path / "r.html"], "not a leakhunter locations file"),
+            (["--locations", tmp_path / "plots", "--out", tmp_path / "r.html"],
+             "a folder, not a locations file"),
+            (["--locations", locations, "--out", plot],
+             f"--out {plot} would replace the input correlation plot")):
+        assert main(["report", str(predictions), *map(str, flags)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+        assert {p: p.read_bytes() for p in before} == before and not (tmp_path /
+                                                                        "r.html").exists()

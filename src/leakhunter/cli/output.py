@@ -42,12 +42,20 @@ def check_predict_files(args: argparse.Namespace) -> None:
 def check_report_files(args: argparse.Namespace) -> None:
     """``report``, before any work: neither ``--out`` nor ``--sensors`` may be PREDICTIONS,
     its info file or segment timeline, a model (``--model``, the one the info file names),
-    ``--locations``, a recording the predictions name, or the other output."""
+    ``--locations`` or a correlation plot it names, a recording the predictions name, or the
+    other output. A ``--locations`` file that is not one is refused here too."""
     from ..decisions.predictions_file import info_path, segments_path
     from ..report.load import load_survey
 
     predictions = Path(args.predictions)
     survey = load_survey(predictions)  # also refuses a file that is not predictions
+    plots: list[Path] = []
+    if args.locations:  # read now, so that a bad file is refused before anything is written
+        from ..report.locations import read_locations
+
+        where = Path(args.locations).parent
+        plots = [where / p.texts["plot"] for p in read_locations(args.locations).pairs
+                 if p.texts["plot"]]
     info, model = survey.info or {}, survey.model or {}
     timelines = [segments_path(predictions), *([predictions.with_name(info["segments"])]
                                                if info.get("segments") else [])]
@@ -56,6 +64,7 @@ def check_report_files(args: argparse.Namespace) -> None:
                     *(("segment timeline", path) for path in timelines),
                     ("--model", args.model), ("model", model.get("path")),
                     ("model", model.get("onnx")), ("--locations", args.locations),
+                    *(("correlation plot", plot) for plot in plots),
                     *(("recording", row["audio_path"]) for row in survey.rows)], ADVICE)
 
 

@@ -44,7 +44,9 @@ def plot_pair(result: PairResult, path: str | Path, title: str = "") -> Path:
                         label=f"interval {loc.low_m:.1f} to {loc.high_m:.1f} m")
     top.set_xlabel("position from A (m)")
     top.set_ylabel("correlation (peak = 1)")
-    top.set_title(title or f"{loc.status} (peak quality {loc.quality:.1f})", fontsize=10)
+    # (padded: the A and B marks stand just above the axes)
+    top.set_title((f"{title}: " if title else "") +
+                  f"{loc.status} (peak quality {loc.quality:.1f})", fontsize=10, pad=16)
     top.legend(fontsize=8, loc="best", framealpha=0.9)
     freqs = curves.freqs_hz.numpy()
     bottom.plot(freqs, curves.coherence.numpy(), color=SEGMENTS, lw=0.8,

@@ -26,6 +26,7 @@ import torch
 
 from ..config import LocateConfig
 from ..errors import LeakhunterError
+from ..recordings.audio import parse_name
 from ..runtime import safe_write
 from ..runtime.log import progress_bar
 from ..runtime.parallel import Workers, default_workers
@@ -320,7 +321,15 @@ class _Batcher:
                 from .plot import plot_pair  # matplotlib: only when drawing
 
                 row["plot"] = str(plot_pair(result, self.plots / f"pair{i + 1:04d}.png",
-                                            title=f"{row['a']} ~ {row['b']}"))
+                                            title=_pair_title(jobs[i])))
+
+
+def _pair_title(job: PairJob) -> str:
+    """``A17 ~ B22``: a pair's sensors (from the layout, or its files' names), else its
+    files' names without folders: what a plot's title has room for."""
+    a, b = ((sensor or parse_name(path).sensor_id or Path(str(path)).stem)
+            for sensor, path in ((job.sensor_a, job.a), (job.sensor_b, job.b)))
+    return f"{a} ~ {b}"
 
 
 def _row(job: PairJob, r: PairResult) -> dict[str, Any]:

@@ -33,7 +33,8 @@ REQUIRED = ("a", "b", "distance_m", "status", "position_m", "low_m", "high_m")
 """Columns without which a file is not a locations file."""
 
 NUMBERS = ("distance_m", "wave_speed_m_s", "delay_s", "position_m", "low_m", "high_m", "peak",
-           "coherence", "band_low_hz", "band_high_hz", "speed_low_m_s", "speed_high_m_s")
+           "coherence", "band_low_hz", "band_high_hz", "speed_low_m_s", "speed_high_m_s",
+           "delay_error_s")
 TEXTS = ("a", "b", "status", "reason", "notes", "speed_source", "plot")
 
 PLOT_CAP_BYTES = 20_000_000  # correlation plots embedded at most, best located pairs first
@@ -42,6 +43,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # the drawing, in SVG user units: the pipe runs from X0 (sensor A) to X1 (sensor B)
 WIDTH, HEIGHT, X0, X1, PIPE_Y = 720, 100, 40.0, 680.0, 52.0
 MAX_TICKS = 8  # tick intervals at most along the pipe
+MIN_BAND = 4.0  # an interval is drawn at least this wide (SVG units), or the marker hides it
 REASON_CHARS = 100  # a longer reason is cut short in the drawing and shown whole below it
 COLOURS = {LOCATED: "#b3121f", OUTSIDE: "#8a4b00"}
 
@@ -89,6 +91,8 @@ def read_locations(path: str | Path) -> Locations:
     """Read ``locations.csv``. Raises :class:`InputError` naming the file (and the columns)
     when it is missing, not UTF-8 text, or lacks a column of :data:`REQUIRED`."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not a locations file")
     if not path.is_file():
         raise InputError(f"{path}: no such locations file")
     try:
@@ -99,8 +103,10 @@ def read_locations(path: str | Path) -> Locations:
     columns = list(reader.fieldnames or [])
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise InputError(f"{path}: not a leakhunter locations file (no column "
-                         f"{', '.join(missing)}; write one with `leakhunter locate --out`)")
+        one = " (one pair's JSON)" if text.lstrip().startswith("{") else ""
+        raise InputError(f"{path}: not a leakhunter locations file{one} (no column "
+                         f"{', '.join(missing)}; `leakhunter locate --pairs or --layout ... "
+                         f"--out FILE.csv` writes one)")
     pairs = [_pair(n, record) for n, record in enumerate(reader, start=2)]
     pairs.sort(key=Pair.rank)  # stable: file order within a status
     return Locations(path, pairs)
@@ -130,11 +136,21 @@ def _pair(n: int, record: dict[str, Any]) -> Pair:
             if num["distance_m"] is not None:
                 pair.problems.append(f"distance_m {num['distance_m']:g} is not positive")
             num["distance_m"] = None
-        needed = ("position_m", "low_m", "high_m") if status == LOCATED else ("position_m",)
-        absent = [k for k in needed if num[k] is None and not record.get(k)]
+        drawn = num["position_m"] is not None and num["distance_m"] is not None
+        absent = [k for k in ("position_m", "low_m", "high_m")[:3 if status == LOCATED else 1]
+                  if num[k] is None and not record.get(k)]
         if absent or num["distance_m"] is None:
-            pair.problems.append(f"a {status} pair without "
-                                 f"{', '.join(absent or ['a distance'])}: not drawn")
+            what = "its interval is" if drawn else "it is"
+            pair.problems.append(f"{'an' if status == OUTSIDE else 'a'} {status} pair without "
+                                 f"{', '.join(absent or ['a distance'])}: {what} not drawn")
+        if status == LOCATED and drawn:
+            pos, d, low, high = num["position_m"], num["distance_m"], num["low_m"], num["high_m"]
+            if not 0 <= pos <= d:
+                pair.problems.append(f"a located position of {pos:g} m lies off the "
+                                     f"{d:g} m span (drawn at the end)")
+            if low is not None and high is not None and not min(low, high) <= pos <= max(
+                    low, high):
+                pair.problems.append(f"position_m {pos:g} lies outside its own interval")
     elif num["distance_m"] is not None and num["distance_m"] <= 0:
         num["distance_m"] = None
     return pair
@@ -201,12 +217,15 @@ def _facts(p: Pair) -> str:
         facts.append(f"A to B {n['distance_m']:g} m")
     if n["wave_speed_m_s"] is not None:
         speed = f"wave speed {n['wave_speed_m_s']:g} m/s"
-        if n["speed_low_m_s"] is not None and n["speed_high_m_s"] is not None:
+        if n["speed_low_m_s"] is not None and n["speed_high_m_s"] is not None and \
+                n["speed_low_m_s"] != n["speed_high_m_s"]:  # (a given speed has no range)
             speed += f" ({n['speed_low_m_s']:g}–{n['speed_high_m_s']:g})"
         facts.append(speed + (f", {p.texts['speed_source']}" if p.texts["speed_source"]
                               else ""))
     if n["delay_s"] is not None:
-        facts.append(f"delay {n['delay_s'] * 1e3:.3f} ms")
+        error = n["delay_error_s"]
+        facts.append(f"delay {n['delay_s'] * 1e3:.3f}" +
+                     (f" ± {error * 1e3:.3f}" if error is not None else "") + " ms")
     if n["peak"] is not None:
         facts.append(f"peak quality {n['peak']:.1f}")
     if n["coherence"] is not None:
@@ -250,6 +269,8 @@ def _plot_html(p: Pair, folder: Path, stats: dict[str, Any], cap_bytes: int) -> 
 def tick_step(distance: float) -> float:
     """A 1-2-5 step of metres giving at most :data:`MAX_TICKS` intervals over ``distance``."""
     raw = distance / MAX_TICKS
+    if not raw > 0:  # (a span so short that it underflows: one interval)
+        return distance
     power = 10.0 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
 
@@ -299,6 +320,8 @@ def _marks(p: Pair, colour: str) -> list[str]:
         if low is not None and high is not None:
             lo, hi = sorted((low, high))
             x_lo, x_hi = scale_x(lo, d), scale_x(hi, d)
+            widen = max(MIN_BAND - (x_hi - x_lo), 0.0) / 2  # a narrow interval stays visible
+            x_lo, x_hi = x_lo - widen, x_hi + widen
             out.append(f'<rect class="interval" x="{x_lo:.2f}" y="{PIPE_Y - 10:g}" '
                        f'width="{x_hi - x_lo:.2f}" height="20" fill="{colour}" '
                        f'fill-opacity="0.25"><title>interval {lo:.1f}–{hi:.1f} m from A'

@@ -130,9 +130,9 @@ def synthesize(out_dir: str | Path, config: SynthConfig = SynthConfig(), *,  # n
 
     Raises :class:`InputError` if ``out_dir`` is a file, or exists and is not empty while
     ``overwrite`` is false; with ``overwrite``, only the label folders about to be written,
-    and those an earlier synth wrote there (:data:`LABELS_FILE`), are removed first. :class:`ConfigError` if a label cannot be a folder name. Each file is
-    written under a temporary name and renamed, so an interrupted run leaves no partial WAV.
-    """
+    and those an earlier synth wrote there (:data:`LABELS_FILE`), are removed first.
+    :class:`ConfigError` if a label cannot be a folder name. Each file is written under a
+    temporary name and renamed, so an interrupted run leaves no partial WAV."""
     out_dir = Path(out_dir)
     get_site(config.site)  # an unknown site fails before anything is written
     for label in config.labels:
