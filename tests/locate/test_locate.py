@@ -176,11 +176,15 @@ def test_the_command_for_one_pair_prints_writes_and_draws(
                  "--plot", str(plot), "--workers", "1"]) == 0
     said = capsys.readouterr().out
     assert said.startswith("status      located") and "m from A (interval" in said
+    assert "m/s (range " in said  # a material's speeds span a range; a given speed has none
     result = json.loads(out.read_text())
     x, d = float(row["leak_position_m"]), float(row["distance_m"])
     assert result["low_m"] <= x <= result["high_m"] and abs(result["position_m"] - x) < 0.02 * d
     assert "Korteweg" in result["wave_speed_source"] and result["status"] == "located"
     assert_png(plot)
+    assert main(["locate", str(pairs / row["a"]), str(pairs / row["b"]), "--distance",
+                 row["distance_m"], "--wave-speed", "1000", "--workers", "1"]) == 0
+    assert "wave speed  1000 m/s: given\n" in capsys.readouterr().out
 
 
 def test_the_command_for_many_pairs_and_for_a_layout(

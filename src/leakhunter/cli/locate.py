@@ -252,8 +252,9 @@ def _print_location(result: Any) -> None:
               f"{loc.high_m:.1f} m) on a {result.distance_m:g} m span")
         print(f"delay       {loc.delay_s * 1e3:+.3f} ms ± {loc.delay_error_s * 1e3:.3f} ms "
               f"(t_A - t_B)")
-    print(f"wave speed  {loc.wave_speed_m_s:.0f} m/s (range {loc.speed_low_m_s:.0f} to "
-          f"{loc.speed_high_m_s:.0f}): {result.speed.source}")
+    span = (f" (range {loc.speed_low_m_s:.0f} to {loc.speed_high_m_s:.0f})"
+            if loc.speed_low_m_s != loc.speed_high_m_s else "")  # (a given speed has none)
+    print(f"wave speed  {loc.wave_speed_m_s:.0f} m/s{span}: {result.speed.source}")
     band = (f", band {loc.band_hz[0]:.3g} to {loc.band_hz[1]:.4g} Hz" if loc.band_hz else "")
     print(f"peak        quality {loc.quality:.1f}, coherence {loc.coherence:.3f}{band}, "
           f"window {loc.window_s:g} s over {result.seconds:.1f} s")
