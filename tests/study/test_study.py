@@ -101,6 +101,37 @@ def test_a_killed_study_resumes_without_repeating_a_run(
     assert sorted(r["fold"] for r in rows(tmp_path)) == ["0", "1", "2"]
 
 
+def test_a_failed_run_runs_again_and_a_row_without_its_line_end_is_not_done(
+        recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that failed (here a full disk on fold 1) runs again when the study does, and
+    the summary counts it finished; a whole row that lost its line ending to a kill is not
+    a run either (the next append cuts it off), so it is run again too."""
+    cfg = replace(CFG, long_s=(0.25,), models=("mfcc-rf",))
+    real = study_module.run_model
+
+    calls: list[str] = []
+
+    def full_disk_on_the_second_run(model: str, fold_dir: Path, *args):
+        calls.append(str(fold_dir))
+        if len(calls) == 2:  # (runs go fold 0, 1, 2)
+            raise InputError("writing the features failed: No space left on device")
+        return real(model, fold_dir, *args)
+
+    monkeypatch.setattr(study_module, "run_model", full_disk_on_the_second_run)
+    first = study_module.run_study(recordings, tmp_path, cfg)
+    assert (first["ran"], first["failed"]) == (3, 1)
+    runs = tmp_path / RUNS_FILE
+    runs.write_bytes(runs.read_bytes().rstrip(b"\r\n"))  # the last row, fold 2, torn
+    monkeypatch.setattr(study_module, "run_model", real)
+    again = study_module.run_study(recordings, tmp_path, cfg)
+    assert (again["done_before"], again["ran"], again["failed"]) == (1, 2, 0)
+    assert [(r["fold"], r["status"]) for r in rows(tmp_path)] == [
+        ("0", "ok"), ("1", "failed"), ("1", "ok"), ("2", "ok")]
+    with (tmp_path / "summary.csv").open(newline="") as fh:
+        [summary] = list(csv.DictReader(fh))
+    assert (summary["folds"], summary["failed"]) == ("3", "0")
+
+
 def test_other_settings_in_the_same_folder_are_refused(finished: tuple[Path, dict],
                                                        recordings: Path) -> None:
     out, _ = finished

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from ..config import MAX_SEED, SplitConfig
 from ..dataset.splits import SplitItem, assign_splits
@@ -184,14 +184,18 @@ def _check_sensors(y: np.ndarray, groups: np.ndarray, names: list[str], folds: i
 def _split_groups(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, splits: int,
                   seed: int) -> dict[int, int]:
     """Group -> the split (0 .. splits-1) whose test part :class:`StratifiedGroupKFold`
-    puts it in, over the recordings ``idx``."""
-    sgkf = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
+    puts it in, over the recordings ``idx``. Where every label has fewer recordings than
+    ``splits`` (a few sensors of one recording each), which sklearn refuses to stratify,
+    :class:`GroupKFold` makes the parts and the caller's balance step spreads the labels."""
+    most = int(np.unique(y[idx], return_counts=True)[1].max())
+    kfold = (StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
+             if most >= splits else GroupKFold(n_splits=splits))
     place: dict[int, int] = {}
     with warnings.catch_warnings():
         # "the least populated class has fewer members than n_splits": a part left without
         # a label is filled, or reported, by the caller, in the words of this project
         warnings.simplefilter("ignore", UserWarning)
-        for k, (_, test) in enumerate(sgkf.split(idx, y[idx], groups[idx])):
+        for k, (_, test) in enumerate(kfold.split(idx, y[idx], groups[idx])):
             for g in groups[idx[test]].tolist():
                 place[g] = k
     return place

@@ -12,6 +12,7 @@ whole or not at all (a last line cut off by a crash is dropped on reading).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 from dataclasses import replace
@@ -41,15 +42,17 @@ def run_key(cell: str, model: str, fold: int) -> tuple[str, str, int]:
 
 
 def finished(path: Path) -> set[tuple[str, str, int]]:
-    """The runs ``runs.csv`` holds, finished or failed (a failed run is not retried unless
-    its row is removed); an unfinished last line is ignored."""
+    """The runs ``runs.csv`` holds as finished. A failed run is not among them: it runs
+    again when the study does (a full disk, a fault since fixed), and the summary counts
+    its last finished row. A last line without its line ending (a kill mid-write, which the
+    next :func:`append_run` cuts off) is not a run either."""
     if not path.is_file():
         return set()
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    text = path.read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1])))
     done = set()
     for row in rows:
-        if row.get("status") in ("ok", "failed") and row.get("fold", "").isdigit():
+        if row.get("status") == "ok" and row.get("fold", "").isdigit():
             done.add(run_key(row["cell"], row["model"], int(row["fold"])))
     return done
 
