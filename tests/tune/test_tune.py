@@ -546,3 +546,27 @@ def test_a_trial_declared_dead_while_it_runs_is_dropped_and_the_run_goes_on(
     assert [t.state for t in trials] == [FAIL, COMPLETE]  # its retry ran, once
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
     assert not (out / "trials" / "trial-0000").exists()
+
+
+@pytest.mark.parametrize("objective, column", [
+    (["val_file_f1"], "0.4"),  # a pruned trial's last report is of the objective: shown
+    (["val_sensitivity_at_specificity_0.9"], ""),  # of another figure (F1): left blank
+    (["val_file_f1", "parameters"], "0.4")])
+def test_trials_csv_names_each_column_once_and_only_the_objective_under_its_name(
+        tmp_path: Path, objective: list[str], column: str) -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from leakhunter.tune.outputs import write_progress
+
+    study = optuna.create_study(directions=["maximize"] + ["minimize"] * (len(objective) - 1))
+    study.add_trial(create_trial(
+        state=TrialState.PRUNED, params={"lr": 0.001},
+        distributions={"lr": FloatDistribution(1e-4, 1e-2, log=True)},
+        intermediate_values={1: 0.4}, user_attrs={"epochs": 1, "parameters": 19226}))
+    write_progress(study, tmp_path, objective, set())
+    with (tmp_path / "trials.csv").open() as fh:
+        header = next(csv.reader(fh))
+    assert len(header) == len(set(header)) and "parameters" in header
+    [row] = _rows(tmp_path)
+    assert row[objective[0]] == column and row["parameters"] == "19226"

@@ -288,6 +288,7 @@ def add_tune(sub: Any) -> None:
 def run_tune(args: argparse.Namespace) -> int:
     from ..tune.space import set_path
     try:
+        from ..tune.outputs import values_text
         from ..tune.study import run_study
     except ImportError as exc:  # optuna is a dependency, but may be missing from a venv
         raise LeakhunterError(f"leakhunter tune needs optuna ({exc}); pip install optuna") \
@@ -307,11 +308,11 @@ def run_tune(args: argparse.Namespace) -> int:
         fixed.add(path)
     summary = run_study(args.dataset, args.out, cfg, tree, fixed, space_file=args.space,
                         restart=args.restart)
+    others = "".join(f", {summary[k]} {k}" for k in ("running", "queued") if summary[k])
     print(f"study {summary['study']!r}: {summary['trials']} trial(s), {summary['complete']} "
-          f"complete, {summary['pruned']} pruned, {summary['failed']} failed")
+          f"complete, {summary['pruned']} pruned, {summary['failed']} failed{others}")
     for item in summary["pareto_front"] or summary["best"]:
-        print(f"  trial {item['number']}: " + ", ".join(
-            f"{k} {v:.4g}" for k, v in item["values"].items()) + f"  ({item['run_dir']})")
+        print(f"  trial {item['number']}: {values_text(item['values'])}  ({item['run_dir']})")
     if summary["files"]["best_config"]:
         print(f"best settings: {summary['files']['best_config']} (leakhunter train "
               f"--config accepts it)")

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import toml_value
 from ..runtime import safe_write
 from .heartbeat import died_notes
-from .space import SPACE
+from .space import REPORTED, SPACE
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def write_all(study: optuna.Study, study_dir: Path, objective: list[str],
     write_progress(study, study_dir, objective, keep)
     trials = study.get_trials(deepcopy=False)
     counts = {name: sum(STATES.get(t.state) == name for t in trials)
-              for name in ("complete", "pruned", "failed")}
+              for name in ("complete", "pruned", "failed", "running", "queued")}
     front = _front(study, objective)
     plots = write_study_plots(study, study_dir / "plots", objective, [t.number for t in front])
     summary = {
@@ -75,13 +75,13 @@ def write_all(study: optuna.Study, study_dir: Path, objective: list[str],
     if front:
         best = summary["best"][0]
         log.info("best: trial %d, %s; run directory %s", best["number"],
-                 _values_text(best["values"]), best["run_dir"])
+                 values_text(best["values"]), best["run_dir"])
         log.info("best settings: %s", ", ".join(f"{k}={_short(v)}"
                                                for k, v in best["params"].items()))
     if len(objective) > 1:
         log.info("Pareto front (%d trial(s)):", len(front))
         for item in summary["pareto_front"]:
-            log.info("  trial %4d  %s", item["number"], _values_text(item["values"]))
+            log.info("  trial %4d  %s", item["number"], values_text(item["values"]))
     # trials still running (in other processes) or queued (retries, enqueued settings)
     # are named too, so the counts add up to the total
     others = ", ".join(f"{n} {name}" for name in ("running", "queued")
@@ -99,7 +99,7 @@ def progress_line(study: optuna.Study, number: int, objective: list[str],
     t = next(x for x in trials if x.number == number)
     state = STATES[t.state]
     if t.state == TrialState.COMPLETE:
-        result = _values_text(dict(zip(objective, t.values)))
+        result = values_text(dict(zip(objective, t.values)))
     else:
         result = t.user_attrs.get("failure") or t.user_attrs.get("pruned") or ""
     front = _front(study, objective)
@@ -134,8 +134,10 @@ def _described(t: FrozenTrial, objective: list[str]) -> dict[str, Any]:
             "latency_us": t.user_attrs.get("latency_us")}
 
 
-def _values_text(values: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" if k.startswith("val_") else f"{k} {v:,.4g}"
+def values_text(values: dict[str, float]) -> str:
+    """``val_file_f1 0.9512, parameters 19,226``: objective values for people."""
+    return ", ".join(f"{k} {v:.4f}" if k.startswith("val_") else
+                     f"{k} {v:,.0f}" if k == "parameters" else f"{k} {v:,.4g}"
                      for k, v in values.items())
 
 
@@ -175,8 +177,10 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
                   keep: set[int], died: dict[int, str]) -> None:
     seen = {name for t in trials for name in t.params}
     params = [p.name for p in SPACE if p.name in seen]
-    head = ["number", "state", *objective, "epochs", "seconds", *params, "parameters",
-            "latency_us", "run_kept", "note", "started"]
+    costs_known = ("parameters", "latency_us")  # measured for every trial that trained
+    costs = [c for c in costs_known if c not in objective]  # (a column once each)
+    head = ["number", "state", *objective, "epochs", "seconds", *params, *costs,
+            "run_kept", "note", "started"]
     retried_as = {t.user_attrs["retry_of"]: t.number for t in trials
                   if "retry_of" in t.user_attrs}
     with safe_write.writing(path, f"writing {path.name}", temp=_temp(path)) as fh:
@@ -184,13 +188,15 @@ def _write_trials(path: Path, trials: list[FrozenTrial], objective: list[str],
         w.writerow(head)
         for t in trials:
             values = list(t.values) if t.values else [None] * len(objective)
-            if t.state == TrialState.PRUNED and t.intermediate_values:  # the last report
+            if t.state == TrialState.PRUNED and t.intermediate_values and \
+                    objective[0] == REPORTED:  # its last report is of the objective
                 values[0] = t.intermediate_values[max(t.intermediate_values)]
+            values = [t.user_attrs.get(name) if v is None and name in costs_known else v
+                      for name, v in zip(objective, values)]  # a cost known, not a value
             w.writerow([t.number, STATES.get(t.state, t.state.name.lower()),
                         *[_cell(v) for v in values], t.user_attrs.get("epochs", ""),
                         f"{_seconds(t):.1f}", *[_cell(t.params.get(p)) for p in params],
-                        t.user_attrs.get("parameters", ""),
-                        _cell(t.user_attrs.get("latency_us")), t.number in keep,
+                        *[_cell(t.user_attrs.get(c, "")) for c in costs], t.number in keep,
                         note(t, died, retried_as),
                         t.datetime_start.isoformat(timespec="seconds")
                         if t.datetime_start else ""])
@@ -211,7 +217,7 @@ def _cell(value: Any) -> Any:
 def _write_config(path: Path, t: FrozenTrial, study: optuna.Study,
                   objective: list[str]) -> None:
     header = [f"# leakhunter train settings of trial {t.number} of study "
-              f"{study.study_name!r}: {_values_text(dict(zip(objective, t.values)))}",
+              f"{study.study_name!r}: {values_text(dict(zip(objective, t.values)))}",
               "# use: leakhunter train DATASET_DIR --out RUN_DIR --config THIS_FILE "
               "(flags override it, e.g. --epochs)"]
     safe_write.write_text(path, to_toml(t.user_attrs["train_config"], header),

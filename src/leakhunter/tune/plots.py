@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..runtime.figures import figure, save
-from .space import SPACE
+from .space import REPORTED, SPACE
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _history(trials: list[FrozenTrial], objective: list[str], path: Path) -> Pat
                 best = t.values[0]
             best_x.append(t.number)
             best_y.append(best)
-        elif t.state == TrialState.PRUNED and t.intermediate_values:
+        elif t.state == TrialState.PRUNED and t.intermediate_values and name == REPORTED:
             last = t.intermediate_values[max(t.intermediate_values)]
             ax.scatter(t.number, last, color="tab:gray", marker="x", s=26, zorder=3,
                        label="pruned (last epoch reported)")
@@ -163,13 +163,17 @@ def _pareto(done: list[FrozenTrial], front: list[int], objective: list[str],
             color="tab:red", lw=1.2)
     ax.scatter([t.values[1] for t in best], [t.values[0] for t in best], color="tab:red",
                s=30, zorder=3, label="Pareto front")
+    at: dict[tuple[float, float], list[str]] = {}  # trials with equal values share a label
     for t in best:
-        ax.annotate(str(t.number), (t.values[1], t.values[0]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+        at.setdefault((t.values[1], t.values[0]), []).append(str(t.number))
+    for xy, numbers in at.items():
+        ax.annotate(", ".join(numbers), xy, fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
     cost = objective[1]
     ax.set_xlabel("parameters" if cost == "parameters" else
                   "inference time per segment (µs, one CPU thread)")
-    if min(t.values[1] for t in done) > 0:
+    low, high = min(t.values[1] for t in done), max(t.values[1] for t in done)
+    if low > 0 and high > 10 * low:  # a log axis only where it holds a labelled decade
         from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log")

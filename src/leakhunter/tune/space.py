@@ -47,6 +47,10 @@ class Param:
     multiclass: bool = False
 
 
+REPORTED = "val_file_f1"
+"""What a trial reports after each epoch for the pruner (:mod:`.trials`): a pruned trial's
+last value is the objective's only where the objective is this."""
+
 SPACE: tuple[Param, ...] = (
     Param("batch_size", "batch_size", "choice", choices=(64, 128, 256, 512)),
     Param("lr", "lr", "float", 3e-4, 1e-2, log=True),

@@ -34,7 +34,7 @@ from ..runtime import signals
 from ..training.train import train
 from . import heartbeat, outputs
 from .cost import inference_cost
-from .space import Param, set_path, suggest
+from .space import REPORTED, Param, set_path, suggest
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class Runner:
         if not math.isfinite(row["train_loss"]):
             raise TrialFailed(f"training loss is {row['train_loss']} at epoch {epoch}")
         if not self.multi:  # Optuna reports intermediate values of one objective only
-            trial.report(row["val_file_f1"], epoch)
+            trial.report(row[REPORTED], epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} (validation file F1 "
                                          f"{row['val_file_f1']:.4f})")
