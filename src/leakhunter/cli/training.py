@@ -220,8 +220,8 @@ def run_learn(args: argparse.Namespace) -> int:
                                               zip(cells, (9, 10, 8, 8)))
               + "".join(f"{'-':>9}" if v is None else f"{v:>9.4f}" for v in figures))
     print(f"round 0 is the parent {report['parent']['model']} (sha256 "
-          f"{report['parent']['sha256'][:12]}..., unchanged); figures per recording on "
-          f"TESTING")
+          f"{report['parent']['sha256'][:12]}..., unchanged); selected, false al(arms), "
+          f"misses and replay count segments; figures per recording on TESTING")
     print(f"model: {report['best']}; report {Path(report['best']).parent}/learn_report.json, "
           f"plot {report['plot']}")
     return 0

@@ -158,8 +158,9 @@ class Trainer:
         devices.set_rng_state(self.device, state["rng"]["cuda"])
         if self.ctx.main:
             run_folder.trim_metrics(self.run / "metrics.csv", self.epoch)
-        log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %.4f",
-                 self.run, self.epoch + 1, self.batch, self.step, self.best["file_f1"])
+        f1 = self.best["file_f1"]  # below 0 until an epoch has finished
+        log.info("resumed %s at epoch %d, batch %d (step %d); best file F1 so far %s", self.run,
+                 self.epoch + 1, self.batch, self.step, f"{f1:.4f}" if f1 >= 0 else "none")
 
     def _save_best(self, metrics: dict[str, float], rule: Rule, how: str) -> None:
         """Write ``best.pt`` once, with the decision rule chosen on VALIDATION from this
@@ -215,7 +216,7 @@ class Trainer:
         self.net.train()
         todo = batches.batches(self._order(self.epoch), cfg.batch_size)
         loss_sum = torch.tensor(self.partial[0], dtype=torch.float64, device=dev)
-        seen = self.partial[1]
+        seen = carried = self.partial[1]  # segments of this epoch trained before a resume
         fill = self.model.norm_mean
         bar = progress_bar(total=len(todo), desc=f"epoch {self.epoch + 1}", unit="batch",
                            safe_point=False)
@@ -257,9 +258,9 @@ class Trainer:
         bar.close()
         train_s = time.perf_counter() - started
         totals = distributed.all_sum(self.ctx, torch.tensor(
-            [float(loss_sum), float(seen)], dtype=torch.float64, device=dev))  # sync
-        row = self._end_epoch(float(totals[0] / max(totals[1], 1)), train_s,
-                              float(totals[1]))
+            [float(loss_sum), float(seen), float(seen - carried)], dtype=torch.float64,
+            device=dev))  # sync; the throughput counts the segments of this start only
+        row = self._end_epoch(float(totals[0] / max(totals[1], 1)), train_s, float(totals[2]))
         self.elapsed += time.perf_counter() - started
         self._save_last()
         if self.on_epoch:
