@@ -264,6 +264,9 @@ def test_one_fold_is_builds_fixed_split(recordings: Path, tmp_path: Path) -> Non
     (run,) = rows(tmp_path)
     assert result["ran"] == 1 and run["fold"] == "0" and run["status"] == "ok"
     assert int(run["test_recordings"]) + int(run["train_recordings"]) < 16
+    md = (tmp_path / "study.md").read_text()
+    assert "fixed split of the build settings; its VALIDATION split for early stopping" in md
+    assert "With one fold there is no ± to show" in md and "over the 1 folds" not in md
 
 
 def test_recordings_out_of_water_are_left_out_of_the_folds(tmp_path: Path) -> None:

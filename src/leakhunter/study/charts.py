@@ -39,6 +39,7 @@ def segmentation_plot(path: Path, summary: list[dict[str, Any]], model: str,
     ``best`` outlined."""
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
+    from matplotlib.transforms import offset_copy
 
     fig, axes = figure((5.4 * 2, 0.75 * len(long_s) + 2.2), ncols=2)
     cmap = colormaps["viridis"].with_extremes(bad=MISSING_COLOUR)
@@ -72,9 +73,10 @@ def segmentation_plot(path: Path, summary: list[dict[str, Any]], model: str,
                 i, j = long_s.index(cell[0]), short_points.index(cell[1])
                 ax.add_patch(Rectangle((j - half, i - half), 2 * half, 2 * half, fill=False,
                                        edgecolor=colour, ls=style, lw=2.2, label=label))
-        if ax.patches:
-            ax.legend(loc="upper left", bbox_to_anchor=(0, -0.16), fontsize=8, ncols=2,
-                      frameon=False)
+        if ax.patches:  # below the axis label whatever the axes' height: 40 points down
+            ax.legend(loc="upper left", bbox_to_anchor=(0, 0), fontsize=8, ncols=2,
+                      frameon=False, bbox_transform=offset_copy(ax.transAxes, fig=fig,
+                                                                y=-40, units="points"))
         ax.set_xticks(range(len(short_points)), [str(n) for n in short_points])
         ax.set_yticks(range(len(long_s)), [f"{x:g}" for x in long_s])
         ax.set_xlabel("short frame (points)")

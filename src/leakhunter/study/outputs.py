@@ -157,8 +157,10 @@ def _report(study_dir: Path, runs: list[dict[str, Any]], summary: list[dict[str,
            f"{', '.join(map(str, cfg.short_points))} points "
            f"({len(cfg.long_s) * len(cfg.short_points)} configurations).",
            f"- Models: {', '.join(cfg.models)}.",
-           f"- Folds: {folds}; {cfg.validation_share:.0%} of each fold's training sensors "
-           f"held out for early stopping and the threshold.",
+           f"- Folds: {folds}; " + (f"{cfg.validation_share:.0%} of each fold's training "
+                                    f"sensors held out" if cfg.folds > 1 else
+                                    "its VALIDATION split") +
+           " for early stopping and the threshold.",
            f"- Runs: {len(ok)} finished, {len(failed)} failed"
            + "".join(f"; {m} {sum(r['model'] == m for r in ok)}" for m in cfg.models) + ".",
            f"- Recordings per run: {_span(ok, 'train_recordings')} for training, "
@@ -192,7 +194,9 @@ def _report(study_dir: Path, runs: list[dict[str, Any]], summary: list[dict[str,
             f"tested. A difference between two cells smaller than their sd is not evidence "
             f"that one is better. AUC is averaged over the folds whose test recordings hold "
             f"both classes. The folds share most of their training sensors, so they are not "
-            f"independent: the t-test's p is, if anything, too small.", "",
+            f"independent: the t-test's p is, if anything, too small." if cfg.folds > 1 else
+            "With one fold there is no ± to show: a spread needs two folds or more "
+            "(`--folds 5`), and a result of one split may be luck of that split.", "",
             "## Best build settings", ""]
     if best is None:
         out.append("No configuration finished a run: no best_build.toml.")
