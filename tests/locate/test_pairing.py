@@ -223,6 +223,11 @@ def test_layout_notes_and_whole_row_problems(tmp_path: Path) -> None:
         "A17~r1~not-a-time~0.wav",
         "1 layout row with recordings of neither sensor: 2 (D1, D2)"]
     assert result.left_out == [night / "loose.wav", night / "A17~r1~not-a-time~0.wav"]
+    # a sensor whose recordings are all there but untimed is not said to have none
+    _night(night, "B22", ["someday"])
+    [first, *_] = pairs_from_layout(layout, [night], 60.0).jobs
+    assert first.problem == ("sensor B22 has no recordings with a timestamp that can be read "
+                             "(A17 has 1)")
 
 
 def test_layout_sensors_filter(tmp_path: Path) -> None:

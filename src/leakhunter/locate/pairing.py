@@ -12,17 +12,16 @@ Pairs file (``leakhunter locate --pairs FILE``)
         /data/B22.wav,/data/C05.wav,180,1250,,,,
 
     ``a``, ``b``: the two recordings (a relative path is relative to the CSV's folder);
-    ``distance_m``: metres between the sensors along the pipe. The wave speed is
-    ``wave_speed_m_s`` (m/s) when filled, else the Korteweg speed of ``material``
-    (:func:`.wave_speed.material`: ductile iron, cast iron, steel, copper, asbestos cement,
-    pvc, pe and their abbreviations) with ``diameter_mm`` (internal) and ``wall_mm`` where
-    filled, the material's typical main otherwise (none of the three is looked at when the
-    speed is given). The header needs ``a``, ``b``, ``distance_m`` and at least one of
-    ``wave_speed_m_s`` and ``material``; each row one of the two filled.
+    ``distance_m``: metres between the sensors along the pipe. The wave speed is ``wave_speed_m_s``
+    (m/s) when filled, else the Korteweg speed of ``material`` (:func:`.wave_speed.material`:
+    ductile iron, cast iron, steel, copper, asbestos cement, pvc, pe and their abbreviations) with
+    ``diameter_mm`` (internal) and ``wall_mm`` where filled, the material's typical main otherwise
+    (none of the three is looked at when the speed is given). The header needs ``a``, ``b``,
+    ``distance_m`` and at least one of ``wave_speed_m_s`` and ``material``; each row one of the two
+    filled.
 
 Layout file (``leakhunter locate --layout FILE FOLDER...``)
-    The same rules, with sensor ids in place of recordings, one row per pair of
-    neighbouring sensors::
+    The same rules, with sensor ids in place of recordings, a row per neighbouring pair::
 
         sensor_a,sensor_b,distance_m,material
         A17,B22,212.5,ductile iron
@@ -170,6 +169,7 @@ def pairs_from_layout(layout_csv: str | Path, folders: Sequence[str | Path],
     rows = _read_table(Path(layout_csv), "layout", LAYOUT_COLUMNS,
                        "'sensor_a,sensor_b,distance_m' with 'wave_speed_m_s' and/or 'material'")
     by_sensor, unnamed, untimed, labels = _recordings(folders)
+    untimed_ids = {parse_name(path).sensor_id for path in untimed}
     notes = [f"{_count(len(left), 'recording')} left out: {why}: "
              f"{_listing(labels[p] for p in left)}"
              for left, why in ((unnamed, "the name is not sensor~recording~timestamp~gain"),
@@ -201,7 +201,8 @@ def pairs_from_layout(layout_csv: str | Path, folders: Sequence[str | Path],
             silent.append(f"{row} ({sa}, {sb})")
         elif not recs_a or not recs_b:
             has, lacks = (sa, sb) if recs_a else (sb, sa)
-            jobs.append(PairJob(problem=f"sensor {lacks} has no recordings ({has} has "
+            timed = " with a timestamp that can be read" if lacks in untimed_ids else ""
+            jobs.append(PairJob(problem=f"sensor {lacks} has no recordings{timed} ({has} has "
                                         f"{len(recs_a or recs_b)})", **whole))
         else:
             jobs += _match(recs_a, recs_b, max_offset_s, base)
@@ -242,8 +243,7 @@ def _match(recs_a: list[_Timed], recs_b: list[_Timed], max_offset: float,
         if i not in partner and j not in taken and apart <= max_offset:
             partner[i] = j
             taken.add(j)
-    jobs = []
-    sa, sb = base["sensor_a"], base["sensor_b"]
+    jobs, sa, sb = [], base["sensor_a"], base["sensor_b"]
     for i, rec in enumerate(recs_a):
         if i in partner:
             other, problem = recs_b[partner[i]], ""
