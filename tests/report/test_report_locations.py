@@ -152,7 +152,7 @@ def test_locations_are_drawn_between_their_sensors(files, tmp_path: Path, capsys
     assert "coherence 0.420" in located and "band 200–800 Hz" in located
 
     outside = blocks["outside"]
-    assert "at or beyond A (-8.5 m from A)" in outside
+    assert "at or beyond A (-8.5 m from A (-12.0–-5.0))" in outside
     assert re.search(rf'<polygon class="position" points="{X0 - 7:.2f},', outside)
     assert 'class="interval"' not in outside and "data:image" not in outside
 

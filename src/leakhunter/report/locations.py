@@ -329,7 +329,7 @@ def _marks(p: Pair, colour: str) -> list[str]:
         return out + _marker(scale_x(pos, d), _position_label(pos, low, high), colour)
     if status == OUTSIDE and d is not None and pos is not None:
         at_a = pos <= 0 or (pos < d and pos < d - pos)
-        label = f"at or beyond {'A' if at_a else 'B'} ({pos:.1f} m from A)"
+        label = f"at or beyond {'A' if at_a else 'B'} ({_position_label(pos, low, high)})"
         return _marker(X0 if at_a else X1, label, colour)
     if status in (LOCATED, OUTSIDE):
         return [_label(WIDTH / 2, f"{status}, but the file gives no position to draw",
