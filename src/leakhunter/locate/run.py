@@ -103,16 +103,17 @@ class Calibration:
     result: PairResult
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON values: ``--calibrate-at X --out FILE.json``."""
-        r, loc = self.result, self.result.location
+        """Plain JSON values: ``--calibrate-at X --out FILE.json``: the correlation's figures
+        (:meth:`PairResult.as_dict`) without those of a position at the guessed speed."""
         high = self.high_m_s if math.isfinite(self.high_m_s) else None
+        measured = {k: v for k, v in self.result.as_dict().items() if k not in POSITIONED}
         return {"wave_speed_m_s": self.speed_m_s, "wave_speed_range_m_s": [self.low_m_s, high],
-                "source_m": self.source_m, "distance_m": r.distance_m,
-                "delay_s": loc.delay_s, "delay_error_s": loc.delay_error_s,
-                "peak": loc.quality, "coherence": loc.coherence,
-                "band_hz": list(loc.band_hz) if loc.band_hz else None,
-                "window_s": loc.window_s, "seconds": r.seconds, "sample_rate": r.rate,
-                "notes": list(r.notes)}
+                "source_m": self.source_m, **measured}
+
+
+# what a calibration leaves out of a pair's figures: they judge the speed guessed, not found
+POSITIONED = ("status", "reason", "position_m", "low_m", "high_m", "wave_speed_m_s",
+              "wave_speed_range_m_s", "wave_speed_source")
 
 
 def calibrate_speed(a: str | Path, b: str | Path, distance_m: float, source_m: float,
